@@ -1,0 +1,621 @@
+//! Typed configuration of the Ephyra media server, shared by the server (which reads it) and the
+//! operator (which renders it into a ConfigMap), so the two can never disagree about a key.
+//!
+//! Configuration comes from an optional YAML file (`--config`), then environment overrides
+//! (`EPHYRA_*`), then defaults derived from other values (the SQLite file and the transcode folder
+//! live under the data folder unless told otherwise). The environment is read through
+//! [`Source`], so tests pass a map and never touch the process environment.
+//!
+//! Secrets (database and Redis URLs, the first admin's password) are held in [`Secret`], which
+//! never prints its value and is never serialized: the operator passes them through Kubernetes
+//! Secrets and environment variables, never through the rendered file.
+//!
+//! This crate does no I/O beyond reading the file it is given.
+
+mod env;
+mod secret;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use env::{MapSource, ProcessEnv, Source};
+pub use secret::Secret;
+
+/// The environment variables the server reads, in the order the README documents them.
+pub const ENV_KEYS: &[&str] = &[
+    "EPHYRA_LISTEN",
+    "EPHYRA_ADMIN_LISTEN",
+    "EPHYRA_SERVER_NAME",
+    "EPHYRA_DATA_DIR",
+    "EPHYRA_DATABASE_URL",
+    "EPHYRA_DATABASE_MAX_CONNECTIONS",
+    "EPHYRA_REDIS_URL",
+    "EPHYRA_TRANSCODE_DIR",
+    "EPHYRA_MAX_TRANSCODES",
+    "EPHYRA_LIBRARIES",
+    "EPHYRA_SCAN_INTERVAL_SECONDS",
+    "EPHYRA_ADMIN_USER",
+    "EPHYRA_ADMIN_PASSWORD",
+    "EPHYRA_FFMPEG",
+    "EPHYRA_FFPROBE",
+    "EPHYRA_HWACCEL",
+    "EPHYRA_HWACCEL_DEVICE",
+    "EPHYRA_CLUSTER_NAME",
+    "EPHYRA_NAMESPACE",
+    "EPHYRA_POD_NAME",
+    "EPHYRA_LEASE_MILLIS",
+    "EPHYRA_RENEW_MILLIS",
+    "EPHYRA_DISCOVERY",
+    "EPHYRA_LOG",
+    "EPHYRA_LOG_FORMAT",
+];
+
+/// Everything that can be wrong with a configuration. Each variant names the key at fault and
+/// never carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file given with `--config` could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    ReadFile {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML for [`ServerConfig`] (unknown key, wrong type, ...).
+    #[error("invalid configuration file {path}: {message}")]
+    ParseFile {
+        /// The file that was read.
+        path: PathBuf,
+        /// The parser's description, which names the key.
+        message: String,
+    },
+    /// One value is malformed or contradicts another.
+    #[error("invalid configuration `{key}`: {message}")]
+    Invalid {
+        /// The environment variable or file key at fault.
+        key: String,
+        /// What is wrong and what is expected instead.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The media server's whole configuration. In YAML the keys are camelCase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the Jellyfin-compatible HTTP API. `EPHYRA_LISTEN`.
+    pub listen: SocketAddr,
+    /// Address of the admin endpoints (`/metrics`), kept off the public port. `EPHYRA_ADMIN_LISTEN`.
+    pub admin_listen: SocketAddr,
+    /// Name shown to clients in server discovery and on the login screen. `EPHYRA_SERVER_NAME`.
+    pub server_name: String,
+    /// Folder for the SQLite database, generated images and the server identity. `EPHYRA_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// Durable state: SQLite for one replica, PostgreSQL for several.
+    pub database: DatabaseConfig,
+    /// Shared ephemeral state and leadership; required for more than one replica.
+    pub redis: RedisConfig,
+    /// Per-replica scratch space for transcodes.
+    pub transcode: TranscodeConfig,
+    /// The media libraries to scan and serve.
+    pub libraries: Vec<LibraryConfig>,
+    /// How often the leader schedules a full library scan, and how many files are probed at once.
+    pub scan: ScanConfig,
+    /// Hardware video acceleration used by transcodes.
+    pub hardware_acceleration: HardwareAcceleration,
+    /// Where the ffmpeg tools are.
+    pub ffmpeg: FfmpegConfig,
+    /// Identity in Kubernetes, for status reporting; absent outside a cluster.
+    pub cluster: Option<ClusterIdentity>,
+    /// The first administrator, created when the database has no user yet.
+    pub admin: Option<AdminBootstrap>,
+    /// Leadership lease timing.
+    pub coordination: CoordinationConfig,
+    /// Answer Jellyfin's UDP discovery broadcasts on port 7359.
+    pub discovery: bool,
+    /// Log filter and format.
+    pub log: LogConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8096)),
+            admin_listen: SocketAddr::from(([0, 0, 0, 0], 9096)),
+            server_name: "Ephyra".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            transcode: TranscodeConfig::default(),
+            libraries: Vec::new(),
+            scan: ScanConfig::default(),
+            hardware_acceleration: HardwareAcceleration::default(),
+            ffmpeg: FfmpegConfig::default(),
+            cluster: None,
+            admin: None,
+            coordination: CoordinationConfig::default(),
+            discovery: true,
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Durable state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://user:password@host/db`. Defaults to `sqlite://<dataDir>/ephyra.db`.
+    /// A secret: never rendered into files; set it with `EPHYRA_DATABASE_URL`.
+    #[serde(skip_serializing)]
+    pub url: Option<Secret>,
+    /// Upper bound of this replica's connection pool. With N replicas on one PostgreSQL, keep
+    /// N × this below the server's `max_connections`. `EPHYRA_DATABASE_MAX_CONNECTIONS`.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            max_connections: 8,
+        }
+    }
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// An embedded SQLite file: one replica only.
+    Sqlite,
+    /// A PostgreSQL server: any number of replicas.
+    Postgres,
+}
+
+impl DatabaseConfig {
+    /// The resolved URL. [`ServerConfig::load`] always fills it in.
+    pub fn url(&self) -> Option<&Secret> {
+        self.url.as_ref()
+    }
+
+    /// The database kind, from the URL's scheme.
+    pub fn kind(&self) -> Option<DatabaseKind> {
+        self.url.as_ref().and_then(|u| database_kind(u.expose()))
+    }
+}
+
+fn database_kind(url: &str) -> Option<DatabaseKind> {
+    if url.starts_with("sqlite:") {
+        Some(DatabaseKind::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(DatabaseKind::Postgres)
+    } else {
+        None
+    }
+}
+
+/// Shared ephemeral state (QuickConnect, presence, cache invalidation) and leadership.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]`; absent means in-process coordination (one replica).
+    /// A secret: set it with `EPHYRA_REDIS_URL`.
+    #[serde(skip_serializing)]
+    pub url: Option<Secret>,
+}
+
+/// Per-replica transcode scratch space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct TranscodeConfig {
+    /// Folder for HLS segments. Defaults to `<dataDir>/transcode`. `EPHYRA_TRANSCODE_DIR`.
+    pub dir: Option<PathBuf>,
+    /// Transcodes this replica runs at once; further requests wait. `EPHYRA_MAX_TRANSCODES`.
+    pub max_concurrent: u32,
+    /// Length of one HLS segment. Every replica must agree, so that any replica can produce
+    /// any segment of a stream.
+    pub segment_seconds: u32,
+    /// A transcode nobody asked a segment of for this long is stopped and its files removed.
+    pub idle_timeout_seconds: u32,
+}
+
+impl Default for TranscodeConfig {
+    fn default() -> Self {
+        TranscodeConfig {
+            dir: None,
+            max_concurrent: 4,
+            segment_seconds: 6,
+            idle_timeout_seconds: 60,
+        }
+    }
+}
+
+/// Library scanning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScanConfig {
+    /// Seconds between periodic scans; 0 scans only at start and on request.
+    /// `EPHYRA_SCAN_INTERVAL_SECONDS`.
+    pub interval_seconds: u64,
+    /// Files probed with ffprobe at once.
+    pub concurrency: u32,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            interval_seconds: 3600,
+            concurrency: 4,
+        }
+    }
+}
+
+/// What a library holds; decides how file names are parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LibraryKind {
+    /// Films: `Title (Year).ext`, optionally in a folder of the same name.
+    Movies,
+    /// Series: `Show/Season 01/Show S01E02.ext` and common variants.
+    Tvshows,
+}
+
+impl LibraryKind {
+    /// The Jellyfin `CollectionType` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LibraryKind::Movies => "movies",
+            LibraryKind::Tvshows => "tvshows",
+        }
+    }
+}
+
+/// One library.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LibraryConfig {
+    /// Name shown to clients; unique.
+    pub name: String,
+    /// `movies` or `tvshows`.
+    pub kind: LibraryKind,
+    /// Folders scanned for this library. Files outside them are never served.
+    pub folders: Vec<PathBuf>,
+}
+
+/// Hardware video acceleration for transcodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct HardwareAcceleration {
+    /// `none`, `vaapi`, `qsv` or `nvenc`. `EPHYRA_HWACCEL`.
+    pub kind: HwAccelKind,
+    /// Render node for VAAPI/QSV, e.g. `/dev/dri/renderD128`. `EPHYRA_HWACCEL_DEVICE`.
+    pub device: Option<PathBuf>,
+}
+
+/// The acceleration API ffmpeg uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HwAccelKind {
+    /// Software encoding (libx264).
+    #[default]
+    None,
+    /// Intel or AMD through VA-API.
+    Vaapi,
+    /// Intel Quick Sync Video.
+    Qsv,
+    /// NVIDIA NVENC.
+    Nvenc,
+}
+
+impl std::str::FromStr for HwAccelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "" | "none" => Ok(HwAccelKind::None),
+            "vaapi" => Ok(HwAccelKind::Vaapi),
+            "qsv" => Ok(HwAccelKind::Qsv),
+            "nvenc" => Ok(HwAccelKind::Nvenc),
+            other => Err(format!("`{other}` is not one of none, vaapi, qsv, nvenc")),
+        }
+    }
+}
+
+/// Locations of the ffmpeg tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct FfmpegConfig {
+    /// The ffmpeg binary (a name on PATH or a path). `EPHYRA_FFMPEG`.
+    pub ffmpeg: PathBuf,
+    /// The ffprobe binary. `EPHYRA_FFPROBE`.
+    pub ffprobe: PathBuf,
+}
+
+impl Default for FfmpegConfig {
+    fn default() -> Self {
+        FfmpegConfig {
+            ffmpeg: PathBuf::from("ffmpeg"),
+            ffprobe: PathBuf::from("ffprobe"),
+        }
+    }
+}
+
+/// Where this replica sits in Kubernetes, for reporting into its MediaServerCluster's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterIdentity {
+    /// The MediaServerCluster's name. `EPHYRA_CLUSTER_NAME`.
+    pub name: String,
+    /// Its namespace. `EPHYRA_NAMESPACE` (or `POD_NAMESPACE`).
+    pub namespace: String,
+    /// This replica's pod name, its key in `status.members`. `EPHYRA_POD_NAME` (or `POD_NAME`).
+    pub pod_name: String,
+}
+
+/// The first administrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdminBootstrap {
+    /// User name. `EPHYRA_ADMIN_USER`.
+    pub user: String,
+    /// Password. `EPHYRA_ADMIN_PASSWORD`. Never rendered into files.
+    #[serde(skip_serializing)]
+    pub password: Option<Secret>,
+}
+
+/// Leadership lease timing. The lease must outlast several renew intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct CoordinationConfig {
+    /// How long a leader's lease lasts without renewal. `EPHYRA_LEASE_MILLIS`.
+    pub lease_millis: u64,
+    /// How often the leader renews, and followers try to acquire. `EPHYRA_RENEW_MILLIS`.
+    pub renew_millis: u64,
+}
+
+impl Default for CoordinationConfig {
+    fn default() -> Self {
+        CoordinationConfig {
+            lease_millis: 5000,
+            renew_millis: 1000,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `ephyra_server=debug,info`. `EPHYRA_LOG`.
+    pub level: String,
+    /// `text` for people, `json` for log collectors. `EPHYRA_LOG_FORMAT`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl ServerConfig {
+    /// Reads the optional YAML file, applies environment overrides from `env`, fills derived
+    /// defaults and checks the result.
+    pub fn load(file: Option<&Path>, env: &dyn Source) -> Result<ServerConfig, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                ServerConfig::from_yaml(&text).map_err(|message| ConfigError::ParseFile {
+                    path: path.to_owned(),
+                    message,
+                })?
+            }
+            None => ServerConfig::default(),
+        };
+        env::apply(&mut config, env)?;
+        config.resolve()?;
+        Ok(config)
+    }
+
+    /// Parses YAML text (no environment, no defaults resolved).
+    pub fn from_yaml(text: &str) -> Result<ServerConfig, String> {
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Renders the configuration as YAML, without any secret (the operator's ConfigMap).
+    pub fn to_yaml(&self) -> Result<String, ConfigError> {
+        serde_saphyr::to_string(self).map_err(|e| ConfigError::invalid("(render)", e.to_string()))
+    }
+
+    /// The transcode folder, resolved.
+    pub fn transcode_dir(&self) -> PathBuf {
+        self.transcode
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("transcode"))
+    }
+
+    /// Fills defaults that depend on other values and checks cross-field rules.
+    fn resolve(&mut self) -> Result<(), ConfigError> {
+        if self.database.url.is_none() {
+            let path = self.data_dir.join("ephyra.db");
+            self.database.url = Some(Secret::new(format!("sqlite://{}?mode=rwc", path.display())));
+        }
+        if self.transcode.dir.is_none() {
+            self.transcode.dir = Some(self.data_dir.join("transcode"));
+        }
+        self.validate()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let kind = self.database.kind().ok_or_else(|| {
+            ConfigError::invalid(
+                "EPHYRA_DATABASE_URL",
+                "must start with sqlite:, postgres:// or postgresql:// (value not shown)",
+            )
+        })?;
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "EPHYRA_DATABASE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        if let Some(url) = &self.redis.url {
+            let u = url.expose();
+            if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix:"))
+            {
+                return Err(ConfigError::invalid(
+                    "EPHYRA_REDIS_URL",
+                    "must start with redis://, rediss:// or unix: (value not shown)",
+                ));
+            }
+            if kind == DatabaseKind::Sqlite {
+                return Err(ConfigError::invalid(
+                    "EPHYRA_REDIS_URL",
+                    "Redis is set but the database is SQLite: several replicas need PostgreSQL \
+                     (set EPHYRA_DATABASE_URL=postgres://...) or unset EPHYRA_REDIS_URL for one replica",
+                ));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, lib) in self.libraries.iter().enumerate() {
+            if lib.name.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("libraries[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if !names.insert(lib.name.to_lowercase()) {
+                return Err(ConfigError::invalid(
+                    format!("libraries[{i}].name"),
+                    format!("library name `{}` is used twice", lib.name),
+                ));
+            }
+            if lib.folders.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("libraries[{i}].folders"),
+                    format!("library `{}` has no folder", lib.name),
+                ));
+            }
+        }
+        if let Some(admin) = &self.admin {
+            if admin.user.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    "EPHYRA_ADMIN_USER",
+                    "must not be empty",
+                ));
+            }
+            if admin
+                .password
+                .as_ref()
+                .is_none_or(|p| p.expose().is_empty())
+            {
+                return Err(ConfigError::invalid(
+                    "EPHYRA_ADMIN_PASSWORD",
+                    "must be set when EPHYRA_ADMIN_USER is",
+                ));
+            }
+        }
+        if self.coordination.renew_millis == 0
+            || self.coordination.lease_millis < 2 * self.coordination.renew_millis
+        {
+            return Err(ConfigError::invalid(
+                "EPHYRA_LEASE_MILLIS",
+                format!(
+                    "the lease ({} ms) must last at least two renew intervals ({} ms)",
+                    self.coordination.lease_millis, self.coordination.renew_millis
+                ),
+            ));
+        }
+        if self.transcode.segment_seconds == 0 || self.transcode.segment_seconds > 60 {
+            return Err(ConfigError::invalid(
+                "transcode.segmentSeconds",
+                "must be 1 to 60",
+            ));
+        }
+        if self.transcode.max_concurrent == 0 {
+            return Err(ConfigError::invalid(
+                "EPHYRA_MAX_TRANSCODES",
+                "must be at least 1",
+            ));
+        }
+        if self.scan.concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "scan.concurrency",
+                "must be at least 1",
+            ));
+        }
+        if self.server_name.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "EPHYRA_SERVER_NAME",
+                "must not be empty",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `EPHYRA_LIBRARIES`: `kind:Name=/folder[,/folder2];kind:Name=/folder`.
+pub fn parse_libraries(text: &str) -> Result<Vec<LibraryConfig>, String> {
+    let mut out = Vec::new();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (head, folders) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("`{entry}` has no `=`: expected kind:Name=/folder"))?;
+        let (kind, name) = head.split_once(':').ok_or_else(|| {
+            format!("`{head}` has no `:`: expected kind:Name (movies or tvshows)")
+        })?;
+        let kind = match kind.trim().to_ascii_lowercase().as_str() {
+            "movies" => LibraryKind::Movies,
+            "tvshows" => LibraryKind::Tvshows,
+            other => return Err(format!("library kind `{other}` is not movies or tvshows")),
+        };
+        let folders: Vec<PathBuf> = folders
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if folders.is_empty() {
+            return Err(format!("library `{}` has no folder", name.trim()));
+        }
+        out.push(LibraryConfig {
+            name: name.trim().to_owned(),
+            kind,
+            folders,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
