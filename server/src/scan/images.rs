@@ -1,0 +1,361 @@
+//! Artwork for items: an image file the user put next to the media, or else a frame extracted
+//! from the video with ffmpeg.
+//!
+//! Lookup is pure over the set of image files the walk found ([`ImageIndex`]); extraction
+//! ([`extract_frame`]) runs ffmpeg with a time limit and writes through a temporary file, so a
+//! half-written image is never served. Names follow Jellyfin's and Kodi's conventions:
+//! `poster.jpg`, `folder.jpg`, `cover.jpg`, `<video name>.jpg`, `<video name>-poster.jpg`,
+//! `<video name>-thumb.jpg`, `season01-poster.jpg`, `season-specials-poster.jpg`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::walk::IMAGE_EXTENSIONS;
+
+/// The image files of one library folder, looked up without regard to case.
+#[derive(Debug, Default)]
+pub struct ImageIndex {
+    by_lower_path: HashMap<String, PathBuf>,
+}
+
+impl ImageIndex {
+    /// Indexes the images the walk found.
+    pub fn new(images: &HashSet<PathBuf>) -> ImageIndex {
+        ImageIndex {
+            by_lower_path: images
+                .iter()
+                .map(|p| (p.to_string_lossy().to_lowercase(), p.clone()))
+                .collect(),
+        }
+    }
+
+    /// The first of `stems` (file names without extension) found in `dir`, trying each image
+    /// extension in turn.
+    fn find(&self, dir: &Path, stems: &[String]) -> Option<PathBuf> {
+        stems.iter().find_map(|stem| {
+            IMAGE_EXTENSIONS.iter().find_map(|ext| {
+                let candidate = dir.join(format!("{stem}.{ext}"));
+                self.by_lower_path
+                    .get(&candidate.to_string_lossy().to_lowercase())
+                    .cloned()
+            })
+        })
+    }
+
+    /// A film's poster: `<name>.jpg`, `<name>-poster.jpg`, and, when the film has a folder of
+    /// its own (not the library root), `poster.jpg`, `folder.jpg`, `cover.jpg`, `movie.jpg`.
+    pub fn movie_poster(&self, video: &Path, library_root: &Path) -> Option<PathBuf> {
+        let dir = video.parent()?;
+        let stem = video.file_stem()?.to_string_lossy();
+        let mut stems = vec![stem.to_string(), format!("{stem}-poster")];
+        if dir != library_root {
+            stems.extend(["poster", "folder", "cover", "movie", "default"].map(String::from));
+        }
+        self.find(dir, &stems)
+    }
+
+    /// An episode's thumbnail: `<name>.jpg`, `<name>-thumb.jpg`.
+    pub fn episode_thumb(&self, video: &Path) -> Option<PathBuf> {
+        let dir = video.parent()?;
+        let stem = video.file_stem()?.to_string_lossy();
+        self.find(dir, &[stem.to_string(), format!("{stem}-thumb")])
+    }
+
+    /// A series poster in its folder: `poster.jpg`, `folder.jpg`, `cover.jpg`, `show.jpg`.
+    pub fn series_poster(&self, series_dir: &Path) -> Option<PathBuf> {
+        self.find(
+            series_dir,
+            &["poster", "folder", "cover", "show", "default"].map(String::from),
+        )
+    }
+
+    /// A season poster: `poster.jpg`/`folder.jpg` in the season folder, else
+    /// `season01-poster.jpg` (or `season-specials-poster.jpg`) in the series folder.
+    pub fn season_poster(
+        &self,
+        season_dir: Option<&Path>,
+        series_dir: &Path,
+        season: u32,
+    ) -> Option<PathBuf> {
+        if let Some(dir) = season_dir
+            && let Some(found) = self.find(dir, &["poster", "folder", "cover"].map(String::from))
+        {
+            return Some(found);
+        }
+        let named = if season == 0 {
+            "season-specials-poster".to_owned()
+        } else {
+            format!("season{season:02}-poster")
+        };
+        self.find(series_dir, &[named])
+    }
+}
+
+/// The cache tag of an image: changes whenever the file does, so clients may cache by it for a
+/// year. 32 hex digits, like Jellyfin's.
+pub fn image_tag(path: &Path, size: u64, mtime_ms: i64) -> String {
+    let mut hash = Sha256::new();
+    hash.update(path.as_os_str().as_encoded_bytes());
+    hash.update(size.to_le_bytes());
+    hash.update(mtime_ms.to_le_bytes());
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// The `Content-Type` of an image file, by extension.
+pub fn image_content_type(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        _ => "image/jpeg",
+    }
+}
+
+/// Why a frame could not be extracted.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// ffmpeg could not be started, or the output could not be written or moved.
+    #[error("cannot run ffmpeg or write its output: {0}")]
+    Io(#[from] std::io::Error),
+    /// ffmpeg ran longer than the time limit and was killed.
+    #[error("ffmpeg took longer than {0:?}")]
+    Timeout(Duration),
+    /// ffmpeg failed, or wrote nothing.
+    #[error("ffmpeg could not extract a frame: {0}")]
+    Failed(String),
+}
+
+/// Writes one frame of `video`, taken `at_seconds` in, as a JPEG at `output` (at most 720
+/// pixels wide). Tries the very first frame when the chosen moment yields none.
+pub async fn extract_frame(
+    ffmpeg: &Path,
+    video: &Path,
+    output: &Path,
+    at_seconds: f64,
+    timeout: Duration,
+) -> Result<(), ExtractError> {
+    if let Some(dir) = output.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let partial = output.with_extension("partial.jpg");
+    let mut result = run_ffmpeg(ffmpeg, video, &partial, at_seconds, timeout).await;
+    if result.is_err() && at_seconds > 0.0 {
+        result = run_ffmpeg(ffmpeg, video, &partial, 0.0, timeout).await;
+    }
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(e);
+    }
+    tokio::fs::rename(&partial, output).await?;
+    Ok(())
+}
+
+async fn run_ffmpeg(
+    ffmpeg: &Path,
+    video: &Path,
+    output: &Path,
+    at_seconds: f64,
+    timeout: Duration,
+) -> Result<(), ExtractError> {
+    let child = tokio::process::Command::new(ffmpeg)
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-ss",
+            &format!("{at_seconds:.3}"),
+            "-i",
+        ])
+        .arg(super::probe::prefixed_file_arg(video))
+        .args([
+            "-map",
+            "0:v:0",
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale='min(720,iw)':-2",
+        ])
+        .args(["-f", "image2", "-c:v", "mjpeg", "-q:v", "3", "-y"])
+        .arg(super::probe::prefixed_file_arg(output))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let done = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .map_err(|_| ExtractError::Timeout(timeout))??;
+    if !done.status.success() {
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        return Err(ExtractError::Failed(
+            stderr
+                .lines()
+                .last()
+                .unwrap_or("no message")
+                .trim()
+                .to_owned(),
+        ));
+    }
+    match tokio::fs::metadata(output).await {
+        Ok(m) if m.len() > 0 => Ok(()),
+        _ => Err(ExtractError::Failed("no frame written".to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(paths: &[&str]) -> ImageIndex {
+        ImageIndex::new(&paths.iter().map(PathBuf::from).collect())
+    }
+
+    #[test]
+    fn a_film_in_its_own_folder_uses_poster_or_folder_images() {
+        let idx = index(&["/lib/Film (2000)/folder.JPG"]);
+        assert_eq!(
+            idx.movie_poster(
+                Path::new("/lib/Film (2000)/Film (2000).mkv"),
+                Path::new("/lib")
+            ),
+            Some(PathBuf::from("/lib/Film (2000)/folder.JPG"))
+        );
+    }
+
+    #[test]
+    fn a_film_at_the_library_root_does_not_take_the_roots_poster() {
+        let idx = index(&["/lib/poster.jpg", "/lib/Other (2001).jpg"]);
+        assert_eq!(
+            idx.movie_poster(Path::new("/lib/Film (2000).mkv"), Path::new("/lib")),
+            None
+        );
+        assert_eq!(
+            idx.movie_poster(Path::new("/lib/Other (2001).mkv"), Path::new("/lib")),
+            Some(PathBuf::from("/lib/Other (2001).jpg"))
+        );
+    }
+
+    #[test]
+    fn an_image_named_after_the_video_wins_over_a_folder_poster() {
+        let idx = index(&["/lib/F/poster.jpg", "/lib/F/F-poster.png"]);
+        assert_eq!(
+            idx.movie_poster(Path::new("/lib/F/F.mkv"), Path::new("/lib")),
+            Some(PathBuf::from("/lib/F/F-poster.png"))
+        );
+    }
+
+    #[test]
+    fn series_and_season_posters_are_found_in_their_folders() {
+        let idx = index(&[
+            "/lib/Show/poster.jpg",
+            "/lib/Show/Season 01/folder.jpg",
+            "/lib/Show/season02-poster.jpg",
+            "/lib/Show/season-specials-poster.jpg",
+            "/lib/Show/Season 01/Show S01E01-thumb.jpg",
+        ]);
+        assert_eq!(
+            idx.series_poster(Path::new("/lib/Show")),
+            Some(PathBuf::from("/lib/Show/poster.jpg"))
+        );
+        assert_eq!(
+            idx.season_poster(
+                Some(Path::new("/lib/Show/Season 01")),
+                Path::new("/lib/Show"),
+                1
+            ),
+            Some(PathBuf::from("/lib/Show/Season 01/folder.jpg"))
+        );
+        assert_eq!(
+            idx.season_poster(
+                Some(Path::new("/lib/Show/Season 02")),
+                Path::new("/lib/Show"),
+                2
+            ),
+            Some(PathBuf::from("/lib/Show/season02-poster.jpg"))
+        );
+        assert_eq!(
+            idx.season_poster(None, Path::new("/lib/Show"), 0),
+            Some(PathBuf::from("/lib/Show/season-specials-poster.jpg"))
+        );
+        assert_eq!(
+            idx.episode_thumb(Path::new("/lib/Show/Season 01/Show S01E01.mkv")),
+            Some(PathBuf::from("/lib/Show/Season 01/Show S01E01-thumb.jpg"))
+        );
+        assert_eq!(
+            idx.episode_thumb(Path::new("/lib/Show/Season 01/Show S01E02.mkv")),
+            None
+        );
+    }
+
+    #[test]
+    fn an_image_tag_changes_with_the_file() {
+        let path = Path::new("/lib/poster.jpg");
+        let tag = image_tag(path, 10, 1000);
+        assert_eq!(tag.len(), 32);
+        assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(tag, image_tag(path, 10, 1000));
+        assert_ne!(tag, image_tag(path, 10, 1001));
+        assert_ne!(tag, image_tag(path, 11, 1000));
+    }
+
+    #[tokio::test]
+    async fn a_frame_is_extracted_from_a_real_video() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let video = dir.path().join("clip.mkv");
+        let status = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1:size=160x120:rate=10",
+            ])
+            .args(["-c:v", "mpeg4", "-y"])
+            .arg(&video)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success());
+        let output = dir.path().join("images/abc.jpg");
+        // 30 s is past the end: extraction falls back to the first frame.
+        extract_frame(
+            Path::new("ffmpeg"),
+            &video,
+            &output,
+            30.0,
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("extract");
+        let bytes = std::fs::read(&output).expect("image written");
+        assert_eq!(&bytes[..2], &[0xff, 0xd8], "a JPEG");
+        assert!(!dir.path().join("images/abc.partial.jpg").exists());
+    }
+
+    #[tokio::test]
+    async fn a_file_without_video_gives_an_error_and_no_image() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let video = dir.path().join("broken.mkv");
+        std::fs::write(&video, b"not a video").expect("write");
+        let output = dir.path().join("out.jpg");
+        let result = extract_frame(
+            Path::new("ffmpeg"),
+            &video,
+            &output,
+            1.0,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert!(result.is_err());
+        assert!(!output.exists());
+        assert!(!dir.path().join("out.partial.jpg").exists());
+    }
+}

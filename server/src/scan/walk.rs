@@ -1,0 +1,401 @@
+//! Walking a library folder: which video and image files it holds, and which of the videos are
+//! new, changed or gone compared with what the store already knows.
+//!
+//! The walk is blocking filesystem work (run it on `spawn_blocking`); [`plan`] is pure.
+//! Hidden entries (a leading `.`) are skipped. A symbolic link is followed only when its target,
+//! canonicalized, is still inside the library folder: a link to `/etc` is logged and ignored,
+//! and a link loop is walked once. The serving side checks containment again, at request time
+//! (see `scan::library_root_of`), because a link can change after the scan.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use super::names;
+
+/// Image extensions (lower case) picked up next to videos.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
+
+/// A video found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundFile {
+    /// Path under the canonical library folder, as walked (links not resolved).
+    pub path: PathBuf,
+    /// The same path relative to the library folder; names and ids derive from it.
+    pub relative: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, milliseconds since the Unix epoch.
+    pub mtime_ms: i64,
+}
+
+/// Everything one library folder holds that the scanner cares about.
+#[derive(Debug, Default)]
+pub struct Walked {
+    /// The folder, canonicalized.
+    pub root: PathBuf,
+    /// Video files, sorted by path.
+    pub videos: Vec<FoundFile>,
+    /// Image files, as paths under `root`.
+    pub images: HashSet<PathBuf>,
+    /// Entries that could not be read or were refused, with the reason (for the log).
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Why a library folder could not be walked at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read library folder {folder}: {source}")]
+pub struct WalkError {
+    /// The folder as configured.
+    pub folder: PathBuf,
+    /// The filesystem's reason.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Walks `folder` recursively. Fails only when the folder itself cannot be read, which the
+/// scanner must not mistake for "every file was deleted".
+pub fn walk(folder: &Path) -> Result<Walked, WalkError> {
+    let to_error = |source| WalkError {
+        folder: folder.to_owned(),
+        source,
+    };
+    let root = folder.canonicalize().map_err(to_error)?;
+    // Read the root once up front so an unreadable root is an error, not an empty library.
+    std::fs::read_dir(&root).map_err(to_error)?;
+    let mut walked = Walked {
+        root: root.clone(),
+        ..Walked::default()
+    };
+    let mut visited = HashSet::from([root.clone()]);
+    let mut seen_files = HashSet::new();
+    let mut pending = vec![root.clone()];
+    let mut links = Vec::new();
+    // Real entries first, links after (sorted): a file reachable both directly and through a
+    // link inside the library is always recorded under its real path, whatever order the
+    // directory listing comes in, so its item id does not change between scans.
+    loop {
+        while let Some(dir) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    walked.skipped.push((dir, e.to_string()));
+                    continue;
+                }
+            };
+            for entry in entries {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        walked.skipped.push((dir.clone(), e.to_string()));
+                        continue;
+                    }
+                };
+                let name = entry.file_name();
+                if name.to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let path = dir.join(&name);
+                if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    links.push(path);
+                    continue;
+                }
+                visit(
+                    &root,
+                    path,
+                    &mut walked,
+                    &mut visited,
+                    &mut seen_files,
+                    &mut pending,
+                );
+            }
+        }
+        if links.is_empty() {
+            break;
+        }
+        links.sort();
+        for link in std::mem::take(&mut links) {
+            visit(
+                &root,
+                link,
+                &mut walked,
+                &mut visited,
+                &mut seen_files,
+                &mut pending,
+            );
+        }
+    }
+    walked.videos.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(walked)
+}
+
+/// Records one entry: a directory to walk (once), a video or an image.
+fn visit(
+    root: &Path,
+    path: PathBuf,
+    walked: &mut Walked,
+    visited: &mut HashSet<PathBuf>,
+    seen_files: &mut HashSet<PathBuf>,
+    pending: &mut Vec<PathBuf>,
+) {
+    match classify(root, &path) {
+        Ok(Entry::Dir(canonical)) => {
+            if visited.insert(canonical) {
+                pending.push(path);
+            }
+        }
+        Ok(Entry::File(canonical, metadata)) => {
+            if !seen_files.insert(canonical) {
+                return;
+            }
+            let Ok(relative) = path.strip_prefix(root).map(Path::to_path_buf) else {
+                return;
+            };
+            if names::is_video(&path) {
+                walked.videos.push(FoundFile {
+                    path,
+                    relative,
+                    size: metadata.len(),
+                    mtime_ms: mtime_ms(&metadata),
+                });
+            } else if is_image(&path) {
+                walked.images.insert(path);
+            }
+        }
+        Ok(Entry::Other) => {}
+        Err(reason) => walked.skipped.push((path, reason)),
+    }
+}
+
+enum Entry {
+    /// A directory, with its canonical path (to walk each directory once).
+    Dir(PathBuf),
+    /// A regular file, with its canonical path (to record each file once).
+    File(PathBuf, std::fs::Metadata),
+    /// Sockets, devices, FIFOs: not media.
+    Other,
+}
+
+/// Looks at one entry, following a link only when its target stays inside `root`.
+fn classify(root: &Path, path: &Path) -> Result<Entry, String> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve: {e}"))?;
+    if !canonical.starts_with(root) {
+        return Err(format!(
+            "link leaves the library (points to {})",
+            canonical.display()
+        ));
+    }
+    let metadata = std::fs::metadata(&canonical).map_err(|e| e.to_string())?;
+    if metadata.is_dir() {
+        Ok(Entry::Dir(canonical))
+    } else if metadata.is_file() {
+        Ok(Entry::File(canonical, metadata))
+    } else {
+        Ok(Entry::Other)
+    }
+}
+
+/// Whether the path names an image, by extension.
+pub fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What the store knows about a file from an earlier scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownFile {
+    /// Size in bytes at the last probe.
+    pub size: u64,
+    /// Modification time (ms) at the last probe.
+    pub mtime_ms: i64,
+}
+
+/// The work a scan of one folder has to do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Files never seen before, or whose size or modification time changed: probe them.
+    pub to_probe: Vec<FoundFile>,
+    /// Files as they were: keep their items, only refresh names and hierarchy.
+    pub unchanged: Vec<FoundFile>,
+    /// Known paths no longer on disk: remove their items.
+    pub removed: Vec<PathBuf>,
+}
+
+/// Compares the files on disk with the known ones (keyed by path).
+pub fn plan(found: &[FoundFile], known: &BTreeMap<PathBuf, KnownFile>) -> Plan {
+    let mut out = Plan::default();
+    let on_disk: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
+    for file in found {
+        match known.get(&file.path) {
+            Some(k) if k.size == file.size && k.mtime_ms == file.mtime_ms => {
+                out.unchanged.push(file.clone());
+            }
+            _ => out.to_probe.push(file.clone()),
+        }
+    }
+    out.removed = known
+        .keys()
+        .filter(|p| !on_disk.contains(p.as_path()))
+        .cloned()
+        .collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path, bytes: &[u8]) {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(path, bytes).expect("write");
+    }
+
+    fn relatives(walked: &Walked) -> Vec<String> {
+        walked
+            .videos
+            .iter()
+            .map(|f| f.relative.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn videos_and_images_are_found_in_nested_folders() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        touch(&root.join("Film (2001)/Film (2001).mkv"), b"12345");
+        touch(&root.join("Film (2001)/poster.jpg"), b"jpg");
+        touch(&root.join("Other (1999).mp4"), b"1");
+        touch(&root.join("notes.txt"), b"x");
+        let walked = walk(root).expect("walk");
+        assert_eq!(
+            relatives(&walked),
+            ["Film (2001)/Film (2001).mkv", "Other (1999).mp4"]
+        );
+        assert_eq!(walked.videos[0].size, 5);
+        assert!(walked.videos[0].mtime_ms > 0);
+        let canonical = root.canonicalize().expect("canonical");
+        assert!(
+            walked
+                .images
+                .contains(&canonical.join("Film (2001)/poster.jpg"))
+        );
+        assert_eq!(walked.images.len(), 1);
+    }
+
+    #[test]
+    fn hidden_files_and_folders_are_skipped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        touch(&dir.path().join(".hidden.mkv"), b"1");
+        touch(&dir.path().join(".trash/Film (2000).mkv"), b"1");
+        touch(&dir.path().join("Seen (2000).mkv"), b"1");
+        let walked = walk(dir.path()).expect("walk");
+        assert_eq!(relatives(&walked), ["Seen (2000).mkv"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_that_leaves_the_library_is_not_followed() {
+        let outside = tempfile::tempdir().expect("temp dir");
+        touch(&outside.path().join("secret.mkv"), b"secret");
+        touch(&outside.path().join("dir/other.mkv"), b"secret");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.mkv"),
+            dir.path().join("Escape.mkv"),
+        )
+        .expect("symlink");
+        std::os::unix::fs::symlink(outside.path().join("dir"), dir.path().join("Escaped Dir"))
+            .expect("symlink");
+        let walked = walk(dir.path()).expect("walk");
+        assert!(walked.videos.is_empty(), "{:?}", walked.videos);
+        assert_eq!(walked.skipped.len(), 2, "{:?}", walked.skipped);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_inside_the_library_is_followed_and_a_loop_is_walked_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        touch(&dir.path().join("real/Film (2000).mkv"), b"1");
+        touch(&dir.path().join("elsewhere/Linked (2001).mkv"), b"1");
+        // `a-alias` sorts before `real`, yet the film keeps its real path.
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("a-alias"))
+            .expect("symlink");
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("real/loop")).expect("symlink");
+        std::fs::create_dir_all(dir.path().join("links")).expect("mkdir");
+        std::os::unix::fs::symlink(
+            dir.path().join(".store/Hidden (2002).mkv"),
+            dir.path().join("links/Hidden (2002).mkv"),
+        )
+        .expect("symlink");
+        touch(&dir.path().join(".store/Hidden (2002).mkv"), b"1");
+        let walked = walk(dir.path()).expect("walk");
+        assert_eq!(
+            relatives(&walked),
+            [
+                "elsewhere/Linked (2001).mkv",
+                "links/Hidden (2002).mkv",
+                "real/Film (2000).mkv"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_library_folder_is_an_error_not_an_empty_library() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(walk(&dir.path().join("missing")).is_err());
+    }
+
+    fn found(path: &str, size: u64, mtime_ms: i64) -> FoundFile {
+        FoundFile {
+            path: PathBuf::from(path),
+            relative: PathBuf::from(path.trim_start_matches('/')),
+            size,
+            mtime_ms,
+        }
+    }
+
+    #[test]
+    fn the_plan_probes_new_and_changed_files_and_removes_vanished_ones() {
+        let on_disk = vec![
+            found("/lib/new.mkv", 1, 1),
+            found("/lib/same.mkv", 10, 100),
+            found("/lib/bigger.mkv", 20, 100),
+            found("/lib/touched.mkv", 10, 200),
+        ];
+        let known: BTreeMap<PathBuf, KnownFile> = [
+            ("/lib/same.mkv", 10, 100),
+            ("/lib/bigger.mkv", 10, 100),
+            ("/lib/touched.mkv", 10, 100),
+            ("/lib/gone.mkv", 5, 5),
+        ]
+        .into_iter()
+        .map(|(p, size, mtime_ms)| (PathBuf::from(p), KnownFile { size, mtime_ms }))
+        .collect();
+        let plan = plan(&on_disk, &known);
+        let paths = |files: &[FoundFile]| {
+            files
+                .iter()
+                .map(|f| f.path.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            paths(&plan.to_probe),
+            ["/lib/new.mkv", "/lib/bigger.mkv", "/lib/touched.mkv"]
+        );
+        assert_eq!(paths(&plan.unchanged), ["/lib/same.mkv"]);
+        assert_eq!(plan.removed, [PathBuf::from("/lib/gone.mkv")]);
+    }
+}
