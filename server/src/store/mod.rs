@@ -1,0 +1,297 @@
+//! Durable state behind one type, [`Store`], with two providers: SQLite (the embedded default,
+//! one replica) and PostgreSQL (several replicas).
+//!
+//! There is one query set for both. Queries go through `sqlx`'s `Any` driver with `$1`-style
+//! placeholders (SQLite accepts them), columns are TEXT, BIGINT and DOUBLE only (ids are 32 hex
+//! digits, times unix milliseconds, booleans 0/1), and the few statements that differ ask
+//! [`Store::dialect`]. Upserts use `ON CONFLICT ... DO UPDATE`, which both accept.
+//!
+//! Rules every query module follows (`users`, `items`, `userdata`):
+//! - a handler holds at most one pooled connection at a time (run queries on the pool, or
+//!   inside one transaction, never a second acquire while holding the first), so the pool
+//!   cannot deadlock under load; an exhausted pool fails after `acquire_timeout` with
+//!   [`StoreError::PoolExhausted`], which the API answers with 503;
+//! - transactions that write start with [`Store::begin_write`], which on SQLite takes the
+//!   write lock up front (`BEGIN IMMEDIATE`), so two writers wait for each other instead of
+//!   failing with "database is locked";
+//! - SQL text is constant: request values are always bound, never formatted in.
+//!
+//! Migrations live in `server/migrations/{sqlite,postgres}/` and are applied at start; on
+//! PostgreSQL the migrator holds an advisory lock, so replicas starting together are safe.
+
+pub mod items;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use crate::jf::{JfId, now_millis};
+
+/// The SQL dialect behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Embedded SQLite: one replica, one writer at a time.
+    Sqlite,
+    /// PostgreSQL: any number of replicas.
+    Postgres,
+}
+
+impl Dialect {
+    /// The dialect of a database URL.
+    pub fn of_url(url: &str) -> Option<Dialect> {
+        if url.starts_with("sqlite:") {
+            Some(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Dialect::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The provider's name, for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// What can go wrong in storage. Messages never contain the database URL or row data.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL: expected sqlite:, postgres:// or postgresql://")]
+    UnsupportedUrl,
+    /// The first connection could not be opened.
+    #[error("cannot connect to the {dialect} database")]
+    Connect {
+        /// Which provider.
+        dialect: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Migrations failed to apply.
+    #[error("cannot apply database migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Every pooled connection stayed busy for the whole acquire timeout.
+    #[error("no database connection became free in time")]
+    PoolExhausted,
+    /// The database cannot be reached (network, closed pool).
+    #[error("the database is unreachable")]
+    Unreachable(#[source] sqlx::Error),
+    /// A unique constraint refused the write.
+    #[error("a unique constraint refused the write")]
+    Conflict(#[source] sqlx::Error),
+    /// Any other database error.
+    #[error("database query failed")]
+    Query(#[source] sqlx::Error),
+    /// A stored value is not what the schema promises (a bad id, unknown enum text).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => StoreError::PoolExhausted,
+            sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unreachable(e)
+            }
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(e),
+            other => StoreError::Query(other),
+        }
+    }
+}
+
+/// Result of a storage operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How the pool is sized and how long a request waits for a connection.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Upper bound of open connections (`config.database.max_connections`).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing with 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// The database: a connection pool and its dialect. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Opens a pool on `url` (not yet migrated; see [`Store::migrate`]).
+    pub async fn connect(url: &str, settings: &PoolSettings) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
+        let mut options = AnyPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(Some(Duration::from_secs(300)));
+        if dialect == Dialect::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers proceed while one writer writes; busy_timeout makes a
+                    // second writer wait instead of failing; foreign keys are off by default.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Connect {
+                dialect: dialect.name(),
+                source,
+            })?;
+        Ok(Store { pool, dialect })
+    }
+
+    /// Connects and applies pending migrations: what the server does at start.
+    pub async fn open(url: &str, settings: &PoolSettings) -> StoreResult<Store> {
+        let store = Store::connect(url, settings).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations for this dialect. On PostgreSQL the migrator takes an
+    /// advisory lock, so concurrent callers apply each migration once.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// The pool, for query modules.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which provider this is.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so concurrent writers queue on `busy_timeout` instead of failing
+    /// when a read lock cannot be upgraded.
+    pub async fn begin_write(&self) -> StoreResult<Transaction<'static, Any>> {
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// A trivial round trip, for readiness.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The server's id: created once, then the same for every replica and every restart.
+    /// It is `PublicSystemInfo.Id`, `ServerId` everywhere, and the UDP discovery `Id`.
+    pub async fn server_id(&self) -> StoreResult<JfId> {
+        let fresh = JfId::random().to_n();
+        // Insert-if-absent then read: two replicas starting together agree on one id.
+        sqlx::query(
+            "INSERT INTO server_meta (key, value) VALUES ('server_id', $1) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&fresh)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT value FROM server_meta WHERE key = 'server_id'")
+            .fetch_one(&self.pool)
+            .await?;
+        let text: String = row.try_get("value")?;
+        parse_id(&text)
+    }
+
+    /// Records a server-wide value.
+    pub async fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO server_meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Reads a server-wide value.
+    pub async fn meta(&self, key: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT value FROM server_meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("value")?),
+            None => None,
+        })
+    }
+
+    /// Milliseconds since the epoch, the unit of every time column.
+    pub fn now() -> i64 {
+        now_millis()
+    }
+}
+
+/// Parses an id read from the database.
+pub fn parse_id(text: &str) -> StoreResult<JfId> {
+    JfId::from_str(text).map_err(|_| StoreError::Corrupt(format!("bad id `{text}`")))
+}
+
+/// Reads a 0/1 column as a boolean.
+pub fn get_bool(row: &AnyRow, column: &str) -> StoreResult<bool> {
+    let v: i64 = row.try_get(column)?;
+    Ok(v != 0)
+}
+
+/// Reads an id column.
+pub fn get_id(row: &AnyRow, column: &str) -> StoreResult<JfId> {
+    let text: String = row.try_get(column)?;
+    parse_id(&text)
+}
+
+/// Reads an optional id column.
+pub fn get_opt_id(row: &AnyRow, column: &str) -> StoreResult<Option<JfId>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.as_deref().map(parse_id).transpose()
+}
+
+/// A boolean as the 0/1 stored in BIGINT columns.
+pub fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
