@@ -20,6 +20,8 @@ pub const DEFAULT_REDIS_IMAGE: &str = "docker.io/library/redis:7.4.6-alpine";
 /// A highly available Jellyfin-compatible media server: replicas of the Ephyra server sharing one
 /// PostgreSQL and one Redis, a shared config volume, per-replica transcode storage, optional GPU
 /// acceleration and a sticky Traefik route.
+// Each `printcolumn(...)` repeats `type_` and `json_path`; clippy reads them as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[kube(
     group = "ephyra.io",
