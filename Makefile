@@ -1,0 +1,73 @@
+# Ephyra: the two commands a newcomer needs are `make run` and `make test`.
+#
+# Everything builds into ./target once and is shared by every test binary. Tools the tests need
+# (PostgreSQL, Redis, ffmpeg, HAProxy, nginx, wrk, kubernetes-validate) are installed or found by
+# scripts/ensure-deps.sh, which says clearly what is missing when it cannot install it.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+DATA_DIR ?= ./data
+RUN_ARGS ?=
+
+.PHONY: help run build deps test lint fmt-check clippy unit crd crd-check e2e bench demo clean
+
+help:
+	@echo "make run    - start ephyra-server on SQLite in $(DATA_DIR) over a generated sample library"
+	@echo "make test   - install/find what the tests need, then fmt check, clippy, every test"
+	@echo "make lint   - rustfmt check and clippy -D warnings"
+	@echo "make crd    - regenerate deploy/crd.yaml from the crd crate"
+	@echo "make e2e    - black-box tests over the built binaries (local HA stack; cluster tests with KUBECONFIG)"
+	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
+	@echo "make demo   - PostgreSQL + Redis + two replicas behind HAProxy, until Ctrl-C"
+
+## run: the server on its embedded default (SQLite in ./data) over a sample library made with ffmpeg.
+run:
+	@command -v ffmpeg >/dev/null || { echo "make run needs ffmpeg to generate the sample library: apt-get install ffmpeg" >&2; exit 1; }
+	$(CARGO) build --release -p ephyra-server
+	EPHYRA_DATA_DIR=$(DATA_DIR) $(CARGO_TARGET_DIR)/release/ephyra-server --sample-library $(DATA_DIR)/library $(RUN_ARGS)
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+## test: everything CI runs.
+test: deps fmt-check clippy unit
+	@echo "make test: all checks passed"
+
+lint: fmt-check clippy
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# One `cargo test` over the workspace: each test binary is built once and starts its own
+# PostgreSQL/Redis in temporary folders. The CRD checks (staleness, kubernetes-validate, the
+# invalid-spec table), the operator's schema checks and the e2e tests are part of it.
+unit:
+	$(CARGO) test --workspace --no-fail-fast
+
+crd:
+	$(CARGO) run -q -p ephyra-crd --bin crdgen deploy/crd.yaml
+
+crd-check:
+	$(CARGO) test -p ephyra-crd --test crd
+
+e2e: deps
+	$(CARGO) test -p ephyra-e2e --no-fail-fast
+
+bench: deps
+	@if [ -x scripts/bench.sh ]; then bash scripts/bench.sh; else echo "make bench: no benchmarks yet (scripts/bench.sh)"; exit 1; fi
+
+demo:
+	@if [ -x scripts/demo.sh ]; then bash scripts/demo.sh; else echo "make demo: not available yet (scripts/demo.sh)"; exit 1; fi
+
+clean:
+	$(CARGO) clean
+	rm -rf build
