@@ -6,11 +6,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use ephyra_config::ServerConfig;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Uri, header};
@@ -212,6 +212,8 @@ pub async fn serve(
     if state.config.discovery {
         crate::discovery::spawn_default(state.clone());
     }
+    // A scan at start, then on the configured interval (issue 5 turns this into jobs).
+    tokio::spawn(crate::scan::run_periodic(state.clone()));
 
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the Jellyfin API");

@@ -16,6 +16,7 @@ pub mod health;
 pub mod jf;
 pub mod metrics;
 pub mod quickconnect;
+pub mod sample;
 pub mod scan;
 pub mod sessions;
 pub mod state;

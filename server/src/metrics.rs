@@ -149,11 +149,7 @@ impl Metrics {
             "Files that could not be probed",
             scan_errors.clone(),
         );
-        registry.register(
-            "login_failures",
-            "Failed logins",
-            login_failures.clone(),
-        );
+        registry.register("login_failures", "Failed logins", login_failures.clone());
         registry.register(
             "login_throttled",
             "Logins refused by the rate limiter",
@@ -219,10 +215,16 @@ mod tests {
         m.observe_request("GET", "/items/{itemid}", 200, Duration::from_millis(3));
         m.active_streams.inc();
         let text = m.encode();
-        assert!(text.contains(
-            r#"ephyra_http_requests_total{method="GET",route="/items/{itemid}",status="200"} 1"#
-        ), "{text}");
+        assert!(
+            text.contains(
+                r#"ephyra_http_requests_total{method="GET",route="/items/{itemid}",status="200"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains("ephyra_active_streams 1"), "{text}");
-        assert!(text.contains("ephyra_http_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("ephyra_http_request_duration_seconds_bucket"),
+            "{text}"
+        );
     }
 }

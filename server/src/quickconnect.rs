@@ -96,15 +96,15 @@ impl QuickConnect {
     /// Marks the request with this code as authorized by `user`; false when no such code.
     pub fn authorize(&self, code: &str, user: JfId) -> bool {
         let code = code.trim();
-        self.with_pending(|pending| {
-            match pending.values_mut().find(|p| p.code == code) {
+        self.with_pending(
+            |pending| match pending.values_mut().find(|p| p.code == code) {
                 Some(p) => {
                     p.authorized_user = Some(user);
                     true
                 }
                 None => false,
-            }
-        })
+            },
+        )
     }
 
     /// Consumes an authorized request: `Some((user, device))` once, then it is gone.
@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(qc.redeem(&p.secret), None, "not authorized yet");
         let user = JfId::random();
         assert!(qc.authorize(&p.code, user));
-        assert_eq!(qc.get(&p.secret.to_lowercase()).unwrap().authorized_user, Some(user));
+        assert_eq!(
+            qc.get(&p.secret.to_lowercase()).unwrap().authorized_user,
+            Some(user)
+        );
         assert_eq!(qc.redeem(&p.secret).map(|(u, _)| u), Some(user));
         assert_eq!(qc.redeem(&p.secret), None, "redeemed twice");
         assert!(!qc.authorize("999999x", user));

@@ -126,7 +126,7 @@ impl Sessions {
     /// Every live session.
     pub fn list(&self) -> Vec<Session> {
         let mut all: Vec<Session> = self.with_live(|live| live.values().cloned().collect());
-        all.sort_by(|a, b| b.last_activity.cmp(&a.last_activity));
+        all.sort_by_key(|s| std::cmp::Reverse(s.last_activity));
         all
     }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use ephyra_config::ServerConfig;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,9 @@ pub struct AppState {
     /// Cancelled when the server shuts down: long-lived work (WebSockets, streams, scans)
     /// watches it to end promptly.
     pub shutdown: CancellationToken,
+    /// A session WebSocket silent this long is dropped (Jellyfin: 60 s); clients are told to
+    /// send a KeepAlive every half of it.
+    pub socket_timeout: Duration,
 }
 
 impl AppState {
@@ -53,6 +57,7 @@ impl AppState {
             login_limiter: Arc::new(LoginLimiter::new(LoginPolicy::default())),
             accepting: Arc::new(AtomicBool::new(true)),
             shutdown: CancellationToken::new(),
+            socket_timeout: Duration::from_secs(60),
         })
     }
 
@@ -65,6 +70,12 @@ impl AppState {
     /// The same state with QuickConnect switched on or off.
     pub fn with_quick_connect(mut self, enabled: bool) -> Self {
         self.quick_connect = Arc::new(QuickConnect::new(enabled));
+        self
+    }
+
+    /// The same state with another WebSocket silence timeout (tests use a short one).
+    pub fn with_socket_timeout(mut self, timeout: Duration) -> Self {
+        self.socket_timeout = timeout;
         self
     }
 

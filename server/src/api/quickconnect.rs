@@ -1,10 +1,168 @@
-//! Placeholder.
+//! QuickConnect: sign a device in by typing a six-digit code on a device that is already
+//! signed in. `GET /QuickConnect/Enabled`, `POST|GET /QuickConnect/Initiate`,
+//! `GET /QuickConnect/Connect?secret=`, `POST /QuickConnect/Authorize?code=` (authenticated),
+//! `POST /Users/AuthenticateWithQuickConnect {"Secret"}`.
 
 use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
 
+use crate::api::dto::AuthenticationResult;
+use crate::api::users::issue_login;
+use crate::auth::{AuthUser, ClientHeader};
+use crate::error::ApiError;
+use crate::jf::{JfId, Json, Query, date};
+use crate::quickconnect::Pending;
 use crate::state::AppState;
 
-/// This feature's routes.
+/// The routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/quickconnect/enabled", get(enabled))
+        .route("/quickconnect/initiate", get(initiate).post(initiate))
+        .route("/quickconnect/connect", get(connect))
+        .route("/quickconnect/authorize", post(authorize))
+        .route(
+            "/users/authenticatewithquickconnect",
+            post(authenticate_with_quick_connect),
+        )
+}
+
+/// Jellyfin's `QuickConnectResult`: every field, as the Kotlin SDK requires.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QuickConnectResult {
+    /// A user has authorized the request.
+    pub authenticated: bool,
+    /// The secret the initiating device polls with.
+    pub secret: String,
+    /// The code a user types.
+    pub code: String,
+    /// The initiating device's id.
+    pub device_id: String,
+    /// Its name.
+    pub device_name: String,
+    /// Its app.
+    pub app_name: String,
+    /// Its app version.
+    pub app_version: String,
+    /// When initiated.
+    pub date_added: String,
+}
+
+impl From<Pending> for QuickConnectResult {
+    fn from(p: Pending) -> Self {
+        QuickConnectResult {
+            authenticated: p.authorized_user.is_some(),
+            secret: p.secret,
+            code: p.code,
+            device_id: p.device.device_id,
+            device_name: p.device.device_name,
+            app_name: p.device.client,
+            app_version: p.device.app_version,
+            date_added: date(p.created_at),
+        }
+    }
+}
+
+fn require_enabled(state: &AppState) -> Result<(), ApiError> {
+    if state.quick_connect.enabled() {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized("Quick connect is disabled"))
+    }
+}
+
+async fn enabled(State(state): State<AppState>) -> Json<bool> {
+    Json(state.quick_connect.enabled())
+}
+
+async fn initiate(
+    State(state): State<AppState>,
+    client: ClientHeader,
+) -> Result<Json<QuickConnectResult>, ApiError> {
+    require_enabled(&state)?;
+    let device = client.device_info()?;
+    Ok(Json(state.quick_connect.initiate(device).into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SecretQuery {
+    secret: Option<String>,
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    Query(q): Query<SecretQuery>,
+) -> Result<Json<QuickConnectResult>, ApiError> {
+    require_enabled(&state)?;
+    let secret = q
+        .secret
+        .ok_or_else(|| ApiError::bad_request("The secret parameter is required."))?;
+    state
+        .quick_connect
+        .get(&secret)
+        .map(|p| Json(p.into()))
+        .ok_or_else(|| ApiError::not_found("Unknown or expired quick connect secret."))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AuthorizeQuery {
+    code: Option<String>,
+    user_id: Option<JfId>,
+}
+
+async fn authorize(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(q): Query<AuthorizeQuery>,
+) -> Result<Json<bool>, ApiError> {
+    require_enabled(&state)?;
+    let code = q
+        .code
+        .ok_or_else(|| ApiError::bad_request("The code parameter is required."))?;
+    let user_id = caller.acting_for(q.user_id)?;
+    if state.quick_connect.authorize(&code, user_id) {
+        tracing::info!(%user_id, "quick connect request authorized");
+        Ok(Json(true))
+    } else {
+        Err(ApiError::not_found(
+            "Unknown or expired quick connect code.",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SecretBody {
+    secret: Option<String>,
+}
+
+async fn authenticate_with_quick_connect(
+    State(state): State<AppState>,
+    Json(body): Json<SecretBody>,
+) -> Result<Json<AuthenticationResult>, ApiError> {
+    require_enabled(&state)?;
+    let secret = body
+        .secret
+        .ok_or_else(|| ApiError::bad_request("Secret is required."))?;
+    if state.quick_connect.get(&secret).is_none() {
+        return Err(ApiError::not_found(
+            "Unknown or expired quick connect secret.",
+        ));
+    }
+    let (user_id, device) = state
+        .quick_connect
+        .redeem(&secret)
+        .ok_or_else(|| ApiError::unauthorized("Quick connect request is not authorized yet."))?;
+    let user = state
+        .store
+        .user_by_id(user_id)
+        .await?
+        .filter(|u| !u.is_disabled)
+        .ok_or_else(|| ApiError::unauthorized("The authorizing user can no longer log in."))?;
+    Ok(Json(issue_login(&state, &user, device).await?))
 }

@@ -1,10 +1,264 @@
-//! Placeholder.
+//! Sessions: `POST /Sessions/Capabilities[/Full]`, `POST /Sessions/Logout`, `GET /Sessions`,
+//! and the `/socket` WebSocket.
+//!
+//! The WebSocket follows Jellyfin: the token is checked before the upgrade (header, `ApiKey`
+//! or `api_key`); on connect the server sends `ForceKeepAlive` with the timeout in seconds;
+//! each `KeepAlive` is answered; every fifth of the timeout, a socket silent for three quarters
+//! of it gets another `ForceKeepAlive`, and a socket silent for the whole timeout is closed.
+//! Messages for the user (`Sessions::notify`) are forwarded as they come.
+
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 
+use crate::api::dto::SessionInfoDto;
+use crate::auth::{AuthUser, MaybeAuthUser};
+use crate::error::ApiError;
+use crate::jf::{JfId, Json, List, Query};
+use crate::sessions::{Capabilities, Outbound};
 use crate::state::AppState;
 
-/// This feature's routes.
+/// The routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/sessions", get(list))
+        .route("/sessions/capabilities", post(capabilities))
+        .route("/sessions/capabilities/full", post(capabilities_full))
+        .route("/sessions/logout", post(logout))
+        .route("/socket", get(socket))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CapabilitiesQuery {
+    #[serde(default)]
+    playable_media_types: List<String>,
+    #[serde(default)]
+    supported_commands: List<String>,
+    supports_media_control: Option<bool>,
+}
+
+/// Jellyfin's `ClientCapabilitiesDto` (the parts Ephyra keeps; the device profile is stored
+/// as posted).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CapabilitiesBody {
+    #[serde(default)]
+    playable_media_types: List<String>,
+    #[serde(default)]
+    supported_commands: List<String>,
+    supports_media_control: Option<bool>,
+}
+
+async fn record_capabilities(
+    state: &AppState,
+    caller: &AuthUser,
+    capabilities: Capabilities,
+) -> Result<StatusCode, ApiError> {
+    let json = json!({
+        "PlayableMediaTypes": capabilities.playable_media_types,
+        "SupportedCommands": capabilities.supported_commands,
+        "SupportsMediaControl": capabilities.supports_media_control,
+    })
+    .to_string();
+    state
+        .store
+        .set_device_capabilities(caller.user_id, &caller.device, &json)
+        .await?;
+    state.sessions.set_capabilities(caller, capabilities);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn capabilities(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(q): Query<CapabilitiesQuery>,
+) -> Result<StatusCode, ApiError> {
+    let caps = Capabilities {
+        playable_media_types: q.playable_media_types.0,
+        supported_commands: q.supported_commands.0,
+        supports_media_control: q.supports_media_control.unwrap_or(false),
+    };
+    record_capabilities(&state, &caller, caps).await
+}
+
+async fn capabilities_full(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(body): Json<CapabilitiesBody>,
+) -> Result<StatusCode, ApiError> {
+    let caps = Capabilities {
+        playable_media_types: body.playable_media_types.0,
+        supported_commands: body.supported_commands.0,
+        supports_media_control: body.supports_media_control.unwrap_or(false),
+    };
+    record_capabilities(&state, &caller, caps).await
+}
+
+async fn logout(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode, ApiError> {
+    state.store.revoke_token(caller.token_id).await?;
+    state.sessions.remove(&caller);
+    tracing::info!(user_id = %caller.user_id, "logout");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SessionsQuery {
+    controllable_by_user_id: Option<JfId>,
+    device_id: Option<String>,
+}
+
+/// Live sessions on this replica: all of them for administrators, the caller's own otherwise.
+async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(q): Query<SessionsQuery>,
+) -> Result<Json<Vec<SessionInfoDto>>, ApiError> {
+    state.sessions.touch(&caller);
+    let visible_to = match q.controllable_by_user_id {
+        Some(id) => caller.acting_for(Some(id))?,
+        None => caller.user_id,
+    };
+    let sessions = state
+        .sessions
+        .list()
+        .into_iter()
+        .filter(|s| {
+            caller.is_admin && q.controllable_by_user_id.is_none() || s.user_id == visible_to
+        })
+        .filter(|s| {
+            q.device_id
+                .as_ref()
+                .is_none_or(|d| &s.device.device_id == d)
+        })
+        .map(|s| SessionInfoDto::new(&s, state.server_id))
+        .collect();
+    Ok(Json(sessions))
+}
+
+async fn socket(
+    State(state): State<AppState>,
+    MaybeAuthUser(caller): MaybeAuthUser,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Some(caller) = caller else {
+        return ApiError::unauthorized("Authentication is required.").into_response();
+    };
+    let Ok(upgrade) = upgrade else {
+        return ApiError::bad_request("Expected a WebSocket upgrade.").into_response();
+    };
+    upgrade
+        .on_upgrade(move |ws| run_socket(ws, state, caller))
+        .into_response()
+}
+
+fn message(message_type: &str, data: Option<Value>) -> Message {
+    let mut body = json!({
+        "MessageType": message_type,
+        "MessageId": JfId::random().to_n(),
+    });
+    if let (Some(data), Some(obj)) = (data, body.as_object_mut()) {
+        obj.insert("Data".to_owned(), data);
+    }
+    Message::Text(body.to_string().into())
+}
+
+async fn run_socket(mut ws: WebSocket, state: AppState, caller: AuthUser) {
+    let timeout = state.socket_timeout;
+    let timeout_secs = timeout.as_secs().max(1);
+    state.sessions.socket_opened(&caller);
+    state.metrics.websocket_connections.inc();
+    let mut outbound = state.sessions.subscribe();
+    let check_every = (timeout / 5).max(Duration::from_millis(100));
+    let mut checks = tokio::time::interval_at(Instant::now() + check_every, check_every);
+    let mut last_heard = Instant::now();
+    tracing::debug!(user_id = %caller.user_id, "session socket opened");
+
+    if ws
+        .send(message("ForceKeepAlive", Some(json!(timeout_secs))))
+        .await
+        .is_ok()
+    {
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => {
+                    let _ = ws.send(message("ServerShuttingDown", None)).await;
+                    let _ = ws.send(Message::Close(None)).await;
+                    break;
+                }
+                _ = checks.tick() => {
+                    let silent = last_heard.elapsed();
+                    if silent >= timeout {
+                        tracing::debug!(user_id = %caller.user_id, "session socket silent too long; closing");
+                        let _ = ws.send(Message::Close(None)).await;
+                        break;
+                    }
+                    if silent >= timeout * 3 / 4
+                        && ws.send(message("ForceKeepAlive", Some(json!(timeout_secs)))).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                received = ws.recv() => {
+                    let Some(Ok(frame)) = received else { break };
+                    last_heard = Instant::now();
+                    if !answer(&mut ws, frame).await {
+                        break;
+                    }
+                }
+                pushed = outbound.recv() => match pushed {
+                    Ok(Outbound { user, message_type, data }) => {
+                        if user.is_none_or(|u| u == caller.user_id)
+                            && ws.send(message(&message_type, Some(data))).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "session socket fell behind on pushed messages");
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+            }
+        }
+    }
+    state.sessions.socket_closed(&caller);
+    state.metrics.websocket_connections.dec();
+    tracing::debug!(user_id = %caller.user_id, "session socket closed");
+}
+
+/// Answers one inbound frame; false when the socket is done.
+async fn answer(ws: &mut WebSocket, frame: Message) -> bool {
+    match frame {
+        Message::Text(text) if is_keep_alive(&text) => {
+            ws.send(message("KeepAlive", None)).await.is_ok()
+        }
+        Message::Close(_) => false,
+        // Other messages (SessionsStart, ...) are admin extras; pings are answered by the
+        // library; binary frames mean nothing here.
+        _ => true,
+    }
+}
+
+/// True for `{"MessageType":"KeepAlive", ...}` (the message type matched exactly, as Jellyfin).
+fn is_keep_alive(text: &str) -> bool {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| {
+            v.get("MessageType")
+                .and_then(Value::as_str)
+                .map(|t| t == "KeepAlive")
+        })
+        .unwrap_or(false)
 }

@@ -45,7 +45,10 @@ impl AuthHeader {
             };
             let key = key.trim();
             let raw = raw.trim().trim_matches('"').trim();
-            let decoded = percent_decode_str(raw).decode_utf8_lossy().trim().to_owned();
+            let decoded = percent_decode_str(raw)
+                .decode_utf8_lossy()
+                .trim()
+                .to_owned();
             let slot = if key.eq_ignore_ascii_case("Client") {
                 &mut header.client
             } else if key.eq_ignore_ascii_case("Device") {
@@ -120,7 +123,9 @@ pub fn request_token(parts: &Parts) -> Option<String> {
                 .find(|(k, _)| k.eq_ignore_ascii_case(wanted))
                 .and_then(|(_, v)| match v {
                     serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Array(a) => a.first().and_then(|f| f.as_str()).map(str::to_owned),
+                    serde_json::Value::Array(a) => {
+                        a.first().and_then(|f| f.as_str()).map(str::to_owned)
+                    }
                     _ => None,
                 })
         })
@@ -202,7 +207,10 @@ mod tests {
             token_of(r().header("X-Emby-Authorization", r#"MediaBrowser Token="t3""#)).as_deref(),
             Some("t3")
         );
-        assert_eq!(token_of(r().header("X-Emby-Token", "t4")).as_deref(), Some("t4"));
+        assert_eq!(
+            token_of(r().header("X-Emby-Token", "t4")).as_deref(),
+            Some("t4")
+        );
         assert_eq!(
             token_of(r().header("X-MediaBrowser-Token", "t5")).as_deref(),
             Some("t5")

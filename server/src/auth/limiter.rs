@@ -88,7 +88,12 @@ impl LoginLimiter {
         if let (Some(ip), Ok(mut addresses)) = (address, self.addresses.lock())
             && let Some(f) = addresses.get_mut(&ip)
         {
-            wait = wait.max(wait_for(f, self.policy.per_address, self.policy.window, now));
+            wait = wait.max(wait_for(
+                f,
+                self.policy.per_address,
+                self.policy.window,
+                now,
+            ));
         }
         match wait {
             Some(d) => Err(d.as_secs().max(1)),
@@ -101,7 +106,10 @@ impl LoginLimiter {
         let now = Instant::now();
         if let Ok(mut users) = self.users.lock() {
             if users.len() >= MAX_KEYS {
-                users.retain(|_, f| f.back().is_some_and(|t| now.duration_since(*t) < self.policy.window));
+                users.retain(|_, f| {
+                    f.back()
+                        .is_some_and(|t| now.duration_since(*t) < self.policy.window)
+                });
             }
             users
                 .entry(user.trim().to_lowercase())
@@ -110,7 +118,10 @@ impl LoginLimiter {
         }
         if let (Some(ip), Ok(mut addresses)) = (address, self.addresses.lock()) {
             if addresses.len() >= MAX_KEYS {
-                addresses.retain(|_, f| f.back().is_some_and(|t| now.duration_since(*t) < self.policy.window));
+                addresses.retain(|_, f| {
+                    f.back()
+                        .is_some_and(|t| now.duration_since(*t) < self.policy.window)
+                });
             }
             addresses.entry(ip).or_default().push_back(now);
         }
@@ -143,7 +154,9 @@ mod tests {
             assert!(l.check("Alice", Some(IpAddr::from([10, 0, 0, i]))).is_ok());
             l.failed("alice", Some(IpAddr::from([10, 0, 0, i])));
         }
-        let wait = l.check("ALICE", Some(IpAddr::from([10, 0, 0, 9]))).unwrap_err();
+        let wait = l
+            .check("ALICE", Some(IpAddr::from([10, 0, 0, 9])))
+            .unwrap_err();
         assert!((1..=60).contains(&wait));
         assert!(l.check("bob", Some(IpAddr::from([10, 0, 0, 9]))).is_ok());
     }

@@ -75,7 +75,9 @@ impl AuthUser {
         if self.is_admin {
             Ok(())
         } else {
-            Err(ApiError::forbidden("This action requires an administrator."))
+            Err(ApiError::forbidden(
+                "This action requires an administrator.",
+            ))
         }
     }
 
@@ -206,7 +208,11 @@ mod tests {
     fn tokens_are_32_lowercase_hex_digits_and_hash_without_regard_to_case() {
         let (token, hash) = new_token();
         assert_eq!(token.len(), 32);
-        assert!(token.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            token
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_eq!(hash_token(&token.to_ascii_uppercase()), hash);
         assert_ne!(hash, token);
     }

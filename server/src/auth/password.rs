@@ -1,8 +1,8 @@
 //! Password hashing with argon2id. Hashing and verifying take tens of milliseconds of CPU, so
 //! they run on the blocking pool, never on a request's async thread.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
 
 /// Hashing failed (only on an internal argon2 error).

@@ -206,7 +206,7 @@ impl<'de> de::Deserializer<'de> for Lenient {
     ) -> Result<V::Value, DeError> {
         match self.0 {
             Value::Object(m) => v.visit_map(MapDe::new(m, Some(fields))),
-            other => Lenient(other).deserialize_any_inner(v),
+            other => Err(de::Error::invalid_type(unexpected(&other), &"an object")),
         }
     }
 
@@ -242,6 +242,17 @@ impl<'de> de::Deserializer<'de> for Lenient {
     }
 
     forward_to_deserialize_any! { bytes byte_buf unit unit_struct map }
+}
+
+fn unexpected(value: &Value) -> de::Unexpected<'_> {
+    match value {
+        Value::Null => de::Unexpected::Unit,
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::Number(_) => de::Unexpected::Other("a number"),
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Array(_) => de::Unexpected::Seq,
+        Value::Object(_) => de::Unexpected::Map,
+    }
 }
 
 struct SeqDe(vec::IntoIter<Value>);

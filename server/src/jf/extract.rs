@@ -79,12 +79,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| match rejection.status() {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
                 _ => ApiError::bad_request("The request body could not be read."),
-            })?;
+            }
+        })?;
         let value = if bytes.iter().all(u8::is_ascii_whitespace) {
             Value::Object(Map::new())
         } else {
@@ -155,11 +155,17 @@ mod tests {
 
     #[test]
     fn lists_come_comma_separated_or_repeated_and_unknown_values_are_dropped() {
-        let comma = items("Fields=MediaSources%2COverview%2CMetascore&IncludeItemTypes=Movie,Episode");
+        let comma =
+            items("Fields=MediaSources%2COverview%2CMetascore&IncludeItemTypes=Movie,Episode");
         assert_eq!(comma.fields.0, vec![Field::MediaSources, Field::Overview]);
         assert_eq!(comma.include_item_types.0, vec!["Movie", "Episode"]);
-        let repeated = items("fields=MediaSources&fields=Overview&includeItemTypes=Movie&includeItemTypes=Episode");
-        assert_eq!(repeated.fields.0, vec![Field::MediaSources, Field::Overview]);
+        let repeated = items(
+            "fields=MediaSources&fields=Overview&includeItemTypes=Movie&includeItemTypes=Episode",
+        );
+        assert_eq!(
+            repeated.fields.0,
+            vec![Field::MediaSources, Field::Overview]
+        );
         assert_eq!(repeated.include_item_types.0, vec!["Movie", "Episode"]);
     }
 

@@ -20,6 +20,7 @@
 //! PostgreSQL the migrator holds an advisory lock, so replicas starting together are safe.
 
 pub mod items;
+pub mod userdata;
 pub mod users;
 
 use std::str::FromStr;

@@ -130,7 +130,8 @@ impl Store {
             name: name.trim().to_owned(),
             password_hash: password_hash.map(str::to_owned),
             is_admin,
-            is_hidden: false,
+            // Jellyfin's default: users are left out of the public list on the login screen.
+            is_hidden: true,
             is_disabled: false,
             created_at: Store::now(),
             last_login_at: None,
@@ -138,7 +139,7 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO users (id, name, name_key, password_hash, is_admin, is_hidden, \
-             is_disabled, created_at) VALUES ($1, $2, $3, $4, $5, 0, 0, $6)",
+             is_disabled, created_at) VALUES ($1, $2, $3, $4, $5, 1, 0, $6)",
         )
         .bind(user.id.to_n())
         .bind(&user.name)
@@ -177,17 +178,17 @@ impl Store {
     /// A user by name, without regard to case.
     pub async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(select_user!("WHERE name_key = $1"))
-        .bind(name_key(name))
-        .fetch_optional(self.pool())
-        .await?;
+            .bind(name_key(name))
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     /// All users, by name.
     pub async fn list_users(&self) -> StoreResult<Vec<User>> {
         let rows = sqlx::query(select_user!("ORDER BY name_key"))
-        .fetch_all(self.pool())
-        .await?;
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(user_from_row).collect()
     }
 

@@ -1,0 +1,107 @@
+//! Storage behaviour that the HTTP tests do not show: concurrent migrations, the shared
+//! server id, and a saturated pool answering 503 quickly.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use ephyra_server::store::{PoolSettings, Store};
+use http::StatusCode;
+
+use crate::support::{Provider, TestServer, test_config};
+
+#[tokio::test]
+async fn two_replicas_migrating_one_postgresql_at_once_both_succeed_and_agree_on_the_server_id()
+-> Result<()> {
+    let url = ephyra_testsupport::postgres::fresh_database().await?;
+    let settings = PoolSettings::default();
+    let (a, b) = tokio::join!(
+        Store::connect(&url, &settings),
+        Store::connect(&url, &settings)
+    );
+    let (a, b) = (a?, b?);
+    let (ma, mb) = tokio::join!(a.migrate(), b.migrate());
+    ma?;
+    mb?;
+    let (ia, ib) = tokio::join!(a.server_id(), b.server_id());
+    assert_eq!(ia?, ib?);
+    // Applying again is a no-op.
+    a.migrate().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn both_providers_migrate_to_the_same_tables() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let sqlite = Store::open(
+        &format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+        &PoolSettings::default(),
+    )
+    .await?;
+    let pg = Store::open(
+        &ephyra_testsupport::postgres::fresh_database().await?,
+        &PoolSettings::default(),
+    )
+    .await?;
+    for table in [
+        "server_meta",
+        "users",
+        "devices",
+        "access_tokens",
+        "libraries",
+        "items",
+        "media_streams",
+        "images",
+        "user_item_data",
+        "jobs",
+    ] {
+        for store in [&sqlite, &pg] {
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_one(store.pool())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_answers_503_quickly_instead_of_hanging() -> Result<()> {
+    for provider in [Provider::Sqlite, Provider::Postgres] {
+        let dir = tempfile::tempdir()?;
+        let config = test_config(provider, dir.path()).await?;
+        let url = config.database.url().unwrap().expose().to_owned();
+        let store = Store::open(
+            &url,
+            &PoolSettings {
+                max_connections: 1,
+                acquire_timeout: Duration::from_millis(300),
+            },
+        )
+        .await?;
+        let mut server = TestServer::from_config(config, dir).await?;
+        server.state.store = store.clone();
+        let held = store.pool().acquire().await?;
+        let started = Instant::now();
+        let reply = server.get("/health/ready", None).await?;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        let login = server
+            .post(
+                "/Users/AuthenticateByName",
+                Some(crate::support::CLIENT),
+                Some(serde_json::json!({"Username": "x", "Pw": "y"})),
+            )
+            .await?;
+        login.assert_error(StatusCode::SERVICE_UNAVAILABLE)?;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        drop(held);
+        assert_eq!(
+            server.get("/health/ready", None).await?.status,
+            StatusCode::OK
+        );
+    }
+    Ok(())
+}
