@@ -1,1 +1,39 @@
-//! placeholder
+//! Harness for black-box tests over the built binaries: start `ephyra-server` processes with a
+//! given environment, wait until they answer, stop them gently (SIGTERM) or brutally (SIGKILL).
+//!
+//! The binaries are the ones `cargo test --workspace` (or `cargo build -p ephyra-server`) put
+//! next to the test executable; the harness never builds anything itself.
+//! Databases, Redis and media come from `ephyra-testsupport`.
+
+mod server;
+
+pub use server::{ServerProcess, binary};
+
+/// Why the harness could not do what a test asked.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The binary is not built.
+    #[error("{0} is not built: run `cargo build -p ephyra-server` (make test does)")]
+    MissingBinary(std::path::PathBuf),
+    /// A test service (PostgreSQL, Redis, ports, media) could not be provided.
+    #[error(transparent)]
+    Support(#[from] ephyra_testsupport::SupportError),
+    /// The process could not be started or signalled.
+    #[error("{what}: {source}")]
+    Process {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The server did not become healthy in time; its log is attached.
+    #[error("{what} did not answer /health/live within {seconds} s; its output:\n{log}")]
+    NotHealthy {
+        /// Which server.
+        what: String,
+        /// How long we waited.
+        seconds: u64,
+        /// What it printed.
+        log: String,
+    },
+}

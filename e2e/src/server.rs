@@ -1,0 +1,162 @@
+//! One `ephyra-server` process.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ephyra_testsupport::net::free_port;
+use ephyra_testsupport::process::{ChildGuard, spawn_tied, tied_command};
+use rustix::process::{Pid, Signal, kill_process};
+
+use crate::HarnessError;
+
+/// Path of a workspace binary built next to the running test executable
+/// (`target/<profile>/deps/e2e-…` → `target/<profile>/<name>`).
+pub fn binary(name: &str) -> Result<PathBuf, HarnessError> {
+    let exe = std::env::current_exe().map_err(|source| HarnessError::Process {
+        what: "locating the test executable".to_owned(),
+        source,
+    })?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from);
+    let path = profile_dir.unwrap_or_default().join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(HarnessError::MissingBinary(path))
+    }
+}
+
+/// A running server. Killed when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    /// A label for messages (`replica-a`).
+    pub name: String,
+    /// `http://127.0.0.1:PORT`, the Jellyfin API.
+    pub url: String,
+    /// `http://127.0.0.1:PORT`, the admin endpoints.
+    pub admin_url: String,
+    /// Where its stdout and stderr go, read back when it fails.
+    log_path: PathBuf,
+    /// The process; `None` once it was stopped.
+    child: Option<ChildGuard<std::process::Child>>,
+}
+
+impl ServerProcess {
+    /// Starts `ephyra-server` with `env` (on top of ports picked here, and discovery off) and
+    /// waits until `/health/live` answers.
+    pub async fn start(
+        name: &str,
+        env: &[(&str, String)],
+        log_dir: &std::path::Path,
+    ) -> Result<ServerProcess, HarnessError> {
+        let bin = binary("ephyra-server")?;
+        let port = free_port()?;
+        let admin_port = free_port()?;
+        let log_path = log_dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|source| HarnessError::Process {
+            what: format!("creating {}", log_path.display()),
+            source,
+        })?;
+        let log_err = log.try_clone().map_err(|source| HarnessError::Process {
+            what: "duplicating the log handle".to_owned(),
+            source,
+        })?;
+        let mut command = tied_command(&bin);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("EPHYRA_LISTEN", format!("127.0.0.1:{port}"))
+            .env("EPHYRA_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env("EPHYRA_DISCOVERY", "false")
+            .env("EPHYRA_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = spawn_tied(command)?;
+        let mut server = ServerProcess {
+            name: name.to_owned(),
+            url: format!("http://127.0.0.1:{port}"),
+            admin_url: format!("http://127.0.0.1:{admin_port}"),
+            log_path,
+            child: Some(child),
+        };
+        server.wait_live(Duration::from_secs(60)).await?;
+        Ok(server)
+    }
+
+    /// Polls `/health/live` until it answers 200.
+    async fn wait_live(&mut self, timeout: Duration) -> Result<(), HarnessError> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let url = format!("{}/health/live", self.url);
+        loop {
+            if let Ok(resp) = client
+                .get(&url)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                && resp.status().is_success()
+            {
+                return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited || started.elapsed() >= timeout {
+                return Err(HarnessError::NotHealthy {
+                    what: self.name.clone(),
+                    seconds: started.elapsed().as_secs(),
+                    log: self.log(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What the process printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGKILL: the replica vanishes without a goodbye, as when its node dies.
+    pub fn kill(&mut self) {
+        // Dropping the guard sends SIGKILL and reaps the process.
+        self.child = None;
+    }
+
+    /// SIGTERM, then waits up to `grace` for a clean exit; returns whether it exited in time.
+    pub async fn terminate(&mut self, grace: Duration) -> Result<bool, HarnessError> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(true);
+        };
+        let pid = Pid::from_raw(child.id() as i32).ok_or_else(|| HarnessError::Process {
+            what: "reading the pid".to_owned(),
+            source: std::io::Error::other("pid 0"),
+        })?;
+        kill_process(pid, Signal::TERM).map_err(|e| HarnessError::Process {
+            what: format!("sending SIGTERM to {}", self.name),
+            source: e.into(),
+        })?;
+        let started = Instant::now();
+        while started.elapsed() < grace {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(false)
+    }
+}
