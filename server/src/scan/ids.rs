@@ -7,25 +7,30 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::jf::JfId;
+
 /// An id from labelled parts. Parts are length-prefixed so `("ab", "c")` and `("a", "bc")`
 /// differ.
-fn derive(parts: &[&[u8]]) -> String {
+fn derive(parts: &[&[u8]]) -> JfId {
     let mut hash = Sha256::new();
     hash.update(b"ephyra-item-v1");
     for part in parts {
         hash.update((part.len() as u64).to_le_bytes());
         hash.update(part);
     }
-    hex::encode(&hash.finalize()[..16])
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    JfId::from_bytes(bytes)
 }
 
 /// The library's own item (a `CollectionFolder`), from its configured name.
-pub fn library_id(library: &str) -> String {
+pub fn library_id(library: &str) -> JfId {
     derive(&[b"library", library.to_lowercase().as_bytes()])
 }
 
 /// A film or episode, from its library and the path of its file.
-pub fn file_item_id(library: &str, path: &Path) -> String {
+pub fn file_item_id(library: &str, path: &Path) -> JfId {
     derive(&[
         b"file",
         library.to_lowercase().as_bytes(),
@@ -35,7 +40,7 @@ pub fn file_item_id(library: &str, path: &Path) -> String {
 
 /// A series, from its library and its name (ignoring case), so that one show spread over two
 /// folders of a library is one series.
-pub fn series_id(library: &str, series: &str) -> String {
+pub fn series_id(library: &str, series: &str) -> JfId {
     derive(&[
         b"series",
         library.to_lowercase().as_bytes(),
@@ -44,7 +49,7 @@ pub fn series_id(library: &str, series: &str) -> String {
 }
 
 /// A season, from its series and number.
-pub fn season_id(series_id: &str, season: u32) -> String {
+pub fn season_id(series_id: JfId, season: u32) -> JfId {
     derive(&[b"season", series_id.as_bytes(), &season.to_le_bytes()])
 }
 
@@ -52,10 +57,10 @@ pub fn season_id(series_id: &str, season: u32) -> String {
 mod tests {
     use super::*;
 
-    fn is_id(id: &str) -> bool {
-        id.len() == 32
-            && id
-                .bytes()
+    fn is_id(id: &JfId) -> bool {
+        let n = id.to_n();
+        n.len() == 32
+            && n.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }
 
@@ -64,7 +69,7 @@ mod tests {
         assert!(is_id(&library_id("Films")));
         assert!(is_id(&file_item_id("Films", Path::new("/m/a.mkv"))));
         assert!(is_id(&series_id("Shows", "Show")));
-        assert!(is_id(&season_id(&series_id("Shows", "Show"), 1)));
+        assert!(is_id(&season_id(series_id("Shows", "Show"), 1)));
     }
 
     #[test]
@@ -88,8 +93,8 @@ mod tests {
             file_item_id("Films", Path::new("/m/b.mkv")),
             file_item_id("Shows", Path::new("/m/a.mkv")),
             series_id("Shows", "Show"),
-            season_id(&series_id("Shows", "Show"), 1),
-            season_id(&series_id("Shows", "Show"), 2),
+            season_id(series_id("Shows", "Show"), 1),
+            season_id(series_id("Shows", "Show"), 2),
         ];
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len());

@@ -4,10 +4,652 @@
 //!
 //! The parts are separate so each can be tested alone: [`walk`] (filesystem, containment of
 //! links), [`names`] (pure parsing), [`probe`] (ffprobe), [`images`] (artwork), [`ids`] (stable
-//! item ids).
+//! item ids). This module ties them together and is the only one that writes scan results.
+//!
+//! A scan never stops at one bad file: a file ffprobe cannot read is recorded with its error
+//! (and hidden from clients) and the scan goes on; a library folder that cannot be read at all
+//! is skipped without removing its items, so an unmounted share does not empty a library.
+//!
+//! Serving checks containment again ([`media_path_for_serving`]): the stored path must still
+//! resolve inside one of its library's configured folders when a client asks for it.
 
 pub mod ids;
 pub mod images;
 pub mod names;
 pub mod probe;
 pub mod walk;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ephyra_config::{LibraryConfig, LibraryKind, ServerConfig};
+use futures::StreamExt;
+
+use crate::jf::JfId;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::store::items::{ItemImage, ItemKind, ItemQuery, Library, NewItem};
+use crate::store::{Store, StoreError};
+
+/// How long ffprobe may take on one file.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long ffmpeg may take to extract one frame.
+const EXTRACT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Image type of the poster or thumbnail of an item.
+pub const PRIMARY: &str = "Primary";
+
+/// What a scan did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Libraries scanned.
+    pub libraries: usize,
+    /// Video files found on disk.
+    pub files: usize,
+    /// Files probed because they were new or changed.
+    pub probed: usize,
+    /// Items removed because their files are gone.
+    pub removed: u64,
+    /// Files ffprobe could not read in this scan, with the reason.
+    pub errors: Vec<(PathBuf, String)>,
+    /// Frames extracted for items without artwork.
+    pub extracted_images: usize,
+    /// Library folders that could not be read (their items were kept).
+    pub unreadable_folders: Vec<PathBuf>,
+}
+
+/// Why a scan did not run or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Another scan is running in this process; it will see the same files.
+    #[error("a library scan is already running")]
+    AlreadyRunning,
+    /// The store failed; the scan stopped and will be retried by the next one.
+    #[error("the library scan could not write to the store")]
+    Store(#[from] StoreError),
+}
+
+/// Resets the `scan_running` gauge when a scan ends, however it ends.
+struct RunningGuard(Arc<Metrics>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.scan_running.set(0);
+    }
+}
+
+/// Scans every configured library once. At most one scan runs per process: a second call
+/// while one runs returns [`ScanError::AlreadyRunning`] at once.
+pub async fn scan_all(state: &AppState) -> Result<ScanReport, ScanError> {
+    scan_with(&state.store, &state.config, &state.metrics).await
+}
+
+/// [`scan_all`] over explicit parts.
+pub async fn scan_with(
+    store: &Store,
+    config: &ServerConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<ScanReport, ScanError> {
+    // The gauge doubles as the lock: `set` swaps atomically and returns the old value.
+    if metrics.scan_running.set(1) == 1 {
+        return Err(ScanError::AlreadyRunning);
+    }
+    let _running = RunningGuard(metrics.clone());
+    metrics.scan_files_total.set(0);
+    metrics.scan_files_done.set(0);
+
+    let libraries: Vec<Library> = config
+        .libraries
+        .iter()
+        .map(|l| Library {
+            id: ids::library_id(&l.name),
+            name: l.name.clone(),
+            kind: l.kind,
+            folders: l.folders.clone(),
+            created_at: 0,
+        })
+        .collect();
+    store.sync_libraries(&libraries).await?;
+
+    let mut report = ScanReport::default();
+    let started = std::time::Instant::now();
+    for library in &config.libraries {
+        let scanner = LibraryScan {
+            store,
+            config,
+            metrics,
+            library,
+            library_id: ids::library_id(&library.name),
+        };
+        scanner.run(&mut report).await?;
+        report.libraries += 1;
+    }
+    tracing::info!(
+        libraries = report.libraries,
+        files = report.files,
+        probed = report.probed,
+        removed = report.removed,
+        errors = report.errors.len(),
+        extracted_images = report.extracted_images,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "library scan finished"
+    );
+    Ok(report)
+}
+
+/// Scans at start and then every `scan.intervalSeconds` (0: only at start), until shutdown.
+/// Meant to be spawned by `run`.
+pub async fn run_periodic(state: AppState) {
+    loop {
+        match scan_all(&state).await {
+            Ok(_) | Err(ScanError::AlreadyRunning) => {}
+            Err(e) => {
+                tracing::error!(error = %crate::error::DisplayChain(&e), "library scan failed")
+            }
+        }
+        let interval = state.config.scan.interval_seconds;
+        if interval == 0 {
+            return;
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(interval)) => {}
+        }
+    }
+}
+
+/// Starts a scan in the background (for `POST /Library/Refresh`); returns at once.
+pub fn spawn_scan(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        match scan_all(&state).await {
+            Ok(_) => {}
+            Err(ScanError::AlreadyRunning) => {
+                tracing::info!("library refresh asked while a scan runs; that scan covers it");
+            }
+            Err(e) => {
+                tracing::error!(error = %crate::error::DisplayChain(&e), "library scan failed")
+            }
+        }
+    });
+}
+
+/// The path to open for a stored media or image path, or `None` when it no longer resolves
+/// inside one of `library_id`'s configured folders (or, for extracted images, the data
+/// folder's `images/`). Links are resolved first, so a link swapped after the scan to point
+/// outside the library is refused.
+pub fn media_path_for_serving(
+    config: &ServerConfig,
+    library_id: JfId,
+    stored: &Path,
+) -> Option<PathBuf> {
+    let resolved = stored.canonicalize().ok()?;
+    let library = config
+        .libraries
+        .iter()
+        .find(|l| ids::library_id(&l.name) == library_id)?;
+    let mut allowed: Vec<PathBuf> = library
+        .folders
+        .iter()
+        .filter_map(|f| f.canonicalize().ok())
+        .collect();
+    if let Ok(images) = extracted_images_dir(config).canonicalize() {
+        allowed.push(images);
+    }
+    allowed
+        .iter()
+        .any(|root| resolved.starts_with(root))
+        .then_some(resolved)
+}
+
+/// Where extracted frames are written.
+pub fn extracted_images_dir(config: &ServerConfig) -> PathBuf {
+    config.data_dir.join("images")
+}
+
+/// One library's scan.
+struct LibraryScan<'a> {
+    store: &'a Store,
+    config: &'a ServerConfig,
+    metrics: &'a Arc<Metrics>,
+    library: &'a LibraryConfig,
+    library_id: JfId,
+}
+
+/// A file named and probed, ready to be written.
+struct Named {
+    file: walk::FoundFile,
+    root: PathBuf,
+    name: FileName,
+}
+
+enum FileName {
+    Movie(names::MovieName),
+    Episode(names::EpisodeName),
+}
+
+impl LibraryScan<'_> {
+    async fn run(&self, report: &mut ScanReport) -> Result<(), ScanError> {
+        // 1. Walk every folder (blocking filesystem work, off the async threads).
+        let mut walked = Vec::new();
+        let mut all_reachable = true;
+        for folder in &self.library.folders {
+            let folder = folder.clone();
+            let result = tokio::task::spawn_blocking(move || walk::walk(&folder)).await;
+            match result {
+                Ok(Ok(w)) => {
+                    for (path, reason) in &w.skipped {
+                        tracing::warn!(library = %self.library.name, path = %path.display(), %reason, "skipped");
+                    }
+                    walked.push(w);
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(library = %self.library.name, error = %e, "library folder unreadable; its items are kept");
+                    report.unreadable_folders.push(e.folder.clone());
+                    all_reachable = false;
+                }
+                Err(join) => {
+                    tracing::error!(library = %self.library.name, error = %join, "folder walk failed");
+                    all_reachable = false;
+                }
+            }
+        }
+
+        // 2. Compare with what the store knows. With a folder unreadable, only files under the
+        //    readable ones may count as deleted.
+        let known = self.store.known_files(self.library_id).await?;
+        let considered: BTreeMap<PathBuf, walk::KnownFile> = known
+            .iter()
+            .filter(|(path, _)| all_reachable || walked.iter().any(|w| path.starts_with(&w.root)))
+            .map(|(path, k)| {
+                (
+                    path.clone(),
+                    walk::KnownFile {
+                        size: u64::try_from(k.size_bytes).unwrap_or(u64::MAX),
+                        mtime_ms: k.file_mtime,
+                    },
+                )
+            })
+            .collect();
+        let found: Vec<walk::FoundFile> = walked.iter().flat_map(|w| w.videos.clone()).collect();
+        report.files += found.len();
+        self.metrics
+            .scan_files_total
+            .inc_by(i64::try_from(found.len()).unwrap_or(i64::MAX));
+        let plan = walk::plan(&found, &considered);
+        self.metrics
+            .scan_files_done
+            .inc_by(i64::try_from(plan.unchanged.len()).unwrap_or(i64::MAX));
+
+        // 3. Remove items of vanished files (and seasons/series left empty).
+        if !plan.removed.is_empty() {
+            report.removed += self
+                .store
+                .remove_files(self.library_id, &plan.removed)
+                .await?;
+        }
+
+        // 4. Name and probe new or changed files, a bounded number at once, writing each as it
+        //    completes.
+        let root_of = |path: &Path| {
+            walked
+                .iter()
+                .find(|w| path.starts_with(&w.root))
+                .map(|w| w.root.clone())
+        };
+        let mut to_probe = Vec::new();
+        for file in plan.to_probe {
+            let Some(root) = root_of(&file.path) else {
+                continue;
+            };
+            let name = match self.library.kind {
+                LibraryKind::Movies => FileName::Movie(names::parse_movie(&file.relative)),
+                LibraryKind::Tvshows => match names::parse_episode(&file.relative) {
+                    Some(episode) => FileName::Episode(episode),
+                    None => {
+                        tracing::info!(library = %self.library.name, path = %file.path.display(), "not an episode name; skipped");
+                        self.metrics.scan_files_done.inc();
+                        continue;
+                    }
+                },
+            };
+            to_probe.push(Named { file, root, name });
+        }
+        let ffprobe = self.config.ffmpeg.ffprobe.clone();
+        let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
+        let mut probed = futures::stream::iter(to_probe)
+            .map(|named| {
+                let ffprobe = ffprobe.clone();
+                async move {
+                    let info = probe::probe(&ffprobe, &named.file.path, PROBE_TIMEOUT).await;
+                    (named, info)
+                }
+            })
+            .buffer_unordered(concurrency);
+        while let Some((named, info)) = probed.next().await {
+            report.probed += 1;
+            let error = info.as_ref().err().map(ToString::to_string);
+            if let Some(reason) = &error {
+                tracing::warn!(library = %self.library.name, path = %named.file.path.display(), %reason, "ffprobe cannot read the file; recorded and skipped");
+                self.metrics.scan_errors.inc();
+                report
+                    .errors
+                    .push((named.file.path.clone(), reason.clone()));
+            }
+            let writes = self.items_for(&named, info.ok());
+            match self.store.upsert_items(&writes).await {
+                Ok(()) => {}
+                // The same file under two libraries (overlapping folders): keep the first.
+                Err(StoreError::Conflict(_)) => {
+                    tracing::warn!(library = %self.library.name, path = %named.file.path.display(), "file already belongs to another library; skipped");
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.metrics.scan_files_done.inc();
+        }
+        drop(probed);
+        self.store.remove_empty_folders(self.library_id).await?;
+
+        // 5. Artwork.
+        report.extracted_images += self.refresh_images(&walked).await?;
+        Ok(())
+    }
+
+    /// The rows to write for one file: the film, or the series, season and episode.
+    fn items_for(
+        &self,
+        named: &Named,
+        info: Option<probe::MediaInfo>,
+    ) -> Vec<(NewItem, Option<Vec<probe::StreamInfo>>)> {
+        let file = &named.file;
+        let probe_error = info
+            .is_none()
+            .then(|| "ffprobe could not read the file".to_owned());
+        let media = |id: JfId, kind: ItemKind, name: String, sort_name: String| NewItem {
+            id,
+            library_id: self.library_id,
+            parent_id: None,
+            kind,
+            name,
+            sort_name,
+            path: Some(file.path.clone()),
+            series_id: None,
+            season_id: None,
+            index_number: None,
+            parent_index_number: None,
+            production_year: None,
+            run_time_ticks: info.as_ref().and_then(|i| i.duration_ticks),
+            container: info.as_ref().map(|i| i.container.clone()),
+            size_bytes: i64::try_from(file.size).ok(),
+            bitrate: info.as_ref().and_then(|i| i.bitrate),
+            file_mtime: Some(file.mtime_ms),
+            probe_error: probe_error.clone(),
+        };
+        let id = ids::file_item_id(&self.library.name, &file.path);
+        let streams = info
+            .as_ref()
+            .map(|i| i.streams.clone())
+            .or(Some(Vec::new()));
+        match &named.name {
+            FileName::Movie(movie) => {
+                let mut item = media(
+                    id,
+                    ItemKind::Movie,
+                    movie.title.clone(),
+                    names::sort_name(&movie.title),
+                );
+                item.production_year = movie.year.map(i64::from);
+                vec![(item, streams)]
+            }
+            FileName::Episode(episode) => {
+                let title = episode
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| format!("Episode {}", episode.episode));
+                let sort = format!(
+                    "{:04}-{:04} {}",
+                    episode.season,
+                    episode.episode,
+                    names::sort_name(&title)
+                );
+                let mut item = media(id, ItemKind::Episode, title, sort);
+                item.index_number = Some(i64::from(episode.episode));
+                item.parent_index_number = Some(i64::from(episode.season));
+                if probe_error.is_some() {
+                    // An unreadable episode is recorded alone: it must not create (or keep
+                    // alive) a series or season that would show up empty.
+                    return vec![(item, streams)];
+                }
+                let series_id = ids::series_id(&self.library.name, &episode.series);
+                let season_id = ids::season_id(series_id, episode.season);
+                let (series_dir, season_dir) = series_folders(&named.root, &file.relative);
+                let series = NewItem {
+                    id: series_id,
+                    library_id: self.library_id,
+                    parent_id: None,
+                    kind: ItemKind::Series,
+                    name: episode.series.clone(),
+                    sort_name: names::sort_name(&episode.series),
+                    path: series_dir,
+                    series_id: None,
+                    season_id: None,
+                    index_number: None,
+                    parent_index_number: None,
+                    production_year: None,
+                    run_time_ticks: None,
+                    container: None,
+                    size_bytes: None,
+                    bitrate: None,
+                    file_mtime: None,
+                    probe_error: None,
+                };
+                let season_name = if episode.season == 0 {
+                    "Specials".to_owned()
+                } else {
+                    format!("Season {}", episode.season)
+                };
+                let season = NewItem {
+                    id: season_id,
+                    parent_id: Some(series_id),
+                    kind: ItemKind::Season,
+                    name: season_name,
+                    sort_name: format!("{:04}", episode.season),
+                    path: season_dir,
+                    series_id: Some(series_id),
+                    index_number: Some(i64::from(episode.season)),
+                    ..series.clone()
+                };
+                item.parent_id = Some(season_id);
+                item.series_id = Some(series_id);
+                item.season_id = Some(season_id);
+                vec![(series, None), (season, None), (item, streams)]
+            }
+        }
+    }
+
+    /// Records artwork for every readable item of the library: an image file beside it if
+    /// there is one, else (films and episodes) a frame extracted with ffmpeg. Returns how many
+    /// frames were extracted.
+    async fn refresh_images(&self, walked: &[walk::Walked]) -> Result<usize, StoreError> {
+        let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
+        let index = images::ImageIndex::new(&all_images);
+        let page = self
+            .store
+            .query_items(&ItemQuery {
+                library_id: Some(self.library_id),
+                recursive: true,
+                ..ItemQuery::default()
+            })
+            .await?;
+        let stored = self.store.library_images(self.library_id).await?;
+        let folder_paths: HashMap<JfId, PathBuf> = page
+            .items
+            .iter()
+            .filter(|i| i.kind == ItemKind::Series)
+            .filter_map(|i| Some((i.id, PathBuf::from(i.path.as_ref()?))))
+            .collect();
+        let extracted_dir = extracted_images_dir(self.config);
+        let mut to_extract = Vec::new();
+        for item in &page.items {
+            let path = item.path.as_ref().map(PathBuf::from);
+            let root = path
+                .as_ref()
+                .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)))
+                .map(|w| w.root.clone());
+            // Items under an unreadable folder keep what they have.
+            if path.is_some() && root.is_none() {
+                continue;
+            }
+            let local = match (item.kind, &path, &root) {
+                (ItemKind::Movie, Some(p), Some(r)) => index.movie_poster(p, r),
+                (ItemKind::Episode, Some(p), _) => index.episode_thumb(p),
+                (ItemKind::Series, Some(p), _) => index.series_poster(p),
+                (ItemKind::Season, season_dir, _) => item
+                    .parent_id
+                    .and_then(|s| folder_paths.get(&s))
+                    .and_then(|series_dir| {
+                        index.season_poster(
+                            season_dir.as_deref(),
+                            series_dir,
+                            u32::try_from(item.index_number.unwrap_or(0)).unwrap_or(0),
+                        )
+                    }),
+                _ => None,
+            };
+            let current = stored.get(&item.id).and_then(|images| {
+                images
+                    .iter()
+                    .find(|i| i.image_type == PRIMARY && i.image_index == 0)
+            });
+            if let Some(local) = local {
+                let Some(image) = image_record(item.id, &local).await else {
+                    continue;
+                };
+                if current.is_none_or(|c| c.path != image.path || c.tag != image.tag) {
+                    self.store.set_image(&image).await?;
+                }
+                continue;
+            }
+            let extracted_ok = match current {
+                Some(c) if c.path.starts_with(&extracted_dir) => {
+                    tokio::fs::metadata(&c.path).await.is_ok()
+                }
+                _ => false,
+            };
+            if extracted_ok {
+                continue;
+            }
+            if current.is_some() {
+                // A local image that has gone away.
+                self.store.remove_image(item.id, PRIMARY, 0).await?;
+            }
+            if let (ItemKind::Movie | ItemKind::Episode, Some(p)) = (item.kind, path) {
+                to_extract.push((item.id, p, item.run_time_ticks));
+            }
+        }
+
+        let ffmpeg = self.config.ffmpeg.ffmpeg.clone();
+        let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
+        let mut done = futures::stream::iter(to_extract)
+            .map(|(id, video, runtime)| {
+                let output = extracted_dir.join(format!("{}.jpg", id.to_n()));
+                let ffmpeg = ffmpeg.clone();
+                async move {
+                    // 10 % in, as Jellyfin does: past titles, before credits.
+                    let at =
+                        runtime.map_or(0.0, |t| t as f64 / probe::TICKS_PER_SECOND as f64 / 10.0);
+                    let result =
+                        images::extract_frame(&ffmpeg, &video, &output, at, EXTRACT_TIMEOUT).await;
+                    (id, video, output, result)
+                }
+            })
+            .buffer_unordered(concurrency);
+        let mut extracted = 0;
+        while let Some((id, video, output, result)) = done.next().await {
+            match result {
+                Ok(()) => {
+                    if let Some(image) = image_record(id, &output).await {
+                        self.store.set_image(&image).await?;
+                        extracted += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(path = %video.display(), error = %e, "no frame extracted");
+                }
+            }
+        }
+        Ok(extracted)
+    }
+}
+
+/// A Primary image record for a file, with a tag from its size and modification time.
+async fn image_record(item_id: JfId, path: &Path) -> Option<ItemImage> {
+    let metadata = tokio::fs::metadata(path).await.ok()?;
+    let mtime = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Some(ItemImage {
+        item_id,
+        image_type: PRIMARY.to_owned(),
+        image_index: 0,
+        path: path.to_owned(),
+        tag: images::image_tag(path, metadata.len(), mtime),
+        file_mtime: Some(mtime),
+    })
+}
+
+/// The series and season folders of an episode file, from its path relative to the library
+/// folder: `Show/Season 01/x.mkv` → (`root/Show`, `root/Show/Season 01`); a file directly in
+/// the series folder has no season folder; a file at the root has neither.
+fn series_folders(root: &Path, relative: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
+    let folders: Vec<&std::ffi::OsStr> = relative
+        .parent()
+        .map(|p| p.iter().collect())
+        .unwrap_or_default();
+    let Some(first) = folders.first() else {
+        return (None, None);
+    };
+    let first_is_season = names::season_folder_number(&first.to_string_lossy()).is_some();
+    if first_is_season {
+        // A library of one show: the season folders sit at the root.
+        return (None, Some(root.join(first)));
+    }
+    let series = root.join(first);
+    let season = folders
+        .get(1)
+        .filter(|f| names::season_folder_number(&f.to_string_lossy()).is_some())
+        .map(|f| series.join(f));
+    (Some(series), season)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_and_season_folders_come_from_the_relative_path() {
+        let root = Path::new("/lib");
+        assert_eq!(
+            series_folders(root, Path::new("Show/Season 01/Show S01E01.mkv")),
+            (
+                Some(PathBuf::from("/lib/Show")),
+                Some(PathBuf::from("/lib/Show/Season 01"))
+            )
+        );
+        assert_eq!(
+            series_folders(root, Path::new("Show/Show 1x01.mkv")),
+            (Some(PathBuf::from("/lib/Show")), None)
+        );
+        assert_eq!(
+            series_folders(root, Path::new("Show S01E01.mkv")),
+            (None, None)
+        );
+        assert_eq!(
+            series_folders(root, Path::new("Season 2/Show S02E01.mkv")),
+            (None, Some(PathBuf::from("/lib/Season 2")))
+        );
+    }
+}
