@@ -68,10 +68,16 @@ async fn not_found() -> ApiError {
     ApiError::not_found("No such endpoint.")
 }
 
-/// Rewrites the path to lowercase (and drops a trailing slash), keeping the query as it is.
+/// Rewrites the path to lowercase, collapses repeated slashes (a base URL with a trailing
+/// slash joined to `/System/...`) and drops a trailing slash, keeping the query as it is.
 async fn lowercase_path(mut req: Request) -> Request {
     let path = req.uri().path();
-    let mut lowered = path.to_ascii_lowercase();
+    let mut lowered = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && lowered.ends_with('/')) {
+            lowered.push(c.to_ascii_lowercase());
+        }
+    }
     while lowered.len() > 1 && lowered.ends_with('/') {
         lowered.pop();
     }

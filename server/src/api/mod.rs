@@ -4,6 +4,11 @@
 //! before routing, because Jellyfin matches paths without regard to case. Path parameters
 //! therefore arrive lowercased too (ids are hex, image types and containers are matched without
 //! regard to case). Query strings keep their case; read them with [`crate::jf::Query`].
+//!
+//! Parameter names must agree between routes that share a prefix (the router requires it):
+//! `{userid}` under `/users/`, `{itemid}` under `/items/` and `/videos/`. Read ids with
+//! `crate::jf::Path<JfId>`, bodies with `crate::jf::Json`, so bad input is a 400 in the common
+//! error shape.
 
 pub mod dto;
 pub mod images;

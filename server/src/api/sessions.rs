@@ -36,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/capabilities/full", post(capabilities_full))
         .route("/sessions/logout", post(logout))
         .route("/socket", get(socket))
+        // Jellyfin accepts the upgrade on any path; older Emby-era clients use this one.
+        .route("/embywebsocket", get(socket))
 }
 
 #[derive(Debug, Deserialize)]

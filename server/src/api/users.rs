@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::routing::{get, post};
 use http::request::Parts;
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::api::dto::{AuthenticationResult, SessionInfoDto, UserDto};
 use crate::auth::{AuthUser, ClientHeader, new_token, password};
 use crate::error::ApiError;
-use crate::jf::{JfId, Json};
+use crate::jf::{JfId, Json, Path};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::users::{DeviceInfo, User};
@@ -164,11 +164,8 @@ async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<User
 async fn user_by_id(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(user_id): Path<String>,
+    Path(requested): Path<JfId>,
 ) -> Result<Json<UserDto>, ApiError> {
-    let requested: JfId = user_id
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("{e}")))?;
     let user_id = caller.acting_for(Some(requested))?;
     let user = state
         .store

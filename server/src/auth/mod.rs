@@ -127,6 +127,7 @@ impl FromRequestParts<AppState> for AuthUser {
         match AuthUser::resolve(parts, state).await? {
             Some(user) => {
                 tracing::Span::current().record("user_id", tracing::field::display(user.user_id));
+                state.sessions.touch(&user);
                 parts.extensions.insert(user.clone());
                 Ok(user)
             }

@@ -69,6 +69,27 @@ fn decode(raw: &str) -> String {
     percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
+/// Path parameters, with bad input (a malformed id) reported as a 400 [`ApiError`] like every
+/// other error: `Path(item_id): Path<JfId>`, `Path((user_id, item_id)): Path<(JfId, JfId)>`.
+/// Paths are lowercased before routing, so parameters arrive in lowercase.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
 /// A JSON body read with Jellyfin's lenient rules (see [`super::from_value`]); also a JSON
 /// response. An empty body reads as `{}`, because clients send partial or empty bodies.
 /// The content type is not checked: some clients send JSON as `text/plain`.

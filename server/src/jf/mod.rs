@@ -11,7 +11,7 @@ mod id;
 mod time;
 
 pub use de::{DeError, from_value};
-pub use extract::{Json, Query, parse_query};
+pub use extract::{Json, Path, Query, parse_query};
 pub use id::{JfId, ParseIdError};
 pub use time::{date, date_opt, now_millis, ticks_from_millis};
 

@@ -6,6 +6,7 @@ mod support;
 mod conventions;
 mod discovery;
 mod health;
+mod perf;
 mod quickconnect;
 mod serving;
 mod sessions;

@@ -105,3 +105,27 @@ async fn an_exhausted_pool_answers_503_quickly_instead_of_hanging() -> Result<()
     }
     Ok(())
 }
+
+crate::on_both_providers! {
+    async fn many_concurrent_clients_share_a_small_pool_without_failing(server) {
+        server.user("alice", "pw", false).await?;
+        let token = server.login("alice", "pw").await?;
+        // Shrink the pool under the same database: 40 clients on 2 connections.
+        let url = server.config.database.url().unwrap().expose().to_owned();
+        let small = Store::connect(&url, &PoolSettings { max_connections: 2, acquire_timeout: Duration::from_secs(5) }).await?;
+        let mut narrow = TestServer::from_config(server.config.clone(), tempfile::tempdir()?).await?;
+        narrow.state.store = small;
+        let auth = crate::support::with_token(&token);
+        let calls = (0..40).map(|i| {
+            let (narrow, auth) = (&narrow, &auth);
+            async move {
+                let uri = if i % 2 == 0 { "/Users/Me" } else { "/System/Info" };
+                narrow.get(uri, Some(auth)).await
+            }
+        });
+        for reply in futures::future::join_all(calls).await {
+            assert_eq!(reply?.status, StatusCode::OK);
+        }
+        Ok(())
+    }
+}

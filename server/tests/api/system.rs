@@ -24,7 +24,13 @@ on_both_providers! {
     }
 
     async fn the_python_clients_lowercase_path_reaches_public_info(server) {
-        for path in ["/system/info/public", "/SYSTEM/INFO/PUBLIC", "/System/Info/Public/"] {
+        for path in [
+            "/system/info/public",
+            "/SYSTEM/INFO/PUBLIC",
+            "/System/Info/Public/",
+            "//system/info/public",
+            "/System//Info/Public?x=1",
+        ] {
             let reply = server.get(path, None).await?;
             assert_eq!(reply.status, StatusCode::OK, "{path}");
         }
