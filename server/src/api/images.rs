@@ -1,10 +1,130 @@
-//! Placeholder until the feature lands (owned by the scan/stream engineer).
+//! Item images: `GET`/`HEAD /Items/{itemId}/Images/{imageType}[/{imageIndex}]`.
+//!
+//! Anonymous, as in Jellyfin (clients put image URLs in `<img>` tags without a token). With a
+//! `tag` the answer may be cached for a year: the tag changes whenever the image does. Only
+//! images the scanner recorded are served, and only while their file still resolves inside
+//! the item's library folders or the extracted-images folder; resizing parameters
+//! (`maxWidth`, `quality`, ...) are accepted and ignored: the original is sent.
 
 use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use http::{HeaderValue, Method, header};
+use serde::Deserialize;
 
+use crate::error::ApiError;
+use crate::jf::{JfId, Path, Query};
+use crate::scan::images::image_content_type;
+use crate::scan::media_path_for_serving;
 use crate::state::AppState;
+use crate::stream::{ServeError, ServeOptions, serve_file};
 
-/// This feature's routes.
+/// `Cache-Control` of an image asked for by tag: public, one year (Jellyfin's value).
+const CACHE_FOREVER: &str = "public, max-age=31536000";
+
+/// The routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/items/{itemid}/images/{imagetype}", get(image).head(image))
+        .route(
+            "/items/{itemid}/images/{imagetype}/{imageindex}",
+            get(image_at).head(image_at),
+        )
+}
+
+/// Jellyfin's image types; path segments arrive lowercased.
+const IMAGE_TYPES: &[&str] = &[
+    "Primary",
+    "Art",
+    "Backdrop",
+    "Banner",
+    "Logo",
+    "Thumb",
+    "Disc",
+    "Box",
+    "Screenshot",
+    "Menu",
+    "Chapter",
+    "BoxRear",
+    "Profile",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ImageParams {
+    tag: Option<String>,
+}
+
+async fn image(
+    State(state): State<AppState>,
+    method: Method,
+    Path((item_id, image_type)): Path<(JfId, String)>,
+    Query(params): Query<ImageParams>,
+) -> Result<Response, ApiError> {
+    serve_image(&state, &method, item_id, &image_type, 0, params).await
+}
+
+async fn image_at(
+    State(state): State<AppState>,
+    method: Method,
+    Path((item_id, image_type, index)): Path<(JfId, String, String)>,
+    Query(params): Query<ImageParams>,
+) -> Result<Response, ApiError> {
+    let index: i64 = index
+        .parse()
+        .map_err(|_| ApiError::bad_request("The image index must be a number."))?;
+    serve_image(&state, &method, item_id, &image_type, index, params).await
+}
+
+async fn serve_image(
+    state: &AppState,
+    method: &Method,
+    item_id: JfId,
+    image_type: &str,
+    index: i64,
+    params: ImageParams,
+) -> Result<Response, ApiError> {
+    let image_type = IMAGE_TYPES
+        .iter()
+        .find(|t| t.eq_ignore_ascii_case(image_type))
+        .ok_or_else(|| ApiError::bad_request("Unknown image type."))?;
+    let not_found = || ApiError::not_found("Image not found.");
+    let item = state
+        .store
+        .item(item_id, None)
+        .await?
+        .ok_or_else(not_found)?;
+    let image = state
+        .store
+        .image(item_id, image_type, index)
+        .await?
+        .ok_or_else(not_found)?;
+    let Some(path) = media_path_for_serving(&state.config, item.library_id, &image.path) else {
+        tracing::warn!(item_id = %item_id, "image file missing or outside the library; refused");
+        return Err(not_found());
+    };
+    let options = ServeOptions {
+        content_type: image_content_type(&path),
+        head: method == Method::HEAD,
+        range: None,
+    };
+    let mut response = serve_file(&path, options, ()).await.map_err(|e| match e {
+        ServeError::RangeNotSatisfiable { size } => ApiError::RangeNotSatisfiable { size },
+        ServeError::Io(io) => {
+            tracing::warn!(item_id = %item_id, error = %io, "image unreadable");
+            not_found()
+        }
+    })?;
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", image.tag)) {
+        headers.insert(header::ETAG, etag);
+    }
+    if params.tag.as_deref().is_some_and(|t| !t.is_empty()) {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(CACHE_FOREVER),
+        );
+    }
+    Ok(response)
 }

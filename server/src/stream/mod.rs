@@ -58,8 +58,8 @@ pub enum ServeError {
 /// How a file is to be answered.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions<'a> {
-    /// The container, which decides the content type.
-    pub container: &'a str,
+    /// The `Content-Type` (see [`content_type`] for videos).
+    pub content_type: &'static str,
     /// A HEAD request: the same headers, no body.
     pub head: bool,
     /// The raw `Range` header, if any.
@@ -92,7 +92,7 @@ pub async fn serve_file<G: Send + Sync + 'static>(
         .header(header::ACCEPT_RANGES, "bytes")
         .header(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type(options.container)),
+            HeaderValue::from_static(options.content_type),
         );
 
     let (status, start, length, builder) = match range::answer(options.range, total) {
@@ -141,7 +141,7 @@ mod tests {
 
     fn opts<'a>(range: Option<&'a str>, head: bool) -> ServeOptions<'a> {
         ServeOptions {
-            container: "mkv",
+            content_type: content_type("mkv"),
             head,
             range: range.map(str::as_bytes),
         }
