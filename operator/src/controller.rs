@@ -1,0 +1,633 @@
+//! The controller: `reconcile` runs the pipeline (validate → build → apply → status) for one
+//! MediaServerCluster; `error_policy` decides when to try again; [`run`] drives both from a
+//! kube-runtime `Controller` while this replica holds the leader Lease.
+//!
+//! `reconcile` never builds objects itself and never decides what "changed" means: those are
+//! `build` and `apply`. Errors a person must fix (an invalid spec, a name clash) are written to
+//! the status first and then returned, and `error_policy` waits long for them; transient ones
+//! back off exponentially per object.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ephyra_config::Secret as SecretValue;
+use ephyra_crd::MediaServerCluster;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::apply::{self, Applier, Report};
+use crate::build::{self, BuildInputs, Child};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::names::{ClusterName, MANAGED_BY, NAMESPACE_LABEL, Names, Namespace, PV_FINALIZER};
+use crate::status::{self, IngressState, Observed, SecretCheck};
+use crate::validate::{ConfigVolume, Database, MediaVolume, Redis, ValidatedCluster, validate};
+
+/// Requeue after a success, to notice what no watch reports (an external Secret appearing,
+/// stale members).
+pub const RESYNC: Duration = Duration::from_secs(300);
+/// Requeue while waiting for something a person must create (an external Secret).
+pub const WAIT_FOR_DEPENDENCY: Duration = Duration::from_secs(30);
+/// Requeue after an error only a person can fix; a spec change triggers a reconcile sooner.
+pub const WAIT_FOR_PERSON: Duration = Duration::from_secs(1800);
+/// First retry after a transient error; doubles per failure.
+pub const BACKOFF_START: Duration = Duration::from_secs(5);
+/// Longest retry interval after transient errors.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Publishes events on MediaServerClusters.
+    pub recorder: Recorder,
+    /// Reconcile metrics.
+    pub metrics: Arc<Metrics>,
+    /// The clock (fixed in tests).
+    pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Members whose heartbeat is older than this are pruned.
+    pub member_ttl: Duration,
+    /// Consecutive transient failures per cluster (`namespace/name`), for backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("member_ttl", &self.member_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context with the system clock.
+    pub fn new(
+        client: Client,
+        reporter: Reporter,
+        metrics: Arc<Metrics>,
+        member_ttl: Duration,
+    ) -> Self {
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            clock: Arc::new(Timestamp::now),
+            member_ttl,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+}
+
+fn object_key(msc: &MediaServerCluster) -> String {
+    format!("{}/{}", msc.namespace().unwrap_or_default(), msc.name_any())
+}
+
+/// Reconciles one MediaServerCluster, inside a span, counting metrics.
+pub async fn reconcile(msc: Arc<MediaServerCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = tracing::info_span!(
+        "reconcile",
+        cluster = %msc.name_any(),
+        namespace = %msc.namespace().unwrap_or_default(),
+        generation = msc.meta().generation.unwrap_or_default(),
+    );
+    async move {
+        ctx.metrics.reconciles.inc();
+        let started = Instant::now();
+        let result = reconcile_inner(&msc, &ctx).await;
+        ctx.metrics.observe(
+            started.elapsed(),
+            result.as_ref().err().map(Error::metric_label),
+        );
+        match &result {
+            Ok(action) => {
+                if let Ok(mut failures) = ctx.failures.lock() {
+                    failures.remove(&object_key(&msc));
+                }
+                tracing::debug!(?action, "reconciled");
+            }
+            Err(error) => tracing::warn!(%error, "reconcile failed"),
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+/// When to try again after `error`: long for errors a person must fix, exponential backoff
+/// (5 s doubling to 5 min) for the others. Never an immediate retry, so never a crash loop.
+pub fn error_policy(msc: Arc<MediaServerCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.needs_a_person() {
+        return Action::requeue(WAIT_FOR_PERSON);
+    }
+    let failures = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(object_key(&msc)).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    Action::requeue((BACKOFF_START * factor).min(BACKOFF_MAX))
+}
+
+async fn reconcile_inner(msc: &MediaServerCluster, ctx: &Context) -> Result<Action, Error> {
+    if msc.meta().deletion_timestamp.is_some() {
+        return cleanup(msc, ctx).await;
+    }
+    let now = ctx.now();
+    let old_conditions = msc
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+
+    let v = match validate(msc) {
+        Ok(v) => v,
+        Err(invalid) => {
+            tracing::warn!(%invalid, "spec is invalid");
+            let new = status::invalid(msc, &invalid, Time(now));
+            status::write(&ctx.client, msc, &new).await?;
+            let notices = status::events(&old_conditions, &new.conditions, &[], &[]);
+            status::publish(&ctx.recorder, msc, &notices).await;
+            return Err(Error::InvalidSpec(invalid));
+        }
+    };
+    let namespace = v.names.namespace().to_string();
+    let applier = Applier::new(
+        ctx.client.clone(),
+        &namespace,
+        v.names.cluster().as_str(),
+        &msc.uid().unwrap_or_default(),
+    );
+
+    if matches!(v.config_volume, ConfigVolume::Nfs { .. }) {
+        add_finalizer(&ctx.client, msc).await?;
+    }
+
+    let inputs = BuildInputs {
+        postgres_password: postgres_password(&ctx.client, &v).await?,
+    };
+    let children = build::desired(&v, &inputs)?;
+    let (traefik_children, core_children): (Vec<Child>, Vec<Child>) =
+        children.iter().cloned().partition(build::is_traefik);
+
+    let mut report = Report::default();
+    applier.apply_all(&core_children, &mut report).await?;
+    let (core_optional, traefik_optional) = build::optional_objects(&v);
+    applier
+        .prune(&build::unwanted(core_optional, &children), &mut report)
+        .await?;
+
+    let traefik = apply::traefik_installed(&ctx.client).await?;
+    let ingress = if v.ingress.is_none() {
+        IngressState::NotRequested
+    } else if !traefik {
+        IngressState::TraefikNotInstalled
+    } else {
+        match applier.apply_all(&traefik_children, &mut report).await {
+            Ok(()) => IngressState::Applied,
+            Err(e) if apply::is_not_installed(&e) => IngressState::TraefikNotInstalled,
+            Err(e) => return Err(e),
+        }
+    };
+    if traefik {
+        applier
+            .prune(&build::unwanted(traefik_optional, &children), &mut report)
+            .await?;
+    }
+    for (object, change) in report.written() {
+        tracing::info!(%object, ?change, "applied");
+    }
+
+    let observed = observe(ctx, &v, &report, ingress).await?;
+    let new = status::compute(&v, &observed, msc.status.as_ref(), Time(now));
+    status::write(&ctx.client, msc, &new).await?;
+    match status::prune_members(&ctx.client, msc, &observed.pods, now, ctx.member_ttl).await {
+        Ok(pruned) if !pruned.is_empty() => tracing::info!(?pruned, "pruned stale members"),
+        Ok(_) => {}
+        // The list changed under us (a replica wrote); the next reconcile tries again.
+        Err(error) => tracing::debug!(%error, "member pruning skipped"),
+    }
+    let notices = status::events(
+        &old_conditions,
+        &new.conditions,
+        &report.changes,
+        &report.pruned,
+    );
+    status::publish(&ctx.recorder, msc, &notices).await;
+
+    let waiting = observed.database_secret == SecretCheck::Missing
+        || observed.database_secret == SecretCheck::KeyMissing
+        || observed.redis_secret == SecretCheck::Missing
+        || observed.redis_secret == SecretCheck::KeyMissing
+        || observed.media_claim == SecretCheck::Missing;
+    Ok(Action::requeue(if waiting {
+        WAIT_FOR_DEPENDENCY
+    } else {
+        RESYNC
+    }))
+}
+
+/// The managed PostgreSQL password: the existing Secret's, or a new one when there is none.
+async fn postgres_password(client: &Client, v: &ValidatedCluster) -> Result<SecretValue, Error> {
+    if !matches!(v.database, Database::Managed(_)) {
+        // Not used: no Secret is built for an external database.
+        return Ok(SecretValue::new(String::new()));
+    }
+    let name = v.names.postgres();
+    let api: Api<Secret> = Api::namespaced(client.clone(), v.names.namespace().as_str());
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetObject {
+            kind: "Secret".to_owned(),
+            name: name.clone(),
+            source,
+        })?;
+    match existing {
+        None => Ok(generate_password()),
+        Some(secret) => secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(build::postgres::PASSWORD_KEY))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|p| !p.is_empty())
+            .map(SecretValue::new)
+            .ok_or(Error::PasswordMissing { name }),
+    }
+}
+
+/// 32 random alphanumeric characters (~190 bits).
+fn generate_password() -> SecretValue {
+    let password: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
+    SecretValue::new(password)
+}
+
+async fn secret_check(
+    client: &Client,
+    namespace: &str,
+    r: &ephyra_crd::SecretKeyRef,
+) -> Result<SecretCheck, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = api
+        .get_opt(&r.name)
+        .await
+        .map_err(|source| Error::GetObject {
+            kind: "Secret".to_owned(),
+            name: r.name.clone(),
+            source,
+        })?;
+    Ok(match secret {
+        None => SecretCheck::Missing,
+        Some(s) => {
+            let in_data = s.data.as_ref().is_some_and(|d| d.contains_key(&r.key));
+            let in_string_data = s
+                .string_data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(&r.key));
+            if in_data || in_string_data {
+                SecretCheck::Found
+            } else {
+                SecretCheck::KeyMissing
+            }
+        }
+    })
+}
+
+fn typed<K: Resource + serde::de::DeserializeOwned>(
+    report: &Report,
+    kind: &str,
+    name: &str,
+) -> Option<K> {
+    report
+        .observed
+        .get(&apply::key(kind, name))
+        .and_then(|o| o.clone().try_parse::<K>().ok())
+}
+
+/// Reads what the status needs beyond the objects `apply` already read.
+async fn observe(
+    ctx: &Context,
+    v: &ValidatedCluster,
+    report: &Report,
+    ingress: IngressState,
+) -> Result<Observed, Error> {
+    let ns = v.names.namespace().as_str();
+    let database_secret = match &v.database {
+        Database::External(r) => secret_check(&ctx.client, ns, r).await?,
+        Database::Managed(_) => SecretCheck::NotNeeded,
+    };
+    let redis_secret = match &v.redis {
+        Redis::External(r) => secret_check(&ctx.client, ns, r).await?,
+        Redis::Managed(_) => SecretCheck::NotNeeded,
+    };
+    let media_claim = match &v.media {
+        MediaVolume::Claim(claim) => {
+            let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+            match api
+                .get_opt(claim)
+                .await
+                .map_err(|source| Error::GetObject {
+                    kind: "PersistentVolumeClaim".to_owned(),
+                    name: claim.clone(),
+                    source,
+                })? {
+                Some(_) => SecretCheck::Found,
+                None => SecretCheck::Missing,
+            }
+        }
+        MediaVolume::Nfs { .. } => SecretCheck::NotNeeded,
+    };
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = v.names.server_selector_string();
+    let pods = pods
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::GetObject {
+            kind: "Pod".to_owned(),
+            name: selector.clone(),
+            source,
+        })?
+        .items
+        .into_iter()
+        .map(|p| p.name_any())
+        .collect();
+    Ok(Observed {
+        server: typed(report, "StatefulSet", &v.names.server()),
+        postgres: typed(report, "StatefulSet", &v.names.postgres()),
+        redis: typed(report, "Deployment", &v.names.redis()),
+        config_claim: typed(report, "PersistentVolumeClaim", &v.names.config_claim()),
+        media_claim,
+        database_secret,
+        redis_secret,
+        ingress,
+        pods,
+    })
+}
+
+/// Adds [`PV_FINALIZER`] unless present. The JSON patch is guarded by the resource version, so
+/// it never overwrites another controller's finalizer.
+async fn add_finalizer(client: &Client, msc: &MediaServerCluster) -> Result<(), Error> {
+    if msc.finalizers().iter().any(|f| f == PV_FINALIZER) {
+        return Ok(());
+    }
+    let ops = if msc.finalizers().is_empty() {
+        json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": msc.resource_version()},
+            {"op": "add", "path": "/metadata/finalizers", "value": [PV_FINALIZER]},
+        ])
+    } else {
+        json!([{"op": "add", "path": "/metadata/finalizers/-", "value": PV_FINALIZER}])
+    };
+    patch_finalizers(client, msc, ops).await
+}
+
+async fn patch_finalizers(
+    client: &Client,
+    msc: &MediaServerCluster,
+    ops: serde_json::Value,
+) -> Result<(), Error> {
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops).map_err(|source| build::BuildError::Serialize {
+            kind: "JsonPatch".to_owned(),
+            name: msc.name_any(),
+            source,
+        })?;
+    let api: Api<MediaServerCluster> =
+        Api::namespaced(client.clone(), &msc.namespace().unwrap_or_default());
+    api.patch(
+        &msc.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(patch),
+    )
+    .await
+    .map_err(|source| Error::Finalizer {
+        name: msc.name_any(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// A cluster is being deleted: remove its NFS PersistentVolume (owner references cannot), then
+/// the finalizer. Namespaced children go with the garbage collector.
+async fn cleanup(msc: &MediaServerCluster, ctx: &Context) -> Result<Action, Error> {
+    let Some(index) = msc.finalizers().iter().position(|f| f == PV_FINALIZER) else {
+        return Ok(Action::await_change());
+    };
+    let namespace = msc.namespace().unwrap_or_default();
+    if let Ok(cluster) = ClusterName::parse(&msc.name_any()) {
+        let names = Names::new(cluster, Namespace::new(namespace.clone()));
+        let pv_name = names.config_volume();
+        let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
+        let pv = api
+            .get_opt(&pv_name)
+            .await
+            .map_err(|source| Error::GetObject {
+                kind: "PersistentVolume".to_owned(),
+                name: pv_name.clone(),
+                source,
+            })?;
+        let ours = pv.as_ref().is_some_and(|pv| {
+            let labels = pv.labels();
+            labels.get("app.kubernetes.io/instance").map(String::as_str)
+                == Some(names.cluster().as_str())
+                && labels.get(NAMESPACE_LABEL) == Some(&namespace)
+        });
+        if ours {
+            api.delete(&pv_name, &Default::default())
+                .await
+                .map_err(|source| Error::DeleteObject {
+                    kind: "PersistentVolume".to_owned(),
+                    name: pv_name.clone(),
+                    source,
+                })?;
+            tracing::info!(pv = %pv_name, "deleted the config PersistentVolume (NFS data is kept)");
+        }
+    }
+    patch_finalizers(
+        &ctx.client,
+        msc,
+        json!([
+            {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": PV_FINALIZER},
+            {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
+        ]),
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+/// Settings of [`run`].
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Namespace of the leader Lease (the operator's own).
+    pub lease_namespace: String,
+    /// Name of the leader Lease.
+    pub lease_name: String,
+    /// This replica's identity in the Lease (its pod name).
+    pub identity: String,
+    /// Lease duration in seconds.
+    pub lease_seconds: u64,
+    /// Members whose heartbeat is older than this are pruned.
+    pub member_ttl: Duration,
+}
+
+/// Why [`run`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The leader Lease could not be set up.
+    #[error("cannot set up leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    /// The leader-election task stopped unexpectedly.
+    #[error("leader election stopped unexpectedly")]
+    LeaseLost,
+}
+
+/// Runs the controller while this replica holds the leader Lease, until `shutdown` completes.
+/// `ready` turns true once the Lease is set up (the API is reachable) and false on shutdown.
+pub async fn run(
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+        .with_namespace(&config.lease_namespace)
+        .with_identity(&config.identity)
+        .with_duration(config.lease_seconds)
+        .with_grace(config.lease_seconds.div_ceil(3).max(1))
+        .build()
+        .await?;
+    let (mut leader, lease_task) = manager.watch().await;
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(identity = %config.identity, lease = %config.lease_name, "waiting for leadership");
+
+    let reporter = Reporter {
+        controller: MANAGED_BY.to_owned(),
+        instance: Some(config.identity.clone()),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        reporter,
+        metrics.clone(),
+        config.member_ttl,
+    ));
+
+    let mut stop = stop_rx.clone();
+    let result = loop {
+        if *stop.borrow() {
+            break Ok(());
+        }
+        // Wait to lead, or to stop.
+        tokio::select! {
+            _ = stop.changed() => continue,
+            changed = leader.wait_for(|is_leader| *is_leader) => {
+                if changed.is_err() {
+                    break Err(RunError::LeaseLost);
+                }
+            }
+        }
+        tracing::info!("leading: starting the controller");
+        metrics.leader.set(1);
+        let mut lost = leader.clone();
+        let mut stop_inner = stop_rx.clone();
+        let until = async move {
+            tokio::select! {
+                _ = lost.wait_for(|is_leader| !*is_leader) => {
+                    tracing::warn!("lost leadership: stopping the controller");
+                }
+                _ = stop_inner.wait_for(|stop| *stop) => {
+                    tracing::info!("shutting down the controller");
+                }
+            }
+        };
+        controller(client.clone(), ctx.clone(), until).await;
+        metrics.leader.set(0);
+    };
+    ready.store(false, Ordering::Relaxed);
+    // Closing the channel makes the lease task release the Lease, so the other replica takes
+    // over at once instead of waiting for it to expire.
+    drop(leader);
+    match lease_task.await {
+        Ok(Ok(_)) => tracing::info!("leader Lease released"),
+        Ok(Err(error)) => tracing::warn!(%error, "could not release the leader Lease"),
+        Err(error) => tracing::warn!(%error, "leader-election task failed"),
+    }
+    result
+}
+
+/// The kube-runtime Controller over MediaServerClusters, owning everything the operator
+/// creates, until `until` completes (then in-flight reconciles finish).
+async fn controller(
+    client: Client,
+    ctx: Arc<Context>,
+    until: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let clusters: Api<MediaServerCluster> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    // Status-only updates (replica heartbeats) do not bump the generation: the predicate keeps
+    // them from triggering reconciles. Deletion does bump it, so cleanup still runs.
+    let trigger = watcher(clusters, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let owned =
+        || watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+    Controller::for_stream(trigger, reader)
+        .owns(Api::<StatefulSet>::all(client.clone()), owned())
+        .owns(Api::<Deployment>::all(client.clone()), owned())
+        .owns(Api::<Service>::all(client.clone()), owned())
+        .owns(Api::<ConfigMap>::all(client.clone()), owned())
+        .owns(Api::<Secret>::all(client.clone()), owned())
+        .owns(Api::<PersistentVolumeClaim>::all(client.clone()), owned())
+        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), owned())
+        .owns(Api::<ServiceAccount>::all(client.clone()), owned())
+        .owns(Api::<Role>::all(client.clone()), owned())
+        .owns(Api::<RoleBinding>::all(client.clone()), owned())
+        .graceful_shutdown_on(until)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+}

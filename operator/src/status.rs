@@ -1,0 +1,841 @@
+//! Status: observed children → conditions, counts and URL; stale members pruned; events for
+//! what a person should know.
+//!
+//! Computing the status is pure ([`compute`], [`stale_members`], [`events`]); only [`write`],
+//! [`prune_members`] and [`publish`] touch the API. The operator writes its fields with
+//! server-side apply on the status subresource under its own field manager, so its writes merge
+//! with the `members` entries each replica applies under its own manager and with the leader's
+//! `status.leader` (and `LeaderElected` condition), which the operator never sends. Nothing is
+//! written when the operator's fields are already as computed, so a quiet cluster costs no
+//! status write either.
+//!
+//! Members cannot be removed by server-side apply (the operator does not own them), so stale
+//! ones are removed with a JSON patch whose `test` operations make it fail, harmlessly, if the
+//! list changed in between.
+
+use std::time::Duration;
+
+use ephyra_crd::conditions::{self, Status, types};
+use ephyra_crd::{MediaServerCluster, MediaServerClusterStatus, MemberStatus};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::apply::Change;
+use crate::error::Error;
+use crate::names::FIELD_MANAGER;
+use crate::validate::{Database, InvalidSpec, Redis, ValidatedCluster};
+
+/// Condition types the operator owns (the leader owns `LeaderElected`).
+pub const OPERATOR_CONDITIONS: &[&str] = &[
+    types::READY,
+    types::DATABASE_READY,
+    types::REDIS_READY,
+    types::STORAGE_READY,
+    types::REPLICAS_READY,
+    types::INGRESS_READY,
+    types::DEGRADED,
+];
+
+/// What was found for a Secret the spec points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretCheck {
+    /// The spec does not point at one.
+    NotNeeded,
+    /// It exists and has the key.
+    Found,
+    /// It does not exist.
+    Missing,
+    /// It exists without the key.
+    KeyMissing,
+}
+
+/// What happened to the Traefik route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngressState {
+    /// `spec.ingress` is not set.
+    NotRequested,
+    /// Traefik's CRDs are not installed.
+    TraefikNotInstalled,
+    /// The IngressRoute and Middleware are applied.
+    Applied,
+}
+
+/// What the operator observed of the children (before its own writes).
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The server StatefulSet.
+    pub server: Option<StatefulSet>,
+    /// The managed PostgreSQL StatefulSet.
+    pub postgres: Option<StatefulSet>,
+    /// The managed Redis Deployment.
+    pub redis: Option<Deployment>,
+    /// The config claim.
+    pub config_claim: Option<PersistentVolumeClaim>,
+    /// The existing media claim, when the spec names one: whether it exists.
+    pub media_claim: SecretCheck,
+    /// The external database Secret.
+    pub database_secret: SecretCheck,
+    /// The external Redis Secret.
+    pub redis_secret: SecretCheck,
+    /// The route.
+    pub ingress: IngressState,
+    /// Names of the server pods that exist.
+    pub pods: Vec<String>,
+}
+
+fn set(
+    c: &mut Vec<Condition>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    conditions::set(
+        c,
+        type_,
+        Status::from(ok),
+        reason,
+        message,
+        generation,
+        now.clone(),
+    );
+}
+
+fn secret_condition(
+    check: SecretCheck,
+    what: &str,
+    secret: &ephyra_crd::SecretKeyRef,
+    namespace: &str,
+) -> (bool, &'static str, String) {
+    match check {
+        SecretCheck::Found | SecretCheck::NotNeeded => (
+            true,
+            "ExternalSecretFound",
+            format!(
+                "using the external {what} from Secret {} key {}",
+                secret.name, secret.key
+            ),
+        ),
+        SecretCheck::Missing => (
+            false,
+            "SecretNotFound",
+            format!(
+                "Secret {} (key {}) with the external {what} URL does not exist in namespace \
+                 {namespace}; create it and the replicas will start",
+                secret.name, secret.key
+            ),
+        ),
+        SecretCheck::KeyMissing => (
+            false,
+            "SecretKeyMissing",
+            format!(
+                "Secret {} has no key {} holding the external {what} URL",
+                secret.name, secret.key
+            ),
+        ),
+    }
+}
+
+/// The status the cluster should have, starting from `current` (so transition times are kept).
+pub fn compute(
+    v: &ValidatedCluster,
+    obs: &Observed,
+    current: Option<&MediaServerClusterStatus>,
+    now: Time,
+) -> MediaServerClusterStatus {
+    let mut status = current.cloned().unwrap_or_default();
+    let generation = v.generation;
+    let ns = v.names.namespace().as_str();
+    let c = &mut status.conditions;
+
+    let (db_ok, db_reason, db_message) = match &v.database {
+        Database::Managed(_) => {
+            let ready = obs
+                .postgres
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0)
+                >= 1;
+            if ready {
+                (
+                    true,
+                    "PostgresReady",
+                    "managed PostgreSQL is ready".to_owned(),
+                )
+            } else {
+                (
+                    false,
+                    "PostgresStarting",
+                    format!(
+                        "waiting for managed PostgreSQL (StatefulSet {}) to become ready",
+                        v.names.postgres()
+                    ),
+                )
+            }
+        }
+        Database::External(secret) => secret_condition(obs.database_secret, "database", secret, ns),
+    };
+    set(
+        c,
+        types::DATABASE_READY,
+        db_ok,
+        db_reason,
+        db_message,
+        generation,
+        &now,
+    );
+
+    let (redis_ok, redis_reason, redis_message) = match &v.redis {
+        Redis::Managed(_) => {
+            let ready = obs
+                .redis
+                .as_ref()
+                .and_then(|d| d.status.as_ref())
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0)
+                >= 1;
+            if ready {
+                (true, "RedisReady", "managed Redis is ready".to_owned())
+            } else {
+                (
+                    false,
+                    "RedisStarting",
+                    format!(
+                        "waiting for managed Redis (Deployment {}) to become ready",
+                        v.names.redis()
+                    ),
+                )
+            }
+        }
+        Redis::External(secret) => secret_condition(obs.redis_secret, "Redis", secret, ns),
+    };
+    set(
+        c,
+        types::REDIS_READY,
+        redis_ok,
+        redis_reason,
+        redis_message,
+        generation,
+        &now,
+    );
+
+    let claim_phase = obs
+        .config_claim
+        .as_ref()
+        .and_then(|pvc| pvc.status.as_ref())
+        .and_then(|s| s.phase.clone());
+    let (storage_ok, storage_reason, storage_message) = if obs.media_claim == SecretCheck::Missing {
+        let claim = match &v.media {
+            crate::validate::MediaVolume::Claim(claim) => claim.clone(),
+            crate::validate::MediaVolume::Nfs { .. } => String::new(),
+        };
+        (
+            false,
+            "MediaClaimNotFound",
+            format!("the media claim {claim} does not exist in namespace {ns}"),
+        )
+    } else if claim_phase.as_deref() == Some("Bound") {
+        (
+            true,
+            "VolumesBound",
+            "the config volume is bound".to_owned(),
+        )
+    } else {
+        (
+            false,
+            "ConfigClaimPending",
+            format!(
+                "the config claim {} is {}; it needs a ReadWriteMany volume",
+                v.names.config_claim(),
+                claim_phase.as_deref().unwrap_or("not created yet")
+            ),
+        )
+    };
+    set(
+        c,
+        types::STORAGE_READY,
+        storage_ok,
+        storage_reason,
+        storage_message,
+        generation,
+        &now,
+    );
+
+    let sts_status = obs.server.as_ref().and_then(|s| s.status.as_ref());
+    let ready = sts_status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    let existing = sts_status.map(|s| s.replicas).unwrap_or(0);
+    let replicas_ok = ready >= v.replicas;
+    set(
+        c,
+        types::REPLICAS_READY,
+        replicas_ok,
+        if replicas_ok {
+            "AllReplicasReady"
+        } else {
+            "ReplicasNotReady"
+        },
+        format!("{ready} of {} replicas ready", v.replicas),
+        generation,
+        &now,
+    );
+
+    let (ingress_ok, ingress_reason, ingress_message) = match obs.ingress {
+        IngressState::NotRequested => (
+            true,
+            "NotRequested",
+            format!(
+                "spec.ingress is not set; clients inside the cluster use Service {} on port 8096",
+                v.names.client_service()
+            ),
+        ),
+        IngressState::TraefikNotInstalled => (
+            false,
+            "TraefikNotInstalled",
+            "the traefik.io/v1alpha1 API (IngressRoute, Middleware) is not served by this \
+             cluster: install Traefik v3 with its CRDs; everything else is reconciled"
+                .to_owned(),
+        ),
+        IngressState::Applied => (
+            true,
+            "RouteApplied",
+            format!(
+                "IngressRoute {} routes {} with a sticky cookie",
+                v.names.ingress_route(),
+                v.ingress
+                    .as_ref()
+                    .map(|i| i.host.as_str())
+                    .unwrap_or_default()
+            ),
+        ),
+    };
+    set(
+        c,
+        types::INGRESS_READY,
+        ingress_ok,
+        ingress_reason,
+        ingress_message,
+        generation,
+        &now,
+    );
+
+    let url = match &v.ingress {
+        Some(ingress) => ingress.url(),
+        None => format!("http://{}.{ns}.svc:8096", v.names.client_service()),
+    };
+    let blocking = [
+        (db_ok, "DatabaseNotReady", types::DATABASE_READY),
+        (redis_ok, "RedisNotReady", types::REDIS_READY),
+        (storage_ok, "StorageNotReady", types::STORAGE_READY),
+        (ready >= 1, "NoReplicaReady", types::REPLICAS_READY),
+        (ingress_ok, "IngressNotReady", types::INGRESS_READY),
+    ]
+    .into_iter()
+    .find(|(ok, _, _)| !ok);
+    let serving = blocking.is_none();
+    match blocking {
+        None => set(
+            c,
+            types::READY,
+            true,
+            "Serving",
+            format!("{ready} of {} replicas serve {url}", v.replicas),
+            generation,
+            &now,
+        ),
+        Some((_, reason, cause)) => {
+            let message = conditions::find(c, cause)
+                .map(|cond| cond.message.clone())
+                .unwrap_or_default();
+            set(c, types::READY, false, reason, message, generation, &now);
+        }
+    }
+    let degraded = serving && ready < v.replicas;
+    set(
+        c,
+        types::DEGRADED,
+        degraded,
+        if degraded {
+            "ReducedRedundancy"
+        } else if serving {
+            "FullRedundancy"
+        } else {
+            "NotServing"
+        },
+        if degraded {
+            format!("serving with {ready} of {} replicas", v.replicas)
+        } else if serving {
+            "every replica asked for is serving".to_owned()
+        } else {
+            "not serving yet (see Ready)".to_owned()
+        },
+        generation,
+        &now,
+    );
+
+    status.observed_generation = generation;
+    status.replicas = Some(existing);
+    status.ready_replicas = Some(ready);
+    status.selector = Some(v.names.server_selector_string());
+    status.url = Some(url);
+    status
+}
+
+/// The status of a cluster whose spec is invalid: Ready is False with every problem in its
+/// message; other conditions keep what they said about the last valid generation.
+pub fn invalid(msc: &MediaServerCluster, err: &InvalidSpec, now: Time) -> MediaServerClusterStatus {
+    let mut status = msc.status.clone().unwrap_or_default();
+    let generation = msc.meta().generation;
+    set(
+        &mut status.conditions,
+        types::READY,
+        false,
+        "SpecInvalid",
+        format!("the spec cannot be reconciled: {err}"),
+        generation,
+        &now,
+    );
+    status.observed_generation = generation;
+    status
+}
+
+/// The operator's share of a status: what it applies, and what decides whether to write.
+fn operator_part(status: &MediaServerClusterStatus) -> serde_json::Value {
+    let mut own: Vec<&Condition> = status
+        .conditions
+        .iter()
+        .filter(|c| OPERATOR_CONDITIONS.contains(&c.type_.as_str()))
+        .collect();
+    own.sort_by(|a, b| a.type_.cmp(&b.type_));
+    json!({
+        "observedGeneration": status.observed_generation,
+        "conditions": own,
+        "replicas": status.replicas,
+        "readyReplicas": status.ready_replicas,
+        "selector": status.selector,
+        "url": status.url,
+    })
+}
+
+/// Whether the operator's part of the status differs between `current` and `new`.
+pub fn differs(current: Option<&MediaServerClusterStatus>, new: &MediaServerClusterStatus) -> bool {
+    let current = current.cloned().unwrap_or_default();
+    operator_part(&current) != operator_part(new)
+}
+
+/// Applies the operator's part of `new` to the status subresource, if it changed. Returns
+/// whether it wrote.
+pub async fn write(
+    client: &kube::Client,
+    msc: &MediaServerCluster,
+    new: &MediaServerClusterStatus,
+) -> Result<bool, Error> {
+    if !differs(msc.status.as_ref(), new) {
+        return Ok(false);
+    }
+    let mut part = operator_part(new);
+    if let Some(map) = part.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    let body = json!({
+        "apiVersion": format!("{}/{}", ephyra_crd::GROUP, ephyra_crd::VERSION),
+        "kind": "MediaServerCluster",
+        "metadata": {"name": msc.name_any()},
+        "status": part,
+    });
+    let api: Api<MediaServerCluster> =
+        Api::namespaced(client.clone(), &msc.namespace().unwrap_or_default());
+    api.patch_status(
+        &msc.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| Error::WriteStatus {
+        name: msc.name_any(),
+        source,
+    })?;
+    Ok(true)
+}
+
+/// Members whose pod is gone or whose heartbeat is older than `ttl`, with their index.
+pub fn stale_members(
+    members: &[MemberStatus],
+    pods: &[String],
+    now: Timestamp,
+    ttl: Duration,
+) -> Vec<(usize, String)> {
+    members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| {
+            let gone = !pods.contains(&m.name);
+            let age = now.duration_since(m.last_heartbeat.0);
+            let stale = age.as_secs_f64() > ttl.as_secs_f64();
+            gone || stale
+        })
+        .map(|(i, m)| (i, m.name.clone()))
+        .collect()
+}
+
+/// Removes stale members with a guarded JSON patch. Returns the names removed.
+pub async fn prune_members(
+    client: &kube::Client,
+    msc: &MediaServerCluster,
+    pods: &[String],
+    now: Timestamp,
+    ttl: Duration,
+) -> Result<Vec<String>, Error> {
+    let members = msc
+        .status
+        .as_ref()
+        .map(|s| s.members.as_slice())
+        .unwrap_or_default();
+    let stale = stale_members(members, pods, now, ttl);
+    if stale.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Highest index first, so earlier removals do not shift later ones.
+    let mut ops = Vec::new();
+    for (index, name) in stale.iter().rev() {
+        ops.push(
+            json!({"op": "test", "path": format!("/status/members/{index}/name"), "value": name}),
+        );
+        ops.push(json!({"op": "remove", "path": format!("/status/members/{index}")}));
+    }
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::Value::Array(ops)).map_err(|e| {
+            Error::Build(crate::build::BuildError::Serialize {
+                kind: "JsonPatch".to_owned(),
+                name: msc.name_any(),
+                source: e,
+            })
+        })?;
+    let api: Api<MediaServerCluster> =
+        Api::namespaced(client.clone(), &msc.namespace().unwrap_or_default());
+    api.patch_status(
+        &msc.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(patch),
+    )
+    .await
+    .map_err(|source| Error::WriteStatus {
+        name: msc.name_any(),
+        source,
+    })?;
+    Ok(stale.into_iter().map(|(_, name)| name).collect())
+}
+
+/// An event to publish: type, reason, message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Warning or normal.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// What happened, for a person.
+    pub message: String,
+}
+
+fn entered(old: &[Condition], new: &[Condition], type_: &str, reasons: &[&str]) -> Option<String> {
+    let now = conditions::find(new, type_)?;
+    if !reasons.contains(&now.reason.as_str()) {
+        return None;
+    }
+    let before = conditions::find(old, type_);
+    let same = before.is_some_and(|b| b.reason == now.reason && b.status == now.status);
+    (!same).then(|| now.message.clone())
+}
+
+/// Events worth a person's attention, from the change of conditions and what `apply` did.
+/// Only transitions produce events, so a quiet reconcile publishes nothing.
+pub fn events(
+    old: &[Condition],
+    new: &[Condition],
+    changes: &[(String, Change)],
+    pruned: &[String],
+) -> Vec<Notice> {
+    let mut out = Vec::new();
+    if let Some(message) = entered(old, new, types::READY, &["SpecInvalid"]) {
+        out.push(Notice {
+            warning: true,
+            reason: "SpecInvalid",
+            message,
+        });
+    }
+    for type_ in [types::DATABASE_READY, types::REDIS_READY] {
+        if let Some(message) = entered(old, new, type_, &["SecretNotFound", "SecretKeyMissing"]) {
+            out.push(Notice {
+                warning: true,
+                reason: "DependencyMissing",
+                message,
+            });
+        }
+    }
+    if let Some(message) = entered(old, new, types::INGRESS_READY, &["TraefikNotInstalled"]) {
+        out.push(Notice {
+            warning: true,
+            reason: "TraefikNotInstalled",
+            message,
+        });
+    }
+    if let Some(message) = entered(old, new, types::READY, &["Serving"]) {
+        out.push(Notice {
+            warning: false,
+            reason: "Ready",
+            message,
+        });
+    }
+    let list = |wanted: Change| {
+        changes
+            .iter()
+            .filter(|(_, c)| *c == wanted)
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+    };
+    for (change, reason, verb) in [
+        (Change::Created, "Created", "created"),
+        (Change::Updated, "Updated", "updated"),
+        (
+            Change::Recreated,
+            "Recreated",
+            "recreated (pods kept) for an immutable field",
+        ),
+    ] {
+        let objects = list(change);
+        if !objects.is_empty() {
+            out.push(Notice {
+                warning: false,
+                reason,
+                message: format!("{verb}: {}", objects.join(", ")),
+            });
+        }
+    }
+    if !pruned.is_empty() {
+        out.push(Notice {
+            warning: false,
+            reason: "Pruned",
+            message: format!("deleted, no longer needed: {}", pruned.join(", ")),
+        });
+    }
+    out
+}
+
+/// Publishes notices on the cluster. A failure to publish is logged, never fatal.
+pub async fn publish(recorder: &Recorder, msc: &MediaServerCluster, notices: &[Notice]) {
+    let reference = msc.object_ref(&());
+    for notice in notices {
+        let mut note = notice.message.clone();
+        // The Events API caps notes at 1 kB.
+        if note.len() > 1000 {
+            let mut end = 1000;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+        }
+        let event = Event {
+            type_: if notice.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: notice.reason.to_owned(),
+            note: Some(note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, reason = notice.reason, "cannot publish event");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::test_support::*;
+    use crate::testing::Fixture;
+    use ephyra_crd::MemberRole;
+    use k8s_openapi::api::apps::v1::StatefulSetStatus;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaimStatus;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn sts(ready: i32, replicas: i32) -> StatefulSet {
+        StatefulSet {
+            status: Some(StatefulSetStatus {
+                ready_replicas: Some(ready),
+                replicas,
+                ..StatefulSetStatus::default()
+            }),
+            ..StatefulSet::default()
+        }
+    }
+
+    fn healthy() -> Observed {
+        Observed {
+            server: Some(sts(3, 3)),
+            postgres: Some(sts(1, 1)),
+            redis: Some(Deployment {
+                status: Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+                    ready_replicas: Some(1),
+                    ..Default::default()
+                }),
+                ..Deployment::default()
+            }),
+            config_claim: Some(PersistentVolumeClaim {
+                status: Some(PersistentVolumeClaimStatus {
+                    phase: Some("Bound".to_owned()),
+                    ..Default::default()
+                }),
+                ..PersistentVolumeClaim::default()
+            }),
+            media_claim: SecretCheck::NotNeeded,
+            database_secret: SecretCheck::NotNeeded,
+            redis_secret: SecretCheck::NotNeeded,
+            ingress: IngressState::Applied,
+            pods: vec![],
+        }
+    }
+
+    fn cond<'a>(s: &'a MediaServerClusterStatus, t: &str) -> &'a Condition {
+        conditions::find(&s.conditions, t).unwrap()
+    }
+
+    #[test]
+    fn a_healthy_cluster_is_ready_and_not_degraded() {
+        let s = compute(&default_cluster(), &healthy(), None, at(10));
+        for t in OPERATOR_CONDITIONS
+            .iter()
+            .filter(|t| **t != types::DEGRADED)
+        {
+            assert_eq!(cond(&s, t).status, "True", "{t}");
+        }
+        assert_eq!(cond(&s, types::DEGRADED).status, "False");
+        assert_eq!(s.ready_replicas, Some(3));
+        assert_eq!(s.url.as_deref(), Some("https://jelly.test.example"));
+        assert_eq!(s.observed_generation, Some(1));
+        assert_eq!(
+            cond(&s, types::READY).message,
+            "3 of 3 replicas serve https://jelly.test.example"
+        );
+    }
+
+    #[test]
+    fn one_replica_down_is_degraded_but_ready() {
+        let mut obs = healthy();
+        obs.server = Some(sts(2, 3));
+        let s = compute(&default_cluster(), &obs, None, at(10));
+        assert_eq!(cond(&s, types::READY).status, "True");
+        assert_eq!(cond(&s, types::DEGRADED).status, "True");
+        assert_eq!(
+            cond(&s, types::REPLICAS_READY).message,
+            "2 of 3 replicas ready"
+        );
+    }
+
+    #[test]
+    fn a_missing_external_database_secret_says_so() {
+        let mut obs = healthy();
+        obs.database_secret = SecretCheck::Missing;
+        let v = validated(MediaServerCluster::test().external_db());
+        let s = compute(&v, &obs, None, at(10));
+        let db = cond(&s, types::DATABASE_READY);
+        assert_eq!(
+            (db.status.as_str(), db.reason.as_str()),
+            ("False", "SecretNotFound")
+        );
+        assert!(
+            db.message.contains("Secret ext-db (key uri)"),
+            "{}",
+            db.message
+        );
+        let ready = cond(&s, types::READY);
+        assert_eq!(ready.reason, "DatabaseNotReady");
+        assert_eq!(ready.message, db.message);
+    }
+
+    #[test]
+    fn transition_times_survive_a_recompute() {
+        let first = compute(&default_cluster(), &healthy(), None, at(10));
+        let second = compute(&default_cluster(), &healthy(), Some(&first), at(99));
+        assert_eq!(first, second);
+        assert!(!differs(Some(&first), &second));
+    }
+
+    #[test]
+    fn leader_fields_and_members_do_not_count_as_operator_changes() {
+        let first = compute(&default_cluster(), &healthy(), None, at(10));
+        let mut other = first.clone();
+        other.members.push(member("jelly-server-0", 10));
+        conditions::set(
+            &mut other.conditions,
+            types::LEADER_ELECTED,
+            Status::True,
+            "Elected",
+            "jelly-server-0",
+            Some(1),
+            at(10),
+        );
+        assert!(!differs(Some(&other), &first));
+    }
+
+    fn member(name: &str, heartbeat: i64) -> MemberStatus {
+        MemberStatus {
+            name: name.to_owned(),
+            ready: true,
+            role: MemberRole::Follower,
+            last_heartbeat: at(heartbeat),
+            active_sessions: 0,
+            active_transcodes: 0,
+            version: None,
+        }
+    }
+
+    #[test]
+    fn members_whose_pod_is_gone_or_heartbeat_is_stale_are_pruned() {
+        let members = vec![
+            member("jelly-server-0", 1000),
+            member("jelly-server-1", 100),
+            member("jelly-server-9", 1000),
+        ];
+        let pods = vec!["jelly-server-0".to_owned(), "jelly-server-1".to_owned()];
+        let stale = stale_members(
+            &members,
+            &pods,
+            Timestamp::from_second(1030).unwrap(),
+            Duration::from_secs(120),
+        );
+        assert_eq!(
+            stale,
+            vec![
+                (1, "jelly-server-1".to_owned()),
+                (2, "jelly-server-9".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn events_come_only_from_transitions() {
+        let obs = healthy();
+        let first = compute(&default_cluster(), &obs, None, at(10));
+        let notices = events(&[], &first.conditions, &[], &[]);
+        assert_eq!(
+            notices.iter().map(|n| n.reason).collect::<Vec<_>>(),
+            vec!["Ready"]
+        );
+        let second = compute(&default_cluster(), &obs, Some(&first), at(20));
+        assert!(events(&first.conditions, &second.conditions, &[], &[]).is_empty());
+    }
+}

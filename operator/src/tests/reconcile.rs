@@ -1,0 +1,591 @@
+//! Reconcile against the in-memory API (`testing::fake_api`): what is created, that a quiet
+//! cluster costs no write, that a change writes only what it must, and that every failure ends
+//! in a condition and a measured retry rather than a crash loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ephyra_crd::conditions::{self, types};
+use ephyra_crd::{MediaServerCluster, MemberRole, MemberStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::Reporter;
+use serde_json::{Value, json};
+
+use crate::controller::{
+    self, BACKOFF_START, Context, RESYNC, WAIT_FOR_DEPENDENCY, WAIT_FOR_PERSON,
+};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::testing::fake_api::FakeApi;
+use crate::testing::{Fixture, NAME, NS};
+
+const MSC_API: &str = "ephyra.io/v1alpha1";
+const NOW: i64 = 1_900_000_000;
+
+struct Harness {
+    api: FakeApi,
+    ctx: Arc<Context>,
+}
+
+impl Harness {
+    fn new(api: FakeApi, msc: MediaServerCluster) -> Harness {
+        api.insert(serde_json::to_value(&msc).unwrap());
+        let client = api.client();
+        let mut ctx = Context::new(
+            client,
+            Reporter {
+                controller: "ephyra-operator".to_owned(),
+                instance: Some("test".to_owned()),
+            },
+            Arc::new(Metrics::default()),
+            Duration::from_secs(120),
+        );
+        ctx.clock = Arc::new(|| Timestamp::from_second(NOW).unwrap());
+        Harness {
+            api,
+            ctx: Arc::new(ctx),
+        }
+    }
+
+    fn with_traefik(msc: MediaServerCluster) -> Harness {
+        Harness::new(FakeApi::new().with_traefik(), msc)
+    }
+
+    fn stored(&self) -> Option<MediaServerCluster> {
+        self.api
+            .get(MSC_API, "MediaServerCluster", NS, NAME)
+            .map(|v| serde_json::from_value(v).unwrap())
+    }
+
+    async fn reconcile(&self) -> Result<Action, Error> {
+        let msc = self.stored().expect("the cluster is stored");
+        controller::reconcile(Arc::new(msc), self.ctx.clone()).await
+    }
+
+    /// Reconciles until the operator has seen everything it created (two passes), then
+    /// forgets the requests.
+    async fn settle(&self) {
+        self.reconcile().await.unwrap();
+        self.reconcile().await.unwrap();
+        self.api.clear_requests();
+    }
+
+    fn edit_spec(&self, f: impl FnOnce(&mut Value)) {
+        self.api.edit(MSC_API, "MediaServerCluster", NS, NAME, |o| {
+            f(&mut o["spec"])
+        });
+    }
+
+    fn condition(&self, type_: &str) -> Condition {
+        let status = self.stored().unwrap().status.unwrap();
+        conditions::find(&status.conditions, type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"))
+            .clone()
+    }
+
+    fn event_reasons(&self) -> Vec<String> {
+        self.api
+            .writes()
+            .iter()
+            .filter(|r| r.is_event())
+            .map(|r| {
+                let body: Value = serde_json::from_str(&r.body).unwrap();
+                body["reason"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_new_cluster_creates_everything_with_one_field_manager() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(RESYNC));
+
+    let names = sorted(h.api.names());
+    for expected in [
+        "ConfigMap/jelly-config",
+        "Deployment/jelly-redis",
+        "IngressRoute/jelly",
+        "Middleware/jelly-headers",
+        "NetworkPolicy/jelly-backends",
+        "PersistentVolumeClaim/jelly-config",
+        "PodDisruptionBudget/jelly-server",
+        "Role/jelly-server",
+        "RoleBinding/jelly-server",
+        "Secret/jelly-postgres",
+        "Secret/jelly-redis",
+        "Service/jelly",
+        "Service/jelly-postgres",
+        "Service/jelly-postgres-headless",
+        "Service/jelly-redis",
+        "Service/jelly-server-headless",
+        "ServiceAccount/jelly-server",
+        "StatefulSet/jelly-postgres",
+        "StatefulSet/jelly-server",
+    ] {
+        assert!(
+            names.contains(&expected.to_owned()),
+            "{expected} missing from {names:?}"
+        );
+    }
+    for write in
+        h.api.writes().iter().filter(|w| {
+            w.method == "PATCH" && w.content_type.starts_with("application/apply-patch")
+        })
+    {
+        assert!(
+            write.query.contains("fieldManager=ephyra-operator"),
+            "{write:?}"
+        );
+        assert!(write.query.contains("force=true"), "{write:?}");
+    }
+    let status = h.stored().unwrap().status.unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.url.as_deref(), Some("https://jelly.test.example"));
+    assert_eq!(
+        status.selector.as_deref(),
+        Some(
+            "app.kubernetes.io/component=server,app.kubernetes.io/instance=jelly,app.kubernetes.io/name=ephyra"
+        )
+    );
+    assert_eq!(h.condition(types::INGRESS_READY).reason, "RouteApplied");
+    assert_eq!(h.condition(types::READY).status, "False");
+    assert!(h.event_reasons().contains(&"Created".to_owned()));
+}
+
+#[tokio::test]
+async fn a_second_reconcile_of_an_unchanged_cluster_sends_no_writes() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.reconcile().await.unwrap();
+    h.api.clear_requests();
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(RESYNC));
+    assert_eq!(
+        h.api.writes(),
+        vec![],
+        "an unchanged cluster must cost no write"
+    );
+    assert!(!h.api.requests().is_empty(), "it still reads");
+}
+
+#[tokio::test]
+async fn the_generated_password_is_kept_across_reconciles_and_never_leaves_its_secret() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    let password = |h: &Harness| {
+        h.api.get("v1", "Secret", NS, "jelly-postgres").unwrap()["data"]["password"].clone()
+    };
+    let first = password(&h);
+    assert!(first.is_string());
+    h.edit_spec(|s| s["replicas"] = json!(4));
+    h.reconcile().await.unwrap();
+    assert_eq!(password(&h), first);
+    let encoded = first.as_str().unwrap();
+    for write in h.api.writes() {
+        assert!(!write.body.contains(encoded) || write.path.ends_with("/secrets/jelly-postgres"));
+    }
+}
+
+#[tokio::test]
+async fn changing_the_replica_count_patches_only_the_server_statefulset() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    h.edit_spec(|s| s["replicas"] = json!(5));
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.api.object_writes(),
+        vec![format!(
+            "PATCH /apis/apps/v1/namespaces/{NS}/statefulsets/jelly-server"
+        )]
+    );
+    let sts = h
+        .api
+        .get("apps/v1", "StatefulSet", NS, "jelly-server")
+        .unwrap();
+    assert_eq!(sts["spec"]["replicas"], 5);
+    let status = h.stored().unwrap().status.unwrap();
+    assert_eq!(status.observed_generation, Some(2));
+    assert_eq!(
+        h.condition(types::REPLICAS_READY).message,
+        "0 of 5 replicas ready"
+    );
+    assert_eq!(h.event_reasons(), vec!["Updated"]);
+}
+
+#[tokio::test]
+async fn changing_the_transcode_size_recreates_only_the_server_statefulset_keeping_its_pods() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    h.edit_spec(|s| s["transcode"]["size"] = json!("50Gi"));
+    h.reconcile().await.unwrap();
+    let sts_path = format!("/apis/apps/v1/namespaces/{NS}/statefulsets/jelly-server");
+    assert_eq!(
+        h.api.object_writes(),
+        vec![format!("DELETE {sts_path}"), format!("PATCH {sts_path}")]
+    );
+    let delete = h
+        .api
+        .writes()
+        .into_iter()
+        .find(|w| w.method == "DELETE")
+        .unwrap();
+    assert!(
+        delete.body.contains("\"propagationPolicy\":\"Orphan\""),
+        "{}",
+        delete.body
+    );
+    let sts = h
+        .api
+        .get("apps/v1", "StatefulSet", NS, "jelly-server")
+        .unwrap();
+    assert_eq!(
+        sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "50Gi"
+    );
+    assert_eq!(h.event_reasons(), vec!["Recreated"]);
+}
+
+#[tokio::test]
+async fn a_configuration_change_patches_the_config_map_and_rolls_the_server() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    h.edit_spec(|s| s["server"]["logLevel"] = json!("debug"));
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.api.object_writes(),
+        vec![
+            format!("PATCH /api/v1/namespaces/{NS}/configmaps/jelly-config"),
+            format!("PATCH /apis/apps/v1/namespaces/{NS}/statefulsets/jelly-server"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_cluster_runs_the_finalizer_and_removes_the_nfs_volume() {
+    let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
+    h.reconcile().await.unwrap();
+    let pv = "ephyra-media-test-jelly-config";
+    assert!(h.api.get("v1", "PersistentVolume", "", pv).is_some());
+    assert_eq!(
+        h.stored().unwrap().metadata.finalizers,
+        Some(vec!["ephyra.io/config-volume".to_owned()])
+    );
+
+    let api: Api<MediaServerCluster> = Api::namespaced(h.ctx.client.clone(), NS);
+    api.delete(NAME, &DeleteParams::default()).await.unwrap();
+    assert!(h.stored().unwrap().metadata.deletion_timestamp.is_some());
+
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert!(
+        h.api.get("v1", "PersistentVolume", "", pv).is_none(),
+        "the PV is removed"
+    );
+    assert!(
+        h.stored().is_none(),
+        "the finalizer is gone, so is the cluster"
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_without_an_nfs_config_volume_gets_no_finalizer() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.reconcile().await.unwrap();
+    assert_eq!(h.stored().unwrap().metadata.finalizers, None);
+    assert!(
+        !h.api
+            .names()
+            .iter()
+            .any(|n| n.starts_with("PersistentVolume/"))
+    );
+}
+
+#[tokio::test]
+async fn missing_traefik_crds_leave_everything_else_reconciled_and_say_why() {
+    let h = Harness::new(FakeApi::new(), MediaServerCluster::test());
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(RESYNC));
+    let ingress = h.condition(types::INGRESS_READY);
+    assert_eq!(
+        (ingress.status.as_str(), ingress.reason.as_str()),
+        ("False", "TraefikNotInstalled")
+    );
+    assert!(
+        ingress.message.contains("install Traefik v3"),
+        "{}",
+        ingress.message
+    );
+    let names = h.api.names();
+    assert!(names.contains(&"StatefulSet/jelly-server".to_owned()));
+    assert!(!names.iter().any(|n| n.starts_with("IngressRoute/")));
+    assert!(
+        h.event_reasons()
+            .contains(&"TraefikNotInstalled".to_owned())
+    );
+
+    h.api.clear_requests();
+    h.reconcile().await.unwrap();
+    assert_eq!(h.api.writes(), vec![], "no retry storm, no repeated event");
+}
+
+#[tokio::test]
+async fn a_missing_external_database_secret_is_reported_and_retried_calmly() {
+    let h = Harness::with_traefik(MediaServerCluster::test().external_db());
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(WAIT_FOR_DEPENDENCY));
+    let db = h.condition(types::DATABASE_READY);
+    assert_eq!(
+        (db.status.as_str(), db.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
+    assert!(
+        db.message.contains("Secret ext-db (key uri)"),
+        "{}",
+        db.message
+    );
+    assert_eq!(h.condition(types::READY).reason, "DatabaseNotReady");
+    assert!(h.event_reasons().contains(&"DependencyMissing".to_owned()));
+    assert!(
+        !h.api.names().iter().any(|n| n.contains("postgres")),
+        "no managed database"
+    );
+
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "ext-db", "namespace": NS},
+        "data": {"uri": "cG9zdGdyZXM6Ly94"},
+    }));
+    h.reconcile().await.unwrap();
+    let db = h.condition(types::DATABASE_READY);
+    assert_eq!(
+        (db.status.as_str(), db.reason.as_str()),
+        ("True", "ExternalSecretFound")
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_ends_in_a_condition_and_a_long_wait_not_a_crash_loop() {
+    let mut msc = MediaServerCluster::test();
+    msc.spec.media.existing_claim = Some("also-a-claim".to_owned());
+    let h = Harness::with_traefik(msc);
+    let msc = Arc::new(h.stored().unwrap());
+    let err = controller::reconcile(msc.clone(), h.ctx.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
+    assert_eq!(
+        controller::error_policy(msc, &err, h.ctx.clone()),
+        Action::requeue(WAIT_FOR_PERSON)
+    );
+    let ready = h.condition(types::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SpecInvalid")
+    );
+    assert!(
+        ready
+            .message
+            .contains("spec.media: set exactly one of nfs or existingClaim"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        h.stored().unwrap().status.unwrap().observed_generation,
+        Some(1)
+    );
+    assert_eq!(
+        h.api.object_writes(),
+        Vec::<String>::new(),
+        "nothing is built from a bad spec"
+    );
+    assert_eq!(h.event_reasons(), vec!["SpecInvalid"]);
+
+    h.api.clear_requests();
+    assert!(h.reconcile().await.is_err());
+    assert_eq!(
+        h.api.writes(),
+        vec![],
+        "the same bad spec writes nothing again"
+    );
+}
+
+#[tokio::test]
+async fn transient_errors_back_off_exponentially_and_success_resets_them() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    let msc = Arc::new(h.stored().unwrap());
+    let transient = || Error::Discovery {
+        group: "traefik.io/v1alpha1".to_owned(),
+        source: kube::Error::Api(
+            kube::core::Status::failure("etcd timeout", "InternalError")
+                .with_code(500)
+                .boxed(),
+        ),
+    };
+    let waits: Vec<_> = (0..4)
+        .map(|_| controller::error_policy(msc.clone(), &transient(), h.ctx.clone()))
+        .collect();
+    assert_eq!(
+        waits,
+        vec![
+            Action::requeue(BACKOFF_START),
+            Action::requeue(BACKOFF_START * 2),
+            Action::requeue(BACKOFF_START * 4),
+            Action::requeue(BACKOFF_START * 8),
+        ]
+    );
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        controller::error_policy(msc, &transient(), h.ctx.clone()),
+        Action::requeue(BACKOFF_START)
+    );
+}
+
+#[tokio::test]
+async fn an_object_controlled_by_someone_else_is_not_taken_over() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": "jelly-config", "namespace": NS,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "other", "uid": "someone-else", "controller": true}],
+        },
+        "data": {"keep": "me"},
+    }));
+    let err = h.reconcile().await.unwrap_err();
+    assert!(matches!(err, Error::NotOwned { .. }), "{err}");
+    assert!(err.needs_a_person());
+    let cm = h.api.get("v1", "ConfigMap", NS, "jelly-config").unwrap();
+    assert_eq!(cm["data"]["keep"], "me");
+}
+
+#[tokio::test]
+async fn switching_to_an_external_database_prunes_the_managed_one_but_keeps_its_password() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    h.edit_spec(|s| {
+        s["database"] = json!({"external": {"name": "ext-db", "key": "uri"}, "poolSize": 8});
+    });
+    h.reconcile().await.unwrap();
+    let names = h.api.names();
+    assert!(!names.contains(&"StatefulSet/jelly-postgres".to_owned()));
+    assert!(!names.contains(&"Service/jelly-postgres".to_owned()));
+    assert!(
+        names.contains(&"Secret/jelly-postgres".to_owned()),
+        "the password is kept"
+    );
+    let policy = h
+        .api
+        .get(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            NS,
+            "jelly-backends",
+        )
+        .unwrap();
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchExpressions"][0]["values"],
+        json!(["redis"])
+    );
+}
+
+#[tokio::test]
+async fn removing_the_ingress_prunes_the_traefik_objects() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    h.api.edit(MSC_API, "MediaServerCluster", NS, NAME, |o| {
+        o["spec"].as_object_mut().unwrap().remove("ingress");
+    });
+    h.reconcile().await.unwrap();
+    let names = h.api.names();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("IngressRoute/") || n.starts_with("Middleware/"))
+    );
+    assert_eq!(h.condition(types::INGRESS_READY).reason, "NotRequested");
+    assert_eq!(
+        h.stored().unwrap().status.unwrap().url.as_deref(),
+        Some("http://jelly.media-test.svc:8096")
+    );
+}
+
+#[tokio::test]
+async fn stale_and_orphaned_members_are_pruned_and_live_ones_kept() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    let member = |name: &str, at: i64| MemberStatus {
+        name: name.to_owned(),
+        ready: true,
+        role: MemberRole::Follower,
+        last_heartbeat: Time(Timestamp::from_second(at).unwrap()),
+        active_sessions: 1,
+        active_transcodes: 0,
+        version: Some("0.1.0".to_owned()),
+    };
+    let members = vec![
+        member("jelly-server-0", NOW - 5),
+        member("jelly-server-1", NOW - 600),
+        member("jelly-server-7", NOW - 5),
+    ];
+    h.api.edit(MSC_API, "MediaServerCluster", NS, NAME, |o| {
+        o["status"]["members"] = serde_json::to_value(&members).unwrap();
+    });
+    for pod in ["jelly-server-0", "jelly-server-1"] {
+        h.api.insert(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod, "namespace": NS, "labels": {
+                "app.kubernetes.io/name": "ephyra",
+                "app.kubernetes.io/instance": "jelly",
+                "app.kubernetes.io/component": "server",
+            }},
+        }));
+    }
+    h.reconcile().await.unwrap();
+    let kept: Vec<_> = h
+        .stored()
+        .unwrap()
+        .status
+        .unwrap()
+        .members
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(kept, vec!["jelly-server-0"]);
+}
+
+#[tokio::test]
+async fn ready_children_make_the_cluster_ready_and_the_operator_says_so_once() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    h.api
+        .edit("apps/v1", "StatefulSet", NS, "jelly-server", |o| {
+            o["status"] = json!({"replicas": 3, "readyReplicas": 2});
+        });
+    h.api
+        .edit("apps/v1", "StatefulSet", NS, "jelly-postgres", |o| {
+            o["status"] = json!({"replicas": 1, "readyReplicas": 1});
+        });
+    h.api.edit("apps/v1", "Deployment", NS, "jelly-redis", |o| {
+        o["status"] = json!({"replicas": 1, "readyReplicas": 1});
+    });
+    h.api
+        .edit("v1", "PersistentVolumeClaim", NS, "jelly-config", |o| {
+            o["status"] = json!({"phase": "Bound"});
+        });
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition(types::READY).status, "True");
+    assert_eq!(h.condition(types::DEGRADED).status, "True");
+    assert_eq!(h.api.object_writes(), Vec::<String>::new());
+    assert_eq!(h.event_reasons(), vec!["Ready"]);
+    let status = h.stored().unwrap().status.unwrap();
+    assert_eq!((status.replicas, status.ready_replicas), (Some(3), Some(2)));
+}

@@ -1,0 +1,234 @@
+//! Every object rendered for every example in `deploy/examples/` (and for fixtures that cover
+//! the other branches: NFS config volume, GPUs, external services), plus the operator's own
+//! install manifests in `deploy/`, validated against the official schemas:
+//!
+//! - Kubernetes objects with `kubernetes-validate --strict --kubernetes-version 1.33`, from the
+//!   virtualenv `scripts/ensure-deps.sh` makes at `build/venv/bin/kubernetes-validate`. A
+//!   missing tool fails the test with the command that installs it; it is never skipped.
+//! - IngressRoute and Middleware with the `jsonschema` crate against Traefik's CRD schemas in
+//!   `<repo>/../shared/schemas/traefik/` (reference data, read in place, not copied).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ephyra_crd::MediaServerCluster;
+use serde_json::Value;
+
+use crate::render;
+use crate::testing::Fixture;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the operator crate sits in the workspace")
+        .to_path_buf()
+}
+
+fn kubernetes_validate() -> PathBuf {
+    let tool = repo().join("build/venv/bin/kubernetes-validate");
+    assert!(
+        tool.exists(),
+        "{} is missing. Run `scripts/ensure-deps.sh` (or `make test`) to create the virtualenv \
+         with the pinned kubernetes-validate; these schema checks never skip.",
+        tool.display()
+    );
+    tool
+}
+
+fn examples() -> Vec<(String, MediaServerCluster)> {
+    let dir = repo().join("deploy/examples");
+    let mut out: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let msc = render::parse(&text)
+                .unwrap_or_else(|e| panic!("{} does not parse: {e}", p.display()));
+            (p.file_name().unwrap().to_string_lossy().into_owned(), msc)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(
+        out.iter().any(|(n, _)| n == "minimal.yaml")
+            && out.iter().any(|(n, _)| n == "homelab.yaml"),
+        "deploy/examples must hold minimal.yaml and homelab.yaml, found {:?}",
+        out.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    out
+}
+
+/// The examples, and fixtures that reach the branches the examples do not.
+fn clusters() -> Vec<(String, MediaServerCluster)> {
+    let mut all = examples();
+    all.push((
+        "fixture: nfs config, intel gpu, preferred spread".to_owned(),
+        MediaServerCluster::test()
+            .nfs_config()
+            .intel_gpu(44)
+            .unstored(),
+    ));
+    all.push((
+        "fixture: nvidia, external services, tls secret, one replica".to_owned(),
+        MediaServerCluster::test()
+            .nvidia_gpu()
+            .external_db()
+            .external_redis()
+            .tls_secret("jelly-tls")
+            .replicas(1)
+            .unstored(),
+    ));
+    all.push((
+        "fixture: stored (owner references), no ingress".to_owned(),
+        MediaServerCluster::test().without_ingress(),
+    ));
+    all
+}
+
+fn is_traefik(object: &Value) -> bool {
+    object["apiVersion"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("traefik.io/"))
+}
+
+fn run_kubernetes_validate(label: &str, file: &Path) {
+    let out = Command::new(kubernetes_validate())
+        .args(["--strict", "--kubernetes-version", "1.33"])
+        .arg(file)
+        .output()
+        .expect("kubernetes-validate runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "kubernetes-validate refused the objects of {label}:\n{text}"
+    );
+    assert!(
+        !text.to_lowercase().contains("warn"),
+        "kubernetes-validate warned about {label}:\n{text}"
+    );
+    assert!(
+        text.to_lowercase().contains("passed"),
+        "kubernetes-validate did not report a pass for {label}:\n{text}"
+    );
+}
+
+#[test]
+fn every_rendered_kubernetes_object_passes_kubernetes_validate_strict_for_1_33() {
+    let dir = tempfile::tempdir().unwrap();
+    for (label, msc) in clusters() {
+        let objects = render::objects(&msc).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let mut text = String::new();
+        let mut count = 0;
+        for object in objects.iter().filter(|o| !is_traefik(o)) {
+            text.push_str("---\n");
+            text.push_str(&serde_saphyr::to_string(object).unwrap());
+            count += 1;
+        }
+        assert!(count >= 8, "{label} rendered only {count} objects");
+        let file = dir.path().join("objects.yaml");
+        std::fs::write(&file, &text).unwrap();
+        run_kubernetes_validate(&label, &file);
+    }
+}
+
+#[test]
+fn the_render_command_output_passes_kubernetes_validate_for_each_example() {
+    // The same check on exactly what `ephyra-operator render -f` prints (header comment,
+    // document separators, Traefik objects filtered out by kind afterwards).
+    let dir = tempfile::tempdir().unwrap();
+    for (name, _) in examples() {
+        let path = repo().join("deploy/examples").join(&name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rendered = render::render(&text, &name).unwrap();
+        let kubernetes_only: Vec<&str> = rendered
+            .split("\n---\n")
+            .filter(|doc| !doc.contains("apiVersion: traefik.io/"))
+            .collect();
+        let file = dir.path().join(&name);
+        std::fs::write(&file, kubernetes_only.join("\n---\n")).unwrap();
+        run_kubernetes_validate(&name, &file);
+    }
+}
+
+#[test]
+fn the_install_manifests_in_deploy_pass_kubernetes_validate_strict_for_1_33() {
+    for name in ["namespace.yaml", "rbac.yaml", "operator.yaml"] {
+        let path = repo().join("deploy").join(name);
+        assert!(path.exists(), "{} is missing", path.display());
+        run_kubernetes_validate(name, &path);
+    }
+}
+
+/// `spec.versions[v1alpha1].schema.openAPIV3Schema` of a Traefik CRD.
+fn traefik_schema(file: &str) -> Value {
+    let path = repo().join("../shared/schemas/traefik").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read Traefik's CRD schema {}: {e}. It is reference data beside the \
+             repository (shared/schemas/traefik); the check never skips.",
+            path.display()
+        )
+    });
+    let crd: Value = serde_saphyr::from_str(&text).unwrap();
+    crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v1alpha1")
+        .map(|v| v["schema"]["openAPIV3Schema"].clone())
+        .expect("the CRD serves v1alpha1")
+}
+
+#[test]
+fn every_ingress_route_and_middleware_matches_traefiks_crd_schemas() {
+    let routes =
+        jsonschema::validator_for(&traefik_schema("traefik.io_ingressroutes.yaml")).unwrap();
+    let middlewares =
+        jsonschema::validator_for(&traefik_schema("traefik.io_middlewares.yaml")).unwrap();
+    let mut checked = 0;
+    for (label, msc) in clusters() {
+        for object in render::objects(&msc)
+            .unwrap()
+            .iter()
+            .filter(|o| is_traefik(o))
+        {
+            let validator = match object["kind"].as_str() {
+                Some("IngressRoute") => &routes,
+                Some("Middleware") => &middlewares,
+                other => panic!("unexpected Traefik kind {other:?}"),
+            };
+            let errors: Vec<String> = validator
+                .iter_errors(object)
+                .map(|e| format!("{} at {}", e, e.instance_path))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{label}: {} {} does not match Traefik's schema:\n{}",
+                object["kind"],
+                object["metadata"]["name"],
+                errors.join("\n")
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} Traefik objects were checked");
+}
+
+#[test]
+fn the_traefik_schema_check_catches_a_misspelt_sticky_field() {
+    // Guards the check itself: Traefik's schema must reject what Traefik would ignore.
+    let routes =
+        jsonschema::validator_for(&traefik_schema("traefik.io_ingressroutes.yaml")).unwrap();
+    let mut route = render::objects(&MediaServerCluster::test().unstored())
+        .unwrap()
+        .into_iter()
+        .find(|o| o["kind"] == "IngressRoute")
+        .unwrap();
+    route["spec"]["routes"][0]["services"][0]["sticky"]["cookie"]["sameSite"] =
+        Value::from("sideways");
+    assert!(!routes.is_valid(&route));
+}

@@ -1,0 +1,705 @@
+//! Validate: a `MediaServerCluster` as stored → a [`ValidatedCluster`] that the builders use
+//! ("parse, don't validate").
+//!
+//! The CRD's schema and CEL rules refuse most wrong specs at admission, so a spec that fails
+//! here slipped past them (an older CRD, a rule that cannot be expressed in CEL, an object
+//! read from a file by `render`). Every problem is reported at once, each naming its field, so
+//! a person can fix the object in one go. Defaults the schema does not express (server name,
+//! absolute library folders, the GPU resource name and node label) are resolved here.
+//!
+//! Pure: no API calls.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use ephyra_config::HwAccelKind;
+use ephyra_crd::{
+    AccelerationKind, IntelResource, LibraryKind, ManagedPostgresSpec, ManagedRedisSpec,
+    MediaServerCluster, SameSite, SchedulingSpec, SecretKeyRef, ServerSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+
+use crate::names::{ClusterName, Names, Namespace};
+
+/// Environment variables the operator sets itself; `spec.server.env` may not override them.
+pub const RESERVED_ENV: &[&str] = &[
+    "EPHYRA_DATABASE_URL",
+    "EPHYRA_REDIS_URL",
+    "EPHYRA_CLUSTER_NAME",
+    "POD_NAME",
+    "POD_NAMESPACE",
+];
+
+/// Node Feature Discovery's label for nodes with an Intel GPU.
+pub const INTEL_GPU_NODE_LABEL: (&str, &str) = ("intel.feature.node.kubernetes.io/gpu", "true");
+/// NVIDIA GPU Feature Discovery's label for nodes with an NVIDIA GPU.
+pub const NVIDIA_GPU_NODE_LABEL: (&str, &str) = ("nvidia.com/gpu.present", "true");
+
+/// One problem with a spec: the field at fault and what is expected instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecProblem {
+    /// Path of the field, e.g. `spec.media.nfs.path`.
+    pub field: String,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl fmt::Display for SpecProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every problem found in a spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct InvalidSpec(pub Vec<SpecProblem>);
+
+/// The media library volume.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaVolume {
+    /// An NFS export mounted read-only straight into the pods.
+    Nfs {
+        /// NFS server.
+        server: String,
+        /// Export path (absolute).
+        path: String,
+    },
+    /// An existing claim in the cluster's namespace, mounted read-only.
+    Claim(String),
+}
+
+/// One library, with folders as the server sees them (absolute, under `/media`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Library {
+    /// Name shown to clients.
+    pub name: String,
+    /// What it holds.
+    pub kind: LibraryKind,
+    /// Absolute folders under `/media`.
+    pub folders: Vec<PathBuf>,
+}
+
+/// The shared config volume.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigVolume {
+    /// An operator-made NFS PersistentVolume and a claim bound to it.
+    Nfs {
+        /// NFS server.
+        server: String,
+        /// Export path (absolute).
+        path: String,
+        /// Capacity written on the PV and the claim.
+        size: Quantity,
+    },
+    /// A claim provisioned by a storage class (the cluster default when `None`).
+    Dynamic {
+        /// Storage class.
+        storage_class: Option<String>,
+        /// Requested size.
+        size: Quantity,
+    },
+}
+
+/// Per-replica transcode storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcode {
+    /// Storage class of each claim; the cluster default when `None`.
+    pub storage_class: Option<String>,
+    /// Size of each claim.
+    pub size: Quantity,
+    /// Transcodes one replica runs at once.
+    pub max_concurrent: u32,
+}
+
+/// A GPU request, resolved to the device-plugin resource and the ffmpeg API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gpu {
+    /// Extended resource name, e.g. `gpu.intel.com/i915`.
+    pub resource: &'static str,
+    /// Devices per replica.
+    pub count: i32,
+    /// Host render group added to the pods' supplemental groups.
+    pub render_group: Option<i64>,
+    /// Node label the pods require (Node Feature Discovery), unless turned off.
+    pub node_label: Option<(&'static str, &'static str)>,
+    /// What the server's transcoder uses.
+    pub hwaccel: HwAccelKind,
+    /// Render node for VA-API.
+    pub device: Option<PathBuf>,
+}
+
+/// Where the database comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    /// The operator's PostgreSQL StatefulSet.
+    Managed(ManagedPostgresSpec),
+    /// A Secret key holding the URL of an existing PostgreSQL.
+    External(SecretKeyRef),
+}
+
+/// Where Redis comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redis {
+    /// The operator's Redis Deployment.
+    Managed(ManagedRedisSpec),
+    /// A Secret key holding the URL of an existing Redis.
+    External(SecretKeyRef),
+}
+
+/// TLS of the route.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tls {
+    /// A `kubernetes.io/tls` Secret.
+    Secret(String),
+    /// A Traefik certificate resolver.
+    Resolver(String),
+}
+
+/// The sticky session cookie.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StickyCookie {
+    /// Cookie name.
+    pub name: String,
+    /// HTTPS only.
+    pub secure: bool,
+    /// Hidden from scripts.
+    pub http_only: bool,
+    /// `none`, `lax` or `strict`.
+    pub same_site: &'static str,
+    /// Seconds; 0 for a session cookie.
+    pub max_age: i32,
+}
+
+/// The Traefik route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingress {
+    /// Host name.
+    pub host: String,
+    /// Traefik entry points.
+    pub entry_points: Vec<String>,
+    /// TLS, if any.
+    pub tls: Option<Tls>,
+    /// The affinity cookie.
+    pub sticky_cookie: StickyCookie,
+}
+
+impl Ingress {
+    /// The URL clients use.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.host)
+    }
+}
+
+/// A spec that passed every check, with defaults resolved: what the builders consume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedCluster {
+    /// Every derived name.
+    pub names: Names,
+    /// Controller reference to the MediaServerCluster; `None` when rendering a file (no uid),
+    /// in which case children carry no owner reference.
+    pub owner: Option<OwnerReference>,
+    /// `metadata.generation` of the spec this was validated from.
+    pub generation: Option<i64>,
+    /// Server replicas.
+    pub replicas: i32,
+    /// Server container settings.
+    pub server: ServerSpec,
+    /// Name shown to clients (defaults to the cluster's name).
+    pub server_name: String,
+    /// The library volume.
+    pub media: MediaVolume,
+    /// Libraries, with absolute folders.
+    pub libraries: Vec<Library>,
+    /// The shared config volume.
+    pub config_volume: ConfigVolume,
+    /// Per-replica transcode storage.
+    pub transcode: Transcode,
+    /// GPU, if asked for.
+    pub gpu: Option<Gpu>,
+    /// Database source.
+    pub database: Database,
+    /// Connections per replica.
+    pub pool_size: u32,
+    /// Redis source.
+    pub redis: Redis,
+    /// The route, if asked for.
+    pub ingress: Option<Ingress>,
+    /// Placement.
+    pub scheduling: SchedulingSpec,
+    /// `minAvailable` of the PodDisruptionBudget; `None` when disabled or with one replica
+    /// (a budget on a single replica would block every node drain).
+    pub min_available: Option<i32>,
+}
+
+struct Problems(Vec<SpecProblem>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(SpecProblem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Checks `msc` and resolves its defaults.
+pub fn validate(msc: &MediaServerCluster) -> Result<ValidatedCluster, InvalidSpec> {
+    let mut p = Problems(Vec::new());
+    let spec = &msc.spec;
+
+    let name = ClusterName::parse(&msc.name_any()).map_err(|message| {
+        InvalidSpec(vec![SpecProblem {
+            field: "metadata.name".to_owned(),
+            message,
+        }])
+    })?;
+    let namespace = Namespace::new(msc.namespace().unwrap_or_else(|| "default".to_owned()));
+    let names = Names::new(name.clone(), namespace);
+
+    if !(1..=32).contains(&spec.replicas) {
+        p.add("spec.replicas", "must be between 1 and 32");
+    }
+
+    for env in &spec.server.env {
+        if RESERVED_ENV.contains(&env.name.as_str()) {
+            p.add(
+                format!("spec.server.env[{}]", env.name),
+                "is set by the operator (URLs come from Secrets, identity from the pod)",
+            );
+        }
+    }
+
+    let media = match (&spec.media.nfs, &spec.media.existing_claim) {
+        (Some(nfs), None) => {
+            if !nfs.path.starts_with('/') {
+                p.add(
+                    "spec.media.nfs.path",
+                    "must be an absolute export path such as /export/media",
+                );
+            }
+            MediaVolume::Nfs {
+                server: nfs.server.clone(),
+                path: nfs.path.clone(),
+            }
+        }
+        (None, Some(claim)) => MediaVolume::Claim(claim.clone()),
+        _ => {
+            p.add("spec.media", "set exactly one of nfs or existingClaim");
+            MediaVolume::Claim(String::new())
+        }
+    };
+
+    let mut libraries = Vec::new();
+    let mut library_names = BTreeSet::new();
+    if spec.media.libraries.is_empty() {
+        p.add("spec.media.libraries", "needs at least one library");
+    }
+    for (i, lib) in spec.media.libraries.iter().enumerate() {
+        if lib.name.trim().is_empty() {
+            p.add(
+                format!("spec.media.libraries[{i}].name"),
+                "must not be empty",
+            );
+        }
+        if !library_names.insert(lib.name.to_lowercase()) {
+            p.add(
+                format!("spec.media.libraries[{i}].name"),
+                format!("the library name `{}` is used twice", lib.name),
+            );
+        }
+        if lib.paths.is_empty() {
+            p.add(
+                format!("spec.media.libraries[{i}].paths"),
+                "needs at least one folder",
+            );
+        }
+        let mut folders = Vec::new();
+        for (j, path) in lib.paths.iter().enumerate() {
+            let bad = path.is_empty()
+                || path.starts_with('/')
+                || path.split('/').any(|segment| segment == "..");
+            if bad {
+                p.add(
+                    format!("spec.media.libraries[{i}].paths[{j}]"),
+                    format!(
+                        "`{path}` must be relative to the media volume (e.g. `movies`) and \
+                         must not contain '..'"
+                    ),
+                );
+                continue;
+            }
+            let relative = path.trim_end_matches('/');
+            folders.push(if relative == "." || relative.is_empty() {
+                PathBuf::from("/media")
+            } else {
+                PathBuf::from("/media").join(relative.trim_start_matches("./"))
+            });
+        }
+        libraries.push(Library {
+            name: lib.name.clone(),
+            kind: lib.kind,
+            folders,
+        });
+    }
+
+    let config_volume = match (&spec.config.nfs, &spec.config.storage_class_name) {
+        (Some(_), Some(_)) => {
+            p.add(
+                "spec.config",
+                "use either nfs or storageClassName, not both",
+            );
+            ConfigVolume::Dynamic {
+                storage_class: None,
+                size: spec.config.size.clone(),
+            }
+        }
+        (Some(nfs), None) => {
+            if !nfs.path.starts_with('/') {
+                p.add(
+                    "spec.config.nfs.path",
+                    "must be an absolute export path such as /export/ephyra-config",
+                );
+            }
+            ConfigVolume::Nfs {
+                server: nfs.server.clone(),
+                path: nfs.path.clone(),
+                size: spec.config.size.clone(),
+            }
+        }
+        (None, storage_class) => ConfigVolume::Dynamic {
+            storage_class: storage_class.clone(),
+            size: spec.config.size.clone(),
+        },
+    };
+
+    let max_concurrent = u32::try_from(spec.transcode.max_concurrent)
+        .ok()
+        .filter(|n| *n >= 1)
+        .unwrap_or_else(|| {
+            p.add("spec.transcode.maxConcurrent", "must be at least 1");
+            1
+        });
+    let transcode = Transcode {
+        storage_class: spec.transcode.storage_class_name.clone(),
+        size: spec.transcode.size.clone(),
+        max_concurrent,
+    };
+
+    let hw = &spec.hardware_acceleration;
+    if hw.kind != AccelerationKind::Intel && hw.intel_resource.is_some() {
+        p.add(
+            "spec.hardwareAcceleration.intelResource",
+            "applies only to kind Intel",
+        );
+    }
+    let gpu = match hw.kind {
+        AccelerationKind::None => None,
+        kind => {
+            if hw.count < 1 {
+                p.add(
+                    "spec.hardwareAcceleration.count",
+                    "must be at least 1 when acceleration is enabled",
+                );
+            }
+            if hw.render_group.is_some_and(|g| g <= 0) {
+                p.add(
+                    "spec.hardwareAcceleration.renderGroup",
+                    "must be the host's render group id (a positive number)",
+                );
+            }
+            Some(match kind {
+                AccelerationKind::Nvidia => Gpu {
+                    resource: "nvidia.com/gpu",
+                    count: hw.count,
+                    render_group: hw.render_group,
+                    node_label: hw.require_gpu_node_label.then_some(NVIDIA_GPU_NODE_LABEL),
+                    hwaccel: HwAccelKind::Nvenc,
+                    device: None,
+                },
+                _ => Gpu {
+                    resource: match hw.intel_resource.unwrap_or_default() {
+                        IntelResource::I915 => "gpu.intel.com/i915",
+                        IntelResource::Xe => "gpu.intel.com/xe",
+                    },
+                    count: hw.count,
+                    render_group: hw.render_group,
+                    node_label: hw.require_gpu_node_label.then_some(INTEL_GPU_NODE_LABEL),
+                    // VA-API works with every ffmpeg build that has the Intel media driver;
+                    // QSV needs oneVPL on top.
+                    hwaccel: HwAccelKind::Vaapi,
+                    device: Some(PathBuf::from("/dev/dri/renderD128")),
+                },
+            })
+        }
+    };
+
+    let database = match (&spec.database.managed, &spec.database.external) {
+        (Some(managed), None) => Database::Managed(managed.clone()),
+        (None, Some(external)) => Database::External(external.clone()),
+        _ => {
+            p.add("spec.database", "set exactly one of managed or external");
+            Database::Managed(ManagedPostgresSpec::default())
+        }
+    };
+    let pool_size = u32::try_from(spec.database.pool_size)
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .unwrap_or_else(|| {
+            p.add("spec.database.poolSize", "must be between 1 and 100");
+            1
+        });
+    let redis = match (&spec.redis.managed, &spec.redis.external) {
+        (Some(managed), None) => Redis::Managed(managed.clone()),
+        (None, Some(external)) => Redis::External(external.clone()),
+        _ => {
+            p.add("spec.redis", "set exactly one of managed or external");
+            Redis::Managed(ManagedRedisSpec::default())
+        }
+    };
+
+    let ingress = spec.ingress.as_ref().map(|ing| {
+        if !is_dns_name(&ing.host) {
+            p.add(
+                "spec.ingress.host",
+                format!(
+                    "`{}` must be a DNS name such as media.example.com (lowercase letters, \
+                     digits, dots and dashes)",
+                    ing.host
+                ),
+            );
+        }
+        if ing.entry_points.is_empty() {
+            p.add("spec.ingress.entryPoints", "needs at least one entry point");
+        }
+        let tls = ing
+            .tls
+            .as_ref()
+            .and_then(|tls| match (&tls.secret_name, &tls.cert_resolver) {
+                (Some(secret), None) => Some(Tls::Secret(secret.clone())),
+                (None, Some(resolver)) => Some(Tls::Resolver(resolver.clone())),
+                _ => {
+                    p.add(
+                        "spec.ingress.tls",
+                        "set exactly one of secretName or certResolver",
+                    );
+                    None
+                }
+            });
+        let cookie = &ing.sticky_cookie;
+        if cookie.same_site == SameSite::None && !cookie.secure {
+            p.add(
+                "spec.ingress.stickyCookie.sameSite",
+                "none requires secure (browsers drop the cookie otherwise)",
+            );
+        }
+        let name_ok = !cookie.name.is_empty()
+            && cookie
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !name_ok {
+            p.add(
+                "spec.ingress.stickyCookie.name",
+                "may hold only letters, digits, '_', '.' and '-'",
+            );
+        }
+        if cookie.max_age < 0 {
+            p.add("spec.ingress.stickyCookie.maxAge", "must not be negative");
+        }
+        Ingress {
+            host: ing.host.clone(),
+            entry_points: ing.entry_points.clone(),
+            tls,
+            sticky_cookie: StickyCookie {
+                name: cookie.name.clone(),
+                secure: cookie.secure,
+                http_only: cookie.http_only,
+                same_site: match cookie.same_site {
+                    SameSite::None => "none",
+                    SameSite::Lax => "lax",
+                    SameSite::Strict => "strict",
+                },
+                max_age: cookie.max_age,
+            },
+        }
+    });
+
+    let budget = &spec.disruption_budget;
+    let min_available = if !budget.enabled || spec.replicas <= 1 {
+        None
+    } else if budget.min_available < 0 || budget.min_available >= spec.replicas {
+        p.add(
+            "spec.disruptionBudget.minAvailable",
+            format!(
+                "must be lower than replicas ({}), or no node could ever be drained",
+                spec.replicas
+            ),
+        );
+        None
+    } else {
+        Some(budget.min_available)
+    };
+
+    if !p.0.is_empty() {
+        return Err(InvalidSpec(p.0));
+    }
+
+    Ok(ValidatedCluster {
+        server_name: spec
+            .server
+            .server_name
+            .clone()
+            .unwrap_or_else(|| name.to_string()),
+        names,
+        owner: owner_reference(msc),
+        generation: msc.meta().generation,
+        replicas: spec.replicas,
+        server: spec.server.clone(),
+        media,
+        libraries,
+        config_volume,
+        transcode,
+        gpu,
+        database,
+        pool_size,
+        redis,
+        ingress,
+        scheduling: spec.scheduling.clone(),
+        min_available,
+    })
+}
+
+/// The controller owner reference, when the object has a uid (it has one once stored).
+fn owner_reference(msc: &MediaServerCluster) -> Option<OwnerReference> {
+    let mut owner = msc.controller_owner_ref(&())?;
+    owner.block_owner_deletion = Some(true);
+    Some(owner)
+}
+
+fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Fixture;
+    use ephyra_crd::{NfsSource, TlsSpec};
+
+    #[test]
+    fn a_default_cluster_resolves_library_folders_under_media() {
+        let v = validate(&MediaServerCluster::test()).unwrap();
+        let folders: Vec<_> = v.libraries.iter().map(|l| l.folders.clone()).collect();
+        assert_eq!(
+            folders,
+            vec![
+                vec![PathBuf::from("/media/films")],
+                vec![PathBuf::from("/media/shows")]
+            ]
+        );
+        assert_eq!(v.server_name, "jelly");
+        assert!(v.owner.as_ref().is_some_and(|o| o.controller == Some(true)));
+    }
+
+    #[test]
+    fn a_dot_library_path_means_the_volume_root() {
+        let mut msc = MediaServerCluster::test();
+        msc.spec.media.libraries[0].paths = vec![".".to_owned(), "./extra/".to_owned()];
+        let v = validate(&msc).unwrap();
+        assert_eq!(
+            v.libraries[0].folders,
+            vec![PathBuf::from("/media"), PathBuf::from("/media/extra")]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let mut msc = MediaServerCluster::test().replicas(2);
+        msc.spec.media.existing_claim = Some("library".to_owned());
+        msc.spec.media.libraries[0].paths = vec!["../etc".to_owned()];
+        msc.spec.disruption_budget.min_available = 2;
+        msc.spec.ingress.as_mut().unwrap().tls = Some(TlsSpec {
+            secret_name: Some("a".to_owned()),
+            cert_resolver: Some("b".to_owned()),
+        });
+        let err = validate(&msc).unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.media",
+                "spec.media.libraries[0].paths[0]",
+                "spec.ingress.tls",
+                "spec.disruptionBudget.minAvailable"
+            ]
+        );
+        assert!(err.to_string().contains("must not contain '..'"));
+    }
+
+    #[test]
+    fn an_nfs_path_must_be_absolute() {
+        let mut msc = MediaServerCluster::test();
+        msc.spec.media.nfs = Some(NfsSource {
+            server: "nas".to_owned(),
+            path: "export".to_owned(),
+        });
+        let err = validate(&msc).unwrap_err();
+        assert_eq!(err.0[0].field, "spec.media.nfs.path");
+    }
+
+    #[test]
+    fn a_single_replica_gets_no_disruption_budget() {
+        let v = validate(&MediaServerCluster::test().replicas(1)).unwrap();
+        assert_eq!(v.min_available, None);
+        let v = validate(&MediaServerCluster::test().replicas(3)).unwrap();
+        assert_eq!(v.min_available, Some(1));
+    }
+
+    #[test]
+    fn intel_acceleration_resolves_the_plugin_resource_and_node_label() {
+        let v = validate(&MediaServerCluster::test().intel_gpu(44)).unwrap();
+        let gpu = v.gpu.unwrap();
+        assert_eq!(gpu.resource, "gpu.intel.com/i915");
+        assert_eq!(gpu.node_label, Some(INTEL_GPU_NODE_LABEL));
+        assert_eq!(gpu.render_group, Some(44));
+        assert_eq!(gpu.hwaccel, HwAccelKind::Vaapi);
+    }
+
+    #[test]
+    fn reserved_environment_variables_are_refused() {
+        let mut msc = MediaServerCluster::test();
+        msc.spec
+            .server
+            .env
+            .push(k8s_openapi::api::core::v1::EnvVar {
+                name: "EPHYRA_DATABASE_URL".to_owned(),
+                value: Some("postgres://leak".to_owned()),
+                value_from: None,
+            });
+        let err = validate(&msc).unwrap_err();
+        assert_eq!(err.0[0].field, "spec.server.env[EPHYRA_DATABASE_URL]");
+    }
+
+    #[test]
+    fn a_cluster_name_that_cannot_name_a_service_is_refused() {
+        let mut msc = MediaServerCluster::test();
+        msc.metadata.name = Some("9lives".to_owned());
+        let err = validate(&msc).unwrap_err();
+        assert_eq!(err.0[0].field, "metadata.name");
+    }
+}
