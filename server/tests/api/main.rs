@@ -2,12 +2,19 @@
 //! Storage-touching tests run on both providers through `on_both_providers!`.
 
 mod support;
+// Browsing, images, playback and playstate over a scanned sample library.
+mod library;
 
 mod conventions;
 mod discovery;
 mod health;
+mod images;
+mod items;
 mod perf;
+mod playback;
+mod playstate;
 mod quickconnect;
+mod scan;
 mod serving;
 mod sessions;
 mod socket;

@@ -1,0 +1,74 @@
+//! Item images: anonymous, cacheable by tag, posters beside the media or extracted frames.
+
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+
+use crate::with_library_on_both_providers;
+
+with_library_on_both_providers! {
+    async fn a_poster_beside_a_film_is_served_anonymously_and_cached_for_a_year_by_tag(lib) {
+        let id = lib.id_of("Big Buck Test").await?;
+        let item = lib.json(&format!("/Items/{id}")).await?;
+        let tag = item["ImageTags"]["Primary"].as_str().unwrap().to_owned();
+        let poster = std::fs::read(lib.films_dir.join("Big Buck Test (2019)-poster.jpg"))?;
+
+        let reply = lib.server.get(&format!("/Items/{id}/Images/Primary?tag={tag}&maxWidth=300&quality=90"), None).await?;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.headers[header::CONTENT_TYPE], "image/jpeg");
+        assert_eq!(reply.headers[header::CACHE_CONTROL], "public, max-age=31536000");
+        assert_eq!(reply.body.as_ref(), poster.as_slice());
+
+        let untagged = lib.server.get(&format!("/items/{id}/images/primary/0"), None).await?;
+        assert_eq!(untagged.status, StatusCode::OK);
+        assert!(untagged.headers.get(header::CACHE_CONTROL).is_none(), "no tag, no year-long cache");
+        assert_eq!(untagged.body.as_ref(), poster.as_slice());
+
+        let head = lib.server.send(Request::head(format!("/Items/{id}/Images/Primary?tag={tag}")).body(Body::empty())?).await?;
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.headers[header::CONTENT_LENGTH], poster.len().to_string());
+        assert!(head.body.is_empty());
+        Ok(())
+    }
+
+    async fn films_and_episodes_without_artwork_get_a_frame_extracted_from_the_video(lib) {
+        assert_eq!(lib.report.extracted_images, 3, "Tiny Planet and two episodes");
+        for name in ["Tiny Planet", "Episode 1", "Episode 2"] {
+            let id = lib.id_of(name).await?;
+            let item = lib.json(&format!("/Items/{id}")).await?;
+            let tag = item["ImageTags"]["Primary"].as_str().unwrap().to_owned();
+            let reply = lib.server.get(&format!("/Items/{id}/Images/Primary?tag={tag}"), None).await?;
+            assert_eq!(reply.status, StatusCode::OK, "{name}");
+            assert_eq!(&reply.body[..2], &[0xff, 0xd8], "{name}: a JPEG");
+        }
+        // A rescan keeps extracted frames instead of making them again.
+        assert_eq!(lib.rescan().await?.extracted_images, 0);
+        Ok(())
+    }
+
+    async fn missing_images_are_404_and_bad_requests_are_400(lib) {
+        let series = lib.id_of("Test Show").await?;
+        lib.server.get(&format!("/Items/{series}/Images/Primary"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
+        let film = lib.id_of("Big Buck Test").await?;
+        lib.server.get(&format!("/Items/{film}/Images/Backdrop"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
+        lib.server.get(&format!("/Items/{film}/Images/Primary/1"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
+        lib.server.get(&format!("/Items/{film}/Images/Poster"), None).await?.assert_error(StatusCode::BAD_REQUEST)?;
+        lib.server.get(&format!("/Items/{film}/Images/Primary/first"), None).await?.assert_error(StatusCode::BAD_REQUEST)?;
+        lib.server.get("/Items/..%2Fposter/Images/Primary", None).await?.assert_error(StatusCode::BAD_REQUEST)?;
+        Ok(())
+    }
+
+    async fn a_changed_poster_gets_a_new_tag_at_the_next_scan(lib) {
+        let id = lib.id_of("Big Buck Test").await?;
+        let before = lib.json(&format!("/Items/{id}")).await?["ImageTags"]["Primary"].clone();
+        let poster = lib.films_dir.join("Big Buck Test (2019)-poster.jpg");
+        let mut bytes = std::fs::read(&poster)?;
+        bytes.extend_from_slice(&[0; 16]);
+        std::fs::write(&poster, &bytes)?;
+        lib.rescan().await?;
+        let after = lib.json(&format!("/Items/{id}")).await?["ImageTags"]["Primary"].clone();
+        assert_ne!(before, after);
+        let reply = lib.server.get(&format!("/Items/{id}/Images/Primary"), None).await?;
+        assert_eq!(reply.body.len(), bytes.len());
+        Ok(())
+    }
+}
