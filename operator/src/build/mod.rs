@@ -493,9 +493,7 @@ pub type ObjectRef = (ApiResource, String);
 /// when the spec no longer wants them. The managed PostgreSQL Secret is deliberately absent
 /// (its password still opens the retained database volume), and so are the always-present
 /// objects. Traefik objects are listed separately because pruning them needs Traefik's API.
-pub fn optional_objects(
-    v: &ValidatedCluster,
-) -> (Vec<ObjectRef>, Vec<ObjectRef>) {
+pub fn optional_objects(v: &ValidatedCluster) -> (Vec<ObjectRef>, Vec<ObjectRef>) {
     use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
     use k8s_openapi::api::core::v1::{Secret, Service};
     use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -533,10 +531,7 @@ pub fn optional_objects(
 }
 
 /// Of `candidates`, those not among `desired`.
-pub fn unwanted(
-    candidates: Vec<ObjectRef>,
-    desired: &[Child],
-) -> Vec<ObjectRef> {
+pub fn unwanted(candidates: Vec<ObjectRef>, desired: &[Child]) -> Vec<ObjectRef> {
     candidates
         .into_iter()
         .filter(|(r, name)| {

@@ -9,7 +9,8 @@
 //! and merge patch. It bumps `resourceVersion` on every write and `generation` when anything
 //! but metadata and status changes, refuses a StatefulSet `volumeClaimTemplates` change with
 //! 422 like the real API, and answers 404 for `traefik.io` unless Traefik is "installed".
-//! Every request is recorded so tests can count writes exactly. No watch.
+//! Every request is recorded so tests can count writes exactly. A watch request gets a stream
+//! that stays open and never sends an event (enough for a controller to start and stop).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -17,7 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use serde_json::{Value, json};
 
 /// One request as the fake saw it.
@@ -36,6 +39,46 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// The RBAC permissions this request needs: (API group, resource[/subresource], verb).
+    /// Server-side apply may create an object, so it needs `create` as well as `patch`.
+    pub fn permissions(&self) -> Vec<(String, String, &'static str)> {
+        let Some(target) = parse_path(&self.path) else {
+            return Vec::new();
+        };
+        let Some(plural) = target.plural else {
+            return Vec::new(); // discovery is open to every authenticated user
+        };
+        let group = target
+            .group_version
+            .split_once('/')
+            .map(|(g, _)| g.to_owned())
+            .unwrap_or_default();
+        let subresource = target.subresource.is_some();
+        let resource = match target.subresource {
+            Some(sub) => format!("{plural}/{sub}"),
+            None => plural,
+        };
+        let verbs: Vec<&'static str> = match (self.method.as_str(), target.name.is_some()) {
+            ("GET", true) => vec!["get"],
+            ("GET", false) if self.query.split('&').any(|p| p == "watch=true") => vec!["watch"],
+            ("GET", false) => vec!["list"],
+            ("POST", _) => vec!["create"],
+            // Apply to a subresource never creates.
+            ("PATCH", _)
+                if self.content_type.starts_with("application/apply-patch") && !subresource =>
+            {
+                vec!["patch", "create"]
+            }
+            ("PATCH", _) => vec!["patch"],
+            ("DELETE", _) => vec!["delete"],
+            _ => vec![],
+        };
+        verbs
+            .into_iter()
+            .map(|v| (group.clone(), resource.clone(), v))
+            .collect()
+    }
+
     /// Whether it changes anything.
     pub fn is_write(&self) -> bool {
         self.method != "GET"
@@ -77,7 +120,9 @@ fn plural(kind: &str) -> String {
     }
 }
 
-fn status_body(code: StatusCode, reason: &str, message: &str) -> Response<Full<Bytes>> {
+type Body = BoxBody<Bytes, Infallible>;
+
+fn status_body(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
     let body = json!({
         "kind": "Status",
         "apiVersion": "v1",
@@ -90,8 +135,8 @@ fn status_body(code: StatusCode, reason: &str, message: &str) -> Response<Full<B
     respond(code, &body)
 }
 
-fn respond(code: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+fn respond(code: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *response.status_mut() = code;
     response.headers_mut().insert(
         "content-type",
@@ -101,15 +146,21 @@ fn respond(code: StatusCode, body: &Value) -> Response<Full<Bytes>> {
 }
 
 /// Where a path points.
-struct Target {
-    group_version: String,
-    plural: Option<String>,
-    namespace: String,
-    name: Option<String>,
-    subresource: Option<String>,
+pub struct Target {
+    /// `v1` or `group/version`.
+    pub group_version: String,
+    /// Resource plural; `None` for discovery.
+    pub plural: Option<String>,
+    /// Namespace, empty for cluster-scoped paths.
+    pub namespace: String,
+    /// Object name, for single-object requests.
+    pub name: Option<String>,
+    /// Subresource such as `status`.
+    pub subresource: Option<String>,
 }
 
-fn parse_path(path: &str) -> Option<Target> {
+/// Splits an API path into its parts.
+pub fn parse_path(path: &str) -> Option<Target> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group_version, rest) = match segments.as_slice() {
         ["api", version, rest @ ..] => ((*version).to_owned(), rest),
@@ -292,7 +343,7 @@ impl FakeApi {
         self.lock().requests.clear();
     }
 
-    async fn handle(&self, request: Request<kube::client::Body>) -> Response<Full<Bytes>> {
+    async fn handle(&self, request: Request<kube::client::Body>) -> Response<Body> {
         let (parts, body) = request.into_parts();
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -314,6 +365,10 @@ impl FakeApi {
             content_type: content_type.clone(),
             body: String::from_utf8_lossy(&body).into_owned(),
         });
+        if parts.method == Method::GET && query.split('&').any(|p| p == "watch=true") {
+            let quiet = futures::stream::pending::<Result<Frame<Bytes>, Infallible>>();
+            return Response::new(StreamBody::new(quiet).boxed());
+        }
         let Some(target) = parse_path(&path) else {
             return status_body(StatusCode::NOT_FOUND, "NotFound", "unknown path");
         };
@@ -463,7 +518,7 @@ impl State {
         subresource: Option<&str>,
         content_type: &str,
         body: Value,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<Body> {
         let existing = self.objects.get(&key).cloned();
         let updated = if content_type.starts_with("application/apply-patch") {
             match (subresource, existing) {

@@ -589,3 +589,216 @@ async fn ready_children_make_the_cluster_ready_and_the_operator_says_so_once() {
     let status = h.stored().unwrap().status.unwrap();
     assert_eq!((status.replicas, status.ready_replicas), (Some(3), Some(2)));
 }
+
+/// Polls `done` every 20 ms for at most `limit`; false if it never became true.
+async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+#[tokio::test]
+async fn run_takes_the_lease_reconciles_stored_clusters_and_releases_the_lease_on_shutdown() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let api = FakeApi::new().with_traefik();
+    api.insert(serde_json::to_value(MediaServerCluster::test()).unwrap());
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = controller::RunConfig {
+        lease_namespace: "ephyra-system".to_owned(),
+        lease_name: "ephyra-operator".to_owned(),
+        identity: "operator-a".to_owned(),
+        lease_seconds: 15,
+        member_ttl: Duration::from_secs(120),
+    };
+    let running = tokio::spawn(controller::run(
+        api.client(),
+        config,
+        metrics.clone(),
+        ready.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let reconciled = eventually(Duration::from_secs(20), || {
+        api.get("apps/v1", "StatefulSet", NS, "jelly-server")
+            .is_some()
+    })
+    .await;
+    assert!(reconciled, "the leader reconciles the stored cluster");
+    assert!(ready.load(Ordering::Relaxed));
+    assert_eq!(metrics.leader.get(), 1);
+    let lease = api
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "ephyra-system",
+            "ephyra-operator",
+        )
+        .expect("the Lease exists");
+    assert_eq!(lease["spec"]["holderIdentity"], "operator-a");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("run stops after the shutdown signal")
+        .unwrap()
+        .unwrap();
+    assert!(!ready.load(Ordering::Relaxed));
+    assert_eq!(metrics.leader.get(), 0);
+    let lease = api
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "ephyra-system",
+            "ephyra-operator",
+        )
+        .unwrap();
+    assert!(
+        lease["spec"]["holderIdentity"].is_null(),
+        "the Lease is released so the other replica takes over at once: {lease}"
+    );
+}
+
+/// (group, resource, verb) granted by the ClusterRole and Role in `deploy/rbac.yaml`.
+fn granted() -> std::collections::BTreeSet<(String, String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rbac.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for doc in text.split("\n---\n") {
+        let object: Value = serde_saphyr::from_str(doc).unwrap();
+        if !matches!(object["kind"].as_str(), Some("ClusterRole" | "Role")) {
+            continue;
+        }
+        for rule in object["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        out.insert((
+                            group.as_str().unwrap().to_owned(),
+                            resource.as_str().unwrap().to_owned(),
+                            verb.as_str().unwrap().to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn deploy_rbac_grants_every_request_the_operator_makes_and_nothing_unused() {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::AtomicBool;
+
+    let mut needed = BTreeSet::new();
+    let mut record = |api: &FakeApi| {
+        for request in api.requests() {
+            for (g, r, v) in request.permissions() {
+                needed.insert((g, r, v.to_owned()));
+            }
+        }
+    };
+
+    // Every path through reconcile: creation, spec changes, pruning, members, deletion.
+    let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    h.edit_spec(|s| s["transcode"]["size"] = json!("50Gi"));
+    h.reconcile().await.unwrap();
+    h.edit_spec(|s| {
+        s["database"] = json!({"external": {"name": "ext-db", "key": "uri"}, "poolSize": 8});
+        s["redis"] = json!({"external": {"name": "ext-redis", "key": "url"}});
+        s["replicas"] = json!(1);
+        s.as_object_mut().unwrap().remove("ingress");
+    });
+    h.reconcile().await.unwrap();
+    h.api.edit(MSC_API, "MediaServerCluster", NS, NAME, |o| {
+        o["status"]["members"] = json!([{
+            "name": "gone", "ready": true, "role": "Follower",
+            "lastHeartbeat": "2020-01-01T00:00:00Z",
+        }]);
+    });
+    h.reconcile().await.unwrap();
+    record(&h.api);
+    // A person deletes the cluster (not the operator's request).
+    let api: Api<MediaServerCluster> = Api::namespaced(h.ctx.client.clone(), NS);
+    api.delete(NAME, &DeleteParams::default()).await.unwrap();
+    h.api.clear_requests();
+    h.reconcile().await.unwrap();
+    let mut invalid = MediaServerCluster::test().without_ingress();
+    invalid.spec.replicas = 0;
+    let bad = Harness::new(FakeApi::new(), invalid);
+    assert!(bad.reconcile().await.is_err());
+    record(&h.api);
+    record(&bad.api);
+
+    // And `run`: leader election and the controller's watches.
+    let running_api = FakeApi::new().with_traefik();
+    running_api.insert(serde_json::to_value(MediaServerCluster::test()).unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller::run(
+        running_api.client(),
+        controller::RunConfig {
+            lease_namespace: "ephyra-system".to_owned(),
+            lease_name: "ephyra-operator".to_owned(),
+            identity: "operator-a".to_owned(),
+            lease_seconds: 15,
+            member_ttl: Duration::from_secs(120),
+        },
+        Arc::new(Metrics::default()),
+        Arc::new(AtomicBool::new(false)),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            running_api
+                .get("apps/v1", "StatefulSet", NS, "jelly-server")
+                .is_some()
+        })
+        .await
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    record(&running_api);
+
+    // The Recorder creates events with POST and patches them when the same event repeats
+    // within minutes (a series), which these transitions-only events do not reach here.
+    needed.insert((
+        "events.k8s.io".to_owned(),
+        "events".to_owned(),
+        "patch".to_owned(),
+    ));
+    // RBAC escalation prevention: the operator may only grant, in the server's Role, what it
+    // holds itself.
+    let v = crate::validate::validate(&MediaServerCluster::test()).unwrap();
+    for rule in crate::build::rbac::role(&v).rules.unwrap() {
+        for group in rule.api_groups.unwrap() {
+            for resource in rule.resources.clone().unwrap() {
+                for verb in &rule.verbs {
+                    needed.insert((group.clone(), resource.clone(), verb.clone()));
+                }
+            }
+        }
+    }
+
+    let granted = granted();
+    let missing: Vec<_> = needed.difference(&granted).collect();
+    assert!(missing.is_empty(), "deploy/rbac.yaml lacks {missing:?}");
+    let unused: Vec<_> = granted.difference(&needed).collect();
+    assert!(
+        unused.is_empty(),
+        "deploy/rbac.yaml grants what the operator never uses: {unused:?}"
+    );
+}
