@@ -178,6 +178,28 @@ async fn reconcile_inner(msc: &MediaServerCluster, ctx: &Context) -> Result<Acti
             return Err(Error::InvalidSpec(invalid));
         }
     };
+    match reconcile_valid(msc, ctx, &v, &old_conditions, now).await {
+        Err(error) if error.needs_a_person() => {
+            // Say so on the cluster, where a person looks, not only in the operator's log.
+            let reason = error.blocked_reason().unwrap_or("ObjectRejected");
+            let new = status::blocked(msc, reason, error.to_string(), Time(now));
+            status::write(&ctx.client, msc, &new).await?;
+            let notices = status::events(&old_conditions, &new.conditions, &[], &[]);
+            status::publish(&ctx.recorder, msc, &notices).await;
+            Err(error)
+        }
+        result => result,
+    }
+}
+
+/// The pipeline after validation: build, apply, observe, status.
+async fn reconcile_valid(
+    msc: &MediaServerCluster,
+    ctx: &Context,
+    v: &ValidatedCluster,
+    old_conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    now: Timestamp,
+) -> Result<Action, Error> {
     let namespace = v.names.namespace().to_string();
     let applier = Applier::new(
         ctx.client.clone(),
@@ -191,15 +213,15 @@ async fn reconcile_inner(msc: &MediaServerCluster, ctx: &Context) -> Result<Acti
     }
 
     let inputs = BuildInputs {
-        postgres_password: postgres_password(&ctx.client, &v).await?,
+        postgres_password: postgres_password(&ctx.client, v).await?,
     };
-    let children = build::desired(&v, &inputs)?;
+    let children = build::desired(v, &inputs)?;
     let (traefik_children, core_children): (Vec<Child>, Vec<Child>) =
         children.iter().cloned().partition(build::is_traefik);
 
     let mut report = Report::default();
     applier.apply_all(&core_children, &mut report).await?;
-    let (core_optional, traefik_optional) = build::optional_objects(&v);
+    let (core_optional, traefik_optional) = build::optional_objects(v);
     applier
         .prune(&build::unwanted(core_optional, &children), &mut report)
         .await?;
@@ -225,8 +247,8 @@ async fn reconcile_inner(msc: &MediaServerCluster, ctx: &Context) -> Result<Acti
         tracing::info!(%object, ?change, "applied");
     }
 
-    let observed = observe(ctx, &v, &report, ingress).await?;
-    let new = status::compute(&v, &observed, msc.status.as_ref(), Time(now));
+    let observed = observe(ctx, v, &report, ingress).await?;
+    let new = status::compute(v, &observed, msc.status.as_ref(), Time(now));
     status::write(&ctx.client, msc, &new).await?;
     match status::prune_members(&ctx.client, msc, &observed.pods, now, ctx.member_ttl).await {
         Ok(pruned) if !pruned.is_empty() => tracing::info!(?pruned, "pruned stale members"),

@@ -114,6 +114,20 @@ impl Error {
         }
     }
 
+    /// The Ready reason written to the status for an error only a person can fix.
+    pub fn blocked_reason(&self) -> Option<&'static str> {
+        if !self.needs_a_person() {
+            return None;
+        }
+        Some(match self {
+            Error::InvalidSpec(_) => "SpecInvalid",
+            Error::NotOwned { .. } => "NameConflict",
+            Error::PasswordMissing { .. } => "PasswordMissing",
+            Error::Build(_) => "BuildFailed",
+            _ => "ObjectRejected",
+        })
+    }
+
     /// Whether only a person can fix it (retrying soon cannot help): a wrong spec, a name
     /// clash, a lost password, or an object the API refused as invalid (422).
     pub fn needs_a_person(&self) -> bool {

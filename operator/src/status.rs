@@ -392,20 +392,45 @@ pub fn compute(
 /// The status of a cluster whose spec is invalid: Ready is False with every problem in its
 /// message; other conditions keep what they said about the last valid generation.
 pub fn invalid(msc: &MediaServerCluster, err: &InvalidSpec, now: Time) -> MediaServerClusterStatus {
+    blocked(
+        msc,
+        "SpecInvalid",
+        format!("the spec cannot be reconciled: {err}"),
+        now,
+    )
+}
+
+/// The status of a cluster that cannot be reconciled until a person acts (`reason` is one of
+/// [`BLOCKED_REASONS`]): Ready is False with `message`; other conditions are kept.
+pub fn blocked(
+    msc: &MediaServerCluster,
+    reason: &'static str,
+    message: String,
+    now: Time,
+) -> MediaServerClusterStatus {
     let mut status = msc.status.clone().unwrap_or_default();
     let generation = msc.meta().generation;
     set(
         &mut status.conditions,
         types::READY,
         false,
-        "SpecInvalid",
-        format!("the spec cannot be reconciled: {err}"),
+        reason,
+        message,
         generation,
         &now,
     );
     status.observed_generation = generation;
     status
 }
+
+/// Ready reasons that mean "a person must act"; entering one publishes a Warning event.
+pub const BLOCKED_REASONS: &[&str] = &[
+    "SpecInvalid",
+    "NameConflict",
+    "PasswordMissing",
+    "ObjectRejected",
+    "BuildFailed",
+];
 
 /// The operator's share of a status: what it applies, and what decides whether to write.
 fn operator_part(status: &MediaServerClusterStatus) -> serde_json::Value {
@@ -564,10 +589,14 @@ pub fn events(
     pruned: &[String],
 ) -> Vec<Notice> {
     let mut out = Vec::new();
-    if let Some(message) = entered(old, new, types::READY, &["SpecInvalid"]) {
+    if let Some(message) = entered(old, new, types::READY, BLOCKED_REASONS) {
+        let reason = conditions::find(new, types::READY)
+            .and_then(|c| BLOCKED_REASONS.iter().find(|r| **r == c.reason))
+            .copied()
+            .unwrap_or("SpecInvalid");
         out.push(Notice {
             warning: true,
-            reason: "SpecInvalid",
+            reason,
             message,
         });
     }

@@ -462,9 +462,43 @@ async fn an_object_controlled_by_someone_else_is_not_taken_over() {
     }));
     let err = h.reconcile().await.unwrap_err();
     assert!(matches!(err, Error::NotOwned { .. }), "{err}");
-    assert!(err.needs_a_person());
+    assert_eq!(
+        controller::error_policy(Arc::new(h.stored().unwrap()), &err, h.ctx.clone()),
+        Action::requeue(WAIT_FOR_PERSON)
+    );
     let cm = h.api.get("v1", "ConfigMap", NS, "jelly-config").unwrap();
     assert_eq!(cm["data"]["keep"], "me");
+    let ready = h.condition(types::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "NameConflict")
+    );
+    assert!(
+        ready
+            .message
+            .contains("ConfigMap jelly-config already exists"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(h.event_reasons(), vec!["NameConflict"]);
+}
+
+#[tokio::test]
+async fn a_postgres_secret_without_its_password_is_never_regenerated() {
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    h.api.edit("v1", "Secret", NS, "jelly-postgres", |o| {
+        o["data"].as_object_mut().unwrap().remove("password");
+    });
+    h.edit_spec(|s| s["replicas"] = json!(4));
+    let err = h.reconcile().await.unwrap_err();
+    assert!(matches!(err, Error::PasswordMissing { .. }), "{err}");
+    let secret = h.api.get("v1", "Secret", NS, "jelly-postgres").unwrap();
+    assert!(
+        secret["data"].get("password").is_none(),
+        "no new password was written"
+    );
+    assert_eq!(h.condition(types::READY).reason, "PasswordMissing");
 }
 
 #[tokio::test]
