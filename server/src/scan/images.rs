@@ -145,7 +145,9 @@ pub async fn extract_frame(
     if let Some(dir) = output.parent() {
         tokio::fs::create_dir_all(dir).await?;
     }
-    let partial = output.with_extension("partial.jpg");
+    // A name of its own: two replicas scanning at once must not write into one file. The
+    // rename is atomic, so readers see the old image or the new one, never half of one.
+    let partial = output.with_extension(format!("{}.partial.jpg", crate::jf::JfId::random()));
     let mut result = run_ffmpeg(ffmpeg, video, &partial, at_seconds, timeout).await;
     if result.is_err() && at_seconds > 0.0 {
         result = run_ffmpeg(ffmpeg, video, &partial, 0.0, timeout).await;
@@ -337,7 +339,10 @@ mod tests {
         .expect("extract");
         let bytes = std::fs::read(&output).expect("image written");
         assert_eq!(&bytes[..2], &[0xff, 0xd8], "a JPEG");
-        assert!(!dir.path().join("images/abc.partial.jpg").exists());
+        let leftovers = std::fs::read_dir(dir.path().join("images"))
+            .expect("dir")
+            .count();
+        assert_eq!(leftovers, 1, "only the image, no partial file");
     }
 
     #[tokio::test]
@@ -356,6 +361,10 @@ mod tests {
         .await;
         assert!(result.is_err());
         assert!(!output.exists());
-        assert!(!dir.path().join("out.partial.jpg").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["broken.mkv"], "no partial file left behind");
     }
 }

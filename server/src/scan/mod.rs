@@ -469,8 +469,8 @@ impl LibraryScan<'_> {
     }
 
     /// Records artwork for every readable item of the library: an image file beside it if
-    /// there is one, else (films and episodes) a frame extracted with ffmpeg. Returns how many
-    /// frames were extracted.
+    /// there is one, else (films and episodes) a frame extracted with ffmpeg, else (series and
+    /// seasons) the image of their first episode. Returns how many frames were extracted.
     async fn refresh_images(&self, walked: &[walk::Walked]) -> Result<usize, StoreError> {
         let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
         let index = images::ImageIndex::new(&all_images);
@@ -491,6 +491,7 @@ impl LibraryScan<'_> {
             .collect();
         let extracted_dir = extracted_images_dir(self.config);
         let mut to_extract = Vec::new();
+        let mut borrowers = Vec::new();
         for item in &page.items {
             let path = item.path.as_ref().map(PathBuf::from);
             let root = path
@@ -529,6 +530,10 @@ impl LibraryScan<'_> {
                 if current.is_none_or(|c| c.path != image.path || c.tag != image.tag) {
                     self.store.set_image(&image).await?;
                 }
+                continue;
+            }
+            if item.kind.is_folder() {
+                borrowers.push(item);
                 continue;
             }
             let extracted_ok = match current {
@@ -576,6 +581,41 @@ impl LibraryScan<'_> {
                 }
                 Err(e) => {
                     tracing::warn!(path = %video.display(), error = %e, "no frame extracted");
+                }
+            }
+        }
+        drop(done);
+
+        // Series and seasons without artwork of their own show their first episode's.
+        if !borrowers.is_empty() {
+            let stored = self.store.library_images(self.library_id).await?;
+            let primary = |id: JfId| {
+                stored.get(&id).and_then(|images| {
+                    images
+                        .iter()
+                        .find(|i| i.image_type == PRIMARY && i.image_index == 0)
+                })
+            };
+            for folder in borrowers {
+                let first_episode = page
+                    .items
+                    .iter()
+                    .filter(|e| e.kind == ItemKind::Episode)
+                    .filter(|e| e.series_id == Some(folder.id) || e.season_id == Some(folder.id))
+                    .min_by_key(|e| (e.parent_index_number, e.index_number, e.id));
+                let wanted = first_episode.and_then(|e| primary(e.id));
+                match (wanted, primary(folder.id)) {
+                    (Some(w), current) => {
+                        if current.is_none_or(|c| c.path != w.path || c.tag != w.tag) {
+                            let image = ItemImage {
+                                item_id: folder.id,
+                                ..w.clone()
+                            };
+                            self.store.set_image(&image).await?;
+                        }
+                    }
+                    (None, Some(_)) => self.store.remove_image(folder.id, PRIMARY, 0).await?,
+                    (None, None) => {}
                 }
             }
         }

@@ -40,6 +40,17 @@ with_library_on_both_providers! {
             assert_eq!(reply.status, StatusCode::OK, "{name}");
             assert_eq!(&reply.body[..2], &[0xff, 0xd8], "{name}: a JPEG");
         }
+        // A series and a season without posters show their first episode's frame.
+        let first = lib.json(&format!("/Items/{}", lib.id_of("Episode 1").await?)).await?;
+        let episode_tag = first["ImageTags"]["Primary"].clone();
+        assert_eq!(first["SeriesPrimaryImageTag"], episode_tag);
+        for name in ["Test Show", "Season 1"] {
+            let id = lib.id_of(name).await?;
+            let item = lib.json(&format!("/Items/{id}")).await?;
+            assert_eq!(item["ImageTags"]["Primary"], episode_tag, "{name}");
+            let reply = lib.server.get(&format!("/Items/{id}/Images/Primary"), None).await?;
+            assert_eq!(reply.status, StatusCode::OK, "{name}");
+        }
         // A rescan keeps extracted frames instead of making them again.
         assert_eq!(lib.rescan().await?.extracted_images, 0);
         Ok(())
@@ -47,7 +58,7 @@ with_library_on_both_providers! {
 
     async fn missing_images_are_404_and_bad_requests_are_400(lib) {
         let series = lib.id_of("Test Show").await?;
-        lib.server.get(&format!("/Items/{series}/Images/Primary"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
+        lib.server.get(&format!("/Items/{series}/Images/Backdrop"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
         let film = lib.id_of("Big Buck Test").await?;
         lib.server.get(&format!("/Items/{film}/Images/Backdrop"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
         lib.server.get(&format!("/Items/{film}/Images/Primary/1"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
