@@ -257,7 +257,7 @@ async fn reconcile_valid(
         Err(error) => tracing::debug!(%error, "member pruning skipped"),
     }
     let notices = status::events(
-        &old_conditions,
+        old_conditions,
         &new.conditions,
         &report.changes,
         &report.pruned,
