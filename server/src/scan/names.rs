@@ -591,6 +591,34 @@ mod tests {
     }
 
     #[test]
+    fn unusual_names_never_panic_and_keep_their_letters() {
+        assert_eq!(movie("Amélie (2001).mkv"), titled("Amélie", Some(2001)));
+        assert_eq!(
+            episode("日本のショー/Season 1/日本のショー S01E02 – 終わり.mkv"),
+            ep("日本のショー", 1, 2, Some("終わり"))
+        );
+        for name in [
+            "",
+            ".mkv",
+            "(.mkv",
+            "S.mkv",
+            "S01E.mkv",
+            "x (20).mkv",
+            "ß/ü/é S1E1.mkv",
+            "Ä 1x",
+            "((((2000).mkv",
+            "[ ].mkv",
+            "-.mkv",
+            "E",
+            "Episode .mkv",
+            "Season 1/E.mkv",
+        ] {
+            let _ = parse_movie(Path::new(name));
+            let _ = parse_episode(Path::new(name));
+        }
+    }
+
+    #[test]
     fn sort_names_drop_a_leading_article() {
         assert_eq!(sort_name("The Matrix"), "matrix");
         assert_eq!(sort_name("A Bug's Life"), "bug's life");
