@@ -102,6 +102,8 @@ struct State {
     objects: BTreeMap<Key, Value>,
     requests: Vec<Recorded>,
     traefik: bool,
+    /// Discovery lists Traefik's resources but they answer 404 (CRDs removed in between).
+    traefik_stale_discovery: bool,
     version: u64,
 }
 
@@ -218,6 +220,17 @@ impl FakeApi {
     /// Serves Traefik's `traefik.io/v1alpha1`.
     pub fn with_traefik(self) -> Self {
         self.lock().traefik = true;
+        self
+    }
+
+    /// Discovery still lists Traefik's resources, but the resources themselves answer 404, as
+    /// right after the CRDs were deleted.
+    pub fn with_stale_traefik_discovery(self) -> Self {
+        {
+            let mut state = self.lock();
+            state.traefik = true;
+            state.traefik_stale_discovery = true;
+        }
         self
     }
 
@@ -374,6 +387,13 @@ impl FakeApi {
         };
         if target.group_version.starts_with("traefik.io/") {
             if !state.traefik {
+                return status_body(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                );
+            }
+            if target.plural.is_some() && state.traefik_stale_discovery {
                 return status_body(
                     StatusCode::NOT_FOUND,
                     "NotFound",

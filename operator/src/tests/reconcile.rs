@@ -338,6 +338,24 @@ async fn missing_traefik_crds_leave_everything_else_reconciled_and_say_why() {
 }
 
 #[tokio::test]
+async fn a_404_when_applying_the_route_also_means_traefik_is_not_installed() {
+    let h = Harness::new(
+        FakeApi::new().with_stale_traefik_discovery(),
+        MediaServerCluster::test(),
+    );
+    assert_eq!(h.reconcile().await.unwrap(), Action::requeue(RESYNC));
+    assert_eq!(
+        h.condition(types::INGRESS_READY).reason,
+        "TraefikNotInstalled"
+    );
+    assert!(
+        h.api
+            .names()
+            .contains(&"StatefulSet/jelly-server".to_owned())
+    );
+}
+
+#[tokio::test]
 async fn a_missing_external_database_secret_is_reported_and_retried_calmly() {
     let h = Harness::with_traefik(MediaServerCluster::test().external_db());
     let action = h.reconcile().await.unwrap();
