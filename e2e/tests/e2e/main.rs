@@ -4,4 +4,5 @@
 //! ignored with the reason, and `make e2e` runs them when a kubeconfig is given.
 
 mod cluster;
+mod python_client;
 mod single;
