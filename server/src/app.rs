@@ -150,6 +150,10 @@ pub enum RunError {
     /// The first administrator's password could not be hashed.
     #[error("first administrator")]
     Password(#[from] PasswordError),
+    /// Coordination could not start (a malformed Redis URL; an unreachable Redis is not an
+    /// error: the replica serves without leadership until it answers).
+    #[error("coordination")]
+    Coordination(#[from] crate::coord::CoordError),
     /// A listener failed.
     #[error("serving HTTP")]
     Serve(#[source] std::io::Error),
@@ -213,6 +217,8 @@ pub async fn serve(
         shutdown.await;
         tracing::info!("shutting down: readiness off, finishing in-flight requests");
         trigger.begin_shutdown();
+        // Leadership goes at once, not after in-flight requests: another replica takes over.
+        trigger.coordinator.shutdown().await;
     });
 
     if state.config.discovery {
@@ -251,6 +257,7 @@ pub async fn serve(
             Ok(())
         }
     };
+    state.coordinator.shutdown().await;
     state.store.close().await;
     if let Err(e) = &result {
         tracing::error!(error = %DisplayChain(e), "server stopped with an error");

@@ -3,6 +3,13 @@
 //! `/health/live` answers while the process can serve HTTP at all. `/health/ready` answers 200
 //! only when the database answers and the server is not shutting down, so a draining replica
 //! leaves the load balancer's pool. Neither needs a token; neither reveals more than a status.
+//!
+//! The readiness body also reports coordination: `Redis` (`ok`, `unreachable`, `not used`),
+//! `Role` (`leader`, `follower`, `none`) and `Epoch`. An unreachable Redis does *not* make a
+//! replica unready: it still serves everything that needs only the database (logins, browsing,
+//! streaming, play positions), so taking every replica out of the load balancer during a Redis
+//! outage would turn a degraded cluster into a dead one. It only leads nobody (no replica can
+//! hold the lease) and QuickConnect answers 503 until Redis is back.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -30,6 +37,10 @@ struct Readiness {
     status: &'static str,
     database: &'static str,
     draining: bool,
+    redis: &'static str,
+    role: crate::coord::Role,
+    epoch: Option<i64>,
+    replica: String,
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -42,10 +53,15 @@ async fn ready(State(state): State<AppState>) -> Response {
         }
     };
     let ok = !draining && database == "ok";
+    let coordination = state.coordinator.status();
     let body = Readiness {
         status: if ok { "ready" } else { "not ready" },
         database,
         draining,
+        redis: coordination.redis,
+        role: coordination.role,
+        epoch: coordination.epoch,
+        replica: state.replica_id.clone(),
     };
     let status = if ok {
         StatusCode::OK

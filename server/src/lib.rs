@@ -10,12 +10,12 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod coord;
 pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod jf;
 pub mod metrics;
-pub mod quickconnect;
 pub mod sample;
 pub mod scan;
 pub mod sessions;

@@ -70,6 +70,16 @@ pub struct Metrics {
     pub login_throttled: Counter,
     /// Unix time (seconds) the process started.
     pub start_time_seconds: Gauge<f64, AtomicU64>,
+    /// 1 while this replica holds leadership, else 0.
+    pub leader: Gauge,
+    /// The fencing number of this replica's current term, 0 when not leader.
+    pub leader_epoch: Gauge,
+    /// Times this replica became or stopped being leader.
+    pub leader_transitions: Counter,
+    /// 1 while Redis answers (or when coordination is in process), else 0.
+    pub redis_up: Gauge,
+    /// Token lookups answered from the in-process cache.
+    pub token_cache_hits: Counter,
 }
 
 impl Default for Metrics {
@@ -97,6 +107,11 @@ impl Metrics {
         let login_failures = Counter::default();
         let login_throttled = Counter::default();
         let start_time_seconds = Gauge::<f64, AtomicU64>::default();
+        let leader = Gauge::default();
+        let leader_epoch = Gauge::default();
+        let leader_transitions = Counter::default();
+        let redis_up = Gauge::default();
+        let token_cache_hits = Counter::default();
         start_time_seconds.set(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -160,6 +175,27 @@ impl Metrics {
             "Unix time the server started",
             start_time_seconds.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica is the leader",
+            leader.clone(),
+        );
+        registry.register(
+            "leader_epoch",
+            "Fencing number of this replica's leadership term, 0 when not leader",
+            leader_epoch.clone(),
+        );
+        registry.register(
+            "leader_transitions",
+            "Times this replica gained or lost leadership",
+            leader_transitions.clone(),
+        );
+        registry.register("redis_up", "1 while Redis answers", redis_up.clone());
+        registry.register(
+            "token_cache_hits",
+            "Token lookups answered from the in-process cache",
+            token_cache_hits.clone(),
+        );
 
         Metrics {
             registry,
@@ -175,6 +211,11 @@ impl Metrics {
             login_failures,
             login_throttled,
             start_time_seconds,
+            leader,
+            leader_epoch,
+            leader_transitions,
+            redis_up,
+            token_cache_hits,
         }
     }
 

@@ -1,6 +1,6 @@
-//! The state every handler can reach: storage, configuration, metrics, the server's identity,
-//! and the single-replica pieces (QuickConnect requests, live sessions, the login limiter) that
-//! issue 5 moves behind a coordination interface backed by Redis.
+//! The state every handler can reach: storage, configuration, metrics, the server's and the
+//! replica's identity, coordination between replicas (leadership, events, QuickConnect, the
+//! token cache), and the per-replica pieces (live sessions, the login limiter).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,11 +10,11 @@ use ephyra_config::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{LoginLimiter, LoginPolicy};
+use crate::coord::{CoordResult, Coordinator, Event, LeaseTiming};
 use crate::jf::JfId;
 use crate::metrics::Metrics;
-use crate::quickconnect::QuickConnect;
-use crate::sessions::Sessions;
-use crate::store::{Store, StoreResult};
+use crate::sessions::{Outbound, Sessions};
+use crate::store::Store;
 
 /// Shared by all requests; cheap to clone.
 #[derive(Debug, Clone)]
@@ -27,8 +27,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The server's id, stored in the database so every replica reports the same one.
     pub server_id: JfId,
-    /// Pending QuickConnect requests (in process: one replica).
-    pub quick_connect: Arc<QuickConnect>,
+    /// This replica's identity: the pod name in Kubernetes, else `hostname-pid`.
+    pub replica_id: String,
+    /// Coordination with the other replicas (in process when there is only one).
+    pub coordinator: Coordinator,
+    /// Whether QuickConnect is offered (`/QuickConnect/Enabled`).
+    pub quick_connect_enabled: bool,
     /// Live client sessions and their WebSockets (in process).
     pub sessions: Arc<Sessions>,
     /// Failed-login rate limiting.
@@ -44,16 +48,36 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over an opened (migrated) store.
-    pub async fn new(config: ServerConfig, store: Store) -> StoreResult<AppState> {
+    /// State over an opened (migrated) store, coordinated through Redis when
+    /// `config.redis.url` is set, in process otherwise.
+    pub async fn new(config: ServerConfig, store: Store) -> CoordResult<AppState> {
         let server_id = store.server_id().await?;
+        let metrics = Arc::new(Metrics::new());
+        let replica_id = crate::coord::replica_id(&config);
+        let coordinator = match &config.redis.url {
+            Some(url) => Coordinator::redis(
+                url.expose(),
+                LeaseTiming::from_config(&config.coordination),
+                replica_id.clone(),
+                store.clone(),
+                Arc::clone(&metrics),
+            )?,
+            None => {
+                Coordinator::in_process(replica_id.clone(), store.clone(), Arc::clone(&metrics))
+                    .await?
+            }
+        };
+        let sessions = Arc::new(Sessions::default());
+        tokio::spawn(forward_pushes(coordinator.clone(), Arc::clone(&sessions)));
         Ok(AppState {
             store,
             config: Arc::new(config),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             server_id,
-            quick_connect: Arc::new(QuickConnect::new(true)),
-            sessions: Arc::new(Sessions::default()),
+            replica_id,
+            coordinator,
+            quick_connect_enabled: true,
+            sessions,
             login_limiter: Arc::new(LoginLimiter::new(LoginPolicy::default())),
             accepting: Arc::new(AtomicBool::new(true)),
             shutdown: CancellationToken::new(),
@@ -69,7 +93,7 @@ impl AppState {
 
     /// The same state with QuickConnect switched on or off.
     pub fn with_quick_connect(mut self, enabled: bool) -> Self {
-        self.quick_connect = Arc::new(QuickConnect::new(enabled));
+        self.quick_connect_enabled = enabled;
         self
     }
 
@@ -93,5 +117,32 @@ impl AppState {
     pub fn begin_shutdown(&self) {
         self.accepting.store(false, Ordering::Relaxed);
         self.shutdown.cancel();
+        self.coordinator.stop();
+    }
+}
+
+/// Hands WebSocket pushes from every replica to this replica's sockets. Ends when the
+/// coordinator is gone.
+async fn forward_pushes(coordinator: Coordinator, sessions: Arc<Sessions>) {
+    let mut events = coordinator.subscribe();
+    // Only the receiver is kept: holding the coordinator would keep it alive forever.
+    drop(coordinator);
+    loop {
+        match events.recv().await {
+            Ok(Event::Push {
+                user,
+                message_type,
+                data,
+            }) => sessions.notify(Outbound {
+                user,
+                message_type,
+                data,
+            }),
+            Ok(Event::TokensRevoked { .. }) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "socket pushes fell behind");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
     }
 }

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use self::rules::PlayOutcome;
 use crate::api::items::dto::{UserItemDataDto, user_data_dto};
 use crate::auth::AuthUser;
+use crate::coord::Event;
 use crate::error::ApiError;
 use crate::jf::{JfId, Json, Path, Query, now_millis};
 use crate::state::AppState;
@@ -272,7 +273,30 @@ async fn apply(
             store.record_position(user, item.id, update, now).await?;
         }
     }
+    // Durable before the 204; the other clients of the user hear of it on every replica.
+    if !matches!(
+        (report, position, failed),
+        (Report::Progress, None, _) | (Report::Stop, _, true)
+    ) {
+        let Json(dto) = reread(state, item.id, user).await?;
+        announce(state, user, &dto);
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Publishes `UserDataChanged` for one item to the user's sockets on every replica, off the
+/// request path (the change is already stored; a Redis outage must not slow the answer).
+fn announce(state: &AppState, user: JfId, dto: &UserItemDataDto) {
+    let data = serde_json::json!({
+        "UserId": user.to_n(),
+        "UserDataList": [dto],
+    });
+    let coordinator = state.coordinator.clone();
+    tokio::spawn(async move {
+        coordinator
+            .publish_or_log(Event::user_data_changed(user, data))
+            .await;
+    });
 }
 
 // ----- played, favourite, user data ------------------------------------------------------
@@ -327,7 +351,9 @@ async fn set_played(
         .store
         .set_played(user, item.id, item.kind, played, at)
         .await?;
-    reread(state, id, user).await
+    let dto = reread(state, id, user).await?;
+    announce(state, user, &dto.0);
+    Ok(dto)
 }
 
 async fn mark_played(
@@ -380,7 +406,9 @@ async fn set_favorite(
         .store
         .set_favorite(user, item.id, favorite, now_millis())
         .await?;
-    reread(state, id, user).await
+    let dto = reread(state, id, user).await?;
+    announce(state, user, &dto.0);
+    Ok(dto)
 }
 
 async fn mark_favorite(

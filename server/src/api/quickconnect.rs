@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::api::dto::AuthenticationResult;
 use crate::api::users::issue_login;
 use crate::auth::{AuthUser, ClientHeader};
+use crate::coord::{CoordError, Pending};
 use crate::error::ApiError;
 use crate::jf::{JfId, Json, Query, date};
-use crate::quickconnect::Pending;
 use crate::state::AppState;
 
 /// The routes.
@@ -67,7 +67,7 @@ impl From<Pending> for QuickConnectResult {
 }
 
 fn require_enabled(state: &AppState) -> Result<(), ApiError> {
-    if state.quick_connect.enabled() {
+    if state.quick_connect_enabled {
         Ok(())
     } else {
         Err(ApiError::unauthorized("Quick connect is disabled"))
@@ -75,7 +75,7 @@ fn require_enabled(state: &AppState) -> Result<(), ApiError> {
 }
 
 async fn enabled(State(state): State<AppState>) -> Json<bool> {
-    Json(state.quick_connect.enabled())
+    Json(state.quick_connect_enabled)
 }
 
 async fn initiate(
@@ -84,7 +84,12 @@ async fn initiate(
 ) -> Result<Json<QuickConnectResult>, ApiError> {
     require_enabled(&state)?;
     let device = client.device_info()?;
-    Ok(Json(state.quick_connect.initiate(device).into()))
+    let pending = state
+        .coordinator
+        .quick_connect_initiate(device)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(pending.into()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,8 +107,10 @@ async fn connect(
         .secret
         .ok_or_else(|| ApiError::bad_request("The secret parameter is required."))?;
     state
-        .quick_connect
-        .get(&secret)
+        .coordinator
+        .quick_connect_get(&secret)
+        .await
+        .map_err(unavailable)?
         .map(|p| Json(p.into()))
         .ok_or_else(|| ApiError::not_found("Unknown or expired quick connect secret."))
 }
@@ -125,7 +132,12 @@ async fn authorize(
         .code
         .ok_or_else(|| ApiError::bad_request("The code parameter is required."))?;
     let user_id = caller.acting_for(q.user_id)?;
-    if state.quick_connect.authorize(&code, user_id) {
+    if state
+        .coordinator
+        .quick_connect_authorize(&code, user_id)
+        .await
+        .map_err(unavailable)?
+    {
         tracing::info!(%user_id, "quick connect request authorized");
         Ok(Json(true))
     } else {
@@ -149,14 +161,22 @@ async fn authenticate_with_quick_connect(
     let secret = body
         .secret
         .ok_or_else(|| ApiError::bad_request("Secret is required."))?;
-    if state.quick_connect.get(&secret).is_none() {
+    if state
+        .coordinator
+        .quick_connect_get(&secret)
+        .await
+        .map_err(unavailable)?
+        .is_none()
+    {
         return Err(ApiError::not_found(
             "Unknown or expired quick connect secret.",
         ));
     }
     let (user_id, device) = state
-        .quick_connect
-        .redeem(&secret)
+        .coordinator
+        .quick_connect_redeem(&secret)
+        .await
+        .map_err(unavailable)?
         .ok_or_else(|| ApiError::unauthorized("Quick connect request is not authorized yet."))?;
     let user = state
         .store
@@ -165,4 +185,16 @@ async fn authenticate_with_quick_connect(
         .filter(|u| !u.is_disabled)
         .ok_or_else(|| ApiError::unauthorized("The authorizing user can no longer log in."))?;
     Ok(Json(issue_login(&state, &user, device).await?))
+}
+
+/// Pending requests live in Redis with replicas: without it QuickConnect cannot work, and the
+/// client is told so with a 503 (the cause goes to the log).
+fn unavailable(e: CoordError) -> ApiError {
+    match e {
+        CoordError::Store(e) => e.into(),
+        other => {
+            tracing::warn!(error = %crate::error::DisplayChain(&other), "quick connect unavailable");
+            ApiError::Unavailable("Quick connect is unavailable right now, try again.")
+        }
+    }
 }

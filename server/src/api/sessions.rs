@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::api::dto::SessionInfoDto;
 use crate::auth::{AuthUser, MaybeAuthUser};
+use crate::coord::Revocation;
 use crate::error::ApiError;
 use crate::jf::{JfId, Json, List, Query};
 use crate::sessions::{Capabilities, Outbound};
@@ -109,6 +110,10 @@ async fn capabilities_full(
 
 async fn logout(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode, ApiError> {
     state.store.revoke_token(caller.token_id).await?;
+    state
+        .coordinator
+        .revoke_tokens(Revocation::Token(caller.token_id))
+        .await;
     state.sessions.remove(&caller);
     tracing::info!(user_id = %caller.user_id, "logout");
     Ok(StatusCode::NO_CONTENT)

@@ -74,6 +74,12 @@ pub async fn issue_login(
 ) -> Result<AuthenticationResult, ApiError> {
     let (token, hash) = new_token();
     let token_id = state.store.create_token(user.id, &device, &hash).await?;
+    // The login replaced the user's earlier token on this device: no replica may keep
+    // accepting it from its cache.
+    state
+        .coordinator
+        .revoke_tokens(crate::coord::Revocation::User(user.id))
+        .await;
     // Re-read for the login time just written.
     let user = state
         .store

@@ -1,9 +1,10 @@
 //! Who is calling: the authorization header, tokens, passwords and the [`AuthUser`] extractor.
 //!
 //! A token is 16 random bytes shown to the client once as 32 hex digits (Jellyfin's "N"
-//! format) and stored only as its SHA-256. Every authenticated request resolves its token with
-//! one indexed query (`Store::token_owner`); issue 5 puts a cache with cross-replica
-//! invalidation in front of it.
+//! format) and stored only as its SHA-256. An authenticated request resolves its token through
+//! a short in-process cache (`coord::TokenCache`, a few seconds, invalidated on every replica
+//! on logout, password change or user deletion), else with one indexed query
+//! (`Store::token_owner`).
 
 mod header;
 pub mod limiter;
@@ -91,13 +92,28 @@ impl AuthUser {
         let Some(token) = request_token(parts) else {
             return Ok(None);
         };
-        let Some(owner) = state.store.token_owner(&hash_token(&token)).await? else {
-            return Ok(None);
+        let hash = hash_token(&token);
+        let cache = state.coordinator.tokens();
+        let owner = match cache.get(&hash) {
+            Some(owner) => {
+                state.metrics.token_cache_hits.inc();
+                owner
+            }
+            None => {
+                let generation = cache.generation();
+                let Some(owner) = state.store.token_owner(&hash).await? else {
+                    return Ok(None);
+                };
+                cache.insert(&hash, owner.clone(), generation);
+                owner
+            }
         };
         if owner.is_disabled {
             return Ok(None);
         }
-        if crate::jf::now_millis() - owner.last_used_at > TOUCH_INTERVAL_MILLIS {
+        let now = crate::jf::now_millis();
+        if now - owner.last_used_at > TOUCH_INTERVAL_MILLIS {
+            cache.mark_used(&hash, now);
             // Off the request path: the request already released its connection.
             let store = state.store.clone();
             let (token_id, user_id) = (owner.token_id, owner.user_id);

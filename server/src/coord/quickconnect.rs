@@ -1,9 +1,7 @@
-//! Pending QuickConnect requests, in process (one replica). A device initiates and gets a
+//! Pending QuickConnect requests: the request type, and the in-process provider (one replica;
+//! the Redis provider keeps the same data in Redis, see `coord::redis`). A device initiates and gets a
 //! secret and a six-digit code; a logged-in user authorizes the code; the device polls with
 //! the secret and then exchanges it for a token. Requests expire after ten minutes.
-//!
-//! Issue 5 keeps these in Redis so the three steps may hit three replicas; the methods here
-//! are the interface it will implement.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

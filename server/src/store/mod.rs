@@ -20,6 +20,7 @@
 //! PostgreSQL the migrator holds an advisory lock, so replicas starting together are safe.
 
 pub mod items;
+pub mod leader;
 pub mod userdata;
 pub mod users;
 
@@ -91,6 +92,12 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database query failed")]
     Query(#[source] sqlx::Error),
+    /// A leader-only write carried an epoch older than the fence: a newer leader exists.
+    #[error("leadership epoch {epoch} is stale: a newer leader has written")]
+    StaleLeader {
+        /// The refused epoch.
+        epoch: i64,
+    },
     /// A stored value is not what the schema promises (a bad id, unknown enum text).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),

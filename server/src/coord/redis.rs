@@ -1,0 +1,540 @@
+//! The Redis provider: the leadership lease, events over pub/sub, QuickConnect requests.
+//!
+//! Keys (all under `ephyra:`): `leader` holds the lease (value: this process's holder string,
+//! expiry: the lease), `leader:epoch` the last fencing number, `events` is the pub/sub
+//! channel, `qc:s:<SECRET>` a pending QuickConnect request (a hash: `pending` JSON, `code`,
+//! `user` once authorized) and `qc:c:<CODE>` the secret a code points to; both expire with
+//! the request.
+//!
+//! Commands go through a lazily connected `ConnectionManager` that reconnects by itself; every
+//! call is bounded by a short timeout, so a Redis outage costs a request little time and
+//! never blocks the lease loop past its deadline. Pub/sub has its own connection, re-opened
+//! and re-subscribed in a loop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use rand::{Rng as _, RngCore as _};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands as _, Script};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::quickconnect::{Pending, REQUEST_TTL};
+use super::{CoordError, CoordResult, Event, LeaseTiming, Revocation, WeakCoordinator};
+use crate::jf::{JfId, now_millis};
+use crate::store::StoreError;
+use crate::store::users::DeviceInfo;
+
+const LEASE_KEY: &str = "ephyra:leader";
+const EPOCH_KEY: &str = "ephyra:leader:epoch";
+const CHANNEL: &str = "ephyra:events";
+const QC_SECRET: &str = "ephyra:qc:s:";
+const QC_CODE: &str = "ephyra:qc:c:";
+
+/// Takes the lease if free and, only then, the next epoch (never below the database fence,
+/// so an emptied Redis cannot hand out numbers the database would refuse).
+const ACQUIRE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local e = redis.call('INCR', KEYS[2])
+  local floor = tonumber(ARGV[3])
+  if e <= floor then
+    e = floor + 1
+    redis.call('SET', KEYS[2], e)
+  end
+  return e
+end
+return false
+";
+
+/// Extends the lease only if this holder still has it.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Deletes the lease only if this holder still has it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Marks the request a code points to as authorized by a user.
+const QC_AUTHORIZE: &str = r"
+local s = redis.call('GET', KEYS[1])
+if not s then return 0 end
+local k = ARGV[1] .. s
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, 'user', ARGV[2])
+return 1
+";
+
+/// Consumes an authorized request once: returns {user, pending JSON}.
+const QC_REDEEM: &str = r"
+local u = redis.call('HGET', KEYS[1], 'user')
+if not u then return false end
+local p = redis.call('HGET', KEYS[1], 'pending')
+local c = redis.call('HGET', KEYS[1], 'code')
+redis.call('DEL', KEYS[1])
+if c then redis.call('DEL', ARGV[1] .. c) end
+return {u, p}
+";
+
+/// How long one Redis command may take before the caller treats Redis as unreachable.
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// An event on the wire, with the publishing process so it can skip its own.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    origin: String,
+    event: Event,
+}
+
+/// The request fields kept in Redis (the secret is the key; the user is a separate field
+/// written by authorization).
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredRequest {
+    code: String,
+    device_id: String,
+    device_name: String,
+    client: String,
+    app_version: String,
+    created_at: i64,
+}
+
+#[derive(Debug)]
+pub(super) struct RedisBackend {
+    client: redis::Client,
+    conn: ConnectionManager,
+    timing: LeaseTiming,
+    /// The lease value and event origin: unique to this process and coordinator, so two
+    /// servers with the same replica id can never renew each other's lease.
+    holder: String,
+    reachable: AtomicBool,
+    acquire: Script,
+    renew: Script,
+    release: Script,
+    qc_authorize: Script,
+    qc_redeem: Script,
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>) -> CoordResult<T> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, f).await {
+        Ok(r) => r.map_err(CoordError::Unavailable),
+        Err(_) => Err(CoordError::Unavailable(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "redis command timed out",
+        )))),
+    }
+}
+
+impl RedisBackend {
+    pub(super) fn new(url: &str, timing: LeaseTiming, replica_id: &str) -> CoordResult<Self> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let mut nonce = [0u8; 6];
+        rand::rng().fill_bytes(&mut nonce);
+        Ok(RedisBackend {
+            client,
+            conn,
+            timing,
+            holder: format!("{replica_id}#{}", hex::encode(nonce)),
+            reachable: AtomicBool::new(false),
+            acquire: Script::new(ACQUIRE),
+            renew: Script::new(RENEW),
+            release: Script::new(RELEASE),
+            qc_authorize: Script::new(QC_AUTHORIZE),
+            qc_redeem: Script::new(QC_REDEEM),
+        })
+    }
+
+    pub(super) fn is_reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+
+    /// Runs a command, recording whether Redis answered.
+    async fn run<T>(
+        &self,
+        f: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> CoordResult<T> {
+        let r = bounded(f).await;
+        self.reachable.store(r.is_ok(), Ordering::Relaxed);
+        r
+    }
+
+    async fn try_acquire(&self, floor: i64) -> CoordResult<Option<i64>> {
+        let mut conn = self.conn.clone();
+        let lease_ms = millis(self.timing.lease);
+        self.run(async {
+            self.acquire
+                .key(LEASE_KEY)
+                .key(EPOCH_KEY)
+                .arg(&self.holder)
+                .arg(lease_ms)
+                .arg(floor)
+                .invoke_async(&mut conn)
+                .await
+        })
+        .await
+    }
+
+    async fn try_renew(&self) -> CoordResult<bool> {
+        let mut conn = self.conn.clone();
+        let lease_ms = millis(self.timing.lease);
+        let extended: i64 = self
+            .run(async {
+                self.renew
+                    .key(LEASE_KEY)
+                    .arg(&self.holder)
+                    .arg(lease_ms)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(extended == 1)
+    }
+
+    async fn try_release(&self) -> CoordResult<bool> {
+        let mut conn = self.conn.clone();
+        let deleted: i64 = self
+            .run(async {
+                self.release
+                    .key(LEASE_KEY)
+                    .arg(&self.holder)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    pub(super) async fn publish(&self, event: &Event) -> CoordResult<()> {
+        let payload = serde_json::to_string(&Envelope {
+            origin: self.holder.clone(),
+            event: event.clone(),
+        })
+        .map_err(|e| CoordError::Protocol(e.to_string()))?;
+        let mut conn = self.conn.clone();
+        let _receivers: i64 = self.run(conn.publish(CHANNEL, payload)).await?;
+        Ok(())
+    }
+
+    pub(super) async fn quick_connect_initiate(&self, device: DeviceInfo) -> CoordResult<Pending> {
+        let mut secret_bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret_bytes);
+        let secret = hex::encode_upper(secret_bytes);
+        let ttl_ms = millis(REQUEST_TTL);
+        let mut conn = self.conn.clone();
+        // A code is taken with SET NX, so two replicas never hand out the same live code.
+        let mut code = None;
+        for _ in 0..50 {
+            let candidate = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
+            let taken: Option<String> = self
+                .run(
+                    redis::cmd("SET")
+                        .arg(format!("{QC_CODE}{candidate}"))
+                        .arg(&secret)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if taken.is_some() {
+                code = Some(candidate);
+                break;
+            }
+        }
+        let code = code.ok_or_else(|| CoordError::Protocol("no free QuickConnect code".into()))?;
+        let created_at = now_millis();
+        let stored = StoredRequest {
+            code: code.clone(),
+            device_id: device.device_id.clone(),
+            device_name: device.device_name.clone(),
+            client: device.client.clone(),
+            app_version: device.app_version.clone(),
+            created_at,
+        };
+        let json =
+            serde_json::to_string(&stored).map_err(|e| CoordError::Protocol(e.to_string()))?;
+        let key = format!("{QC_SECRET}{secret}");
+        let _: () = self
+            .run(
+                redis::pipe()
+                    .atomic()
+                    .hset(&key, "pending", json)
+                    .ignore()
+                    .hset(&key, "code", &code)
+                    .ignore()
+                    .pexpire(&key, i64::try_from(ttl_ms).unwrap_or(i64::MAX))
+                    .ignore()
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(Pending {
+            secret,
+            code,
+            device,
+            created_at,
+            authorized_user: None,
+        })
+    }
+
+    pub(super) async fn quick_connect_get(&self, secret: &str) -> CoordResult<Option<Pending>> {
+        let secret = secret.trim().to_ascii_uppercase();
+        let mut conn = self.conn.clone();
+        let fields: std::collections::HashMap<String, String> = self
+            .run(conn.hgetall(format!("{QC_SECRET}{secret}")))
+            .await?;
+        let Some(json) = fields.get("pending") else {
+            return Ok(None);
+        };
+        let stored = parse_stored(json)?;
+        let authorized_user = fields.get("user").map(|u| parse_user(u)).transpose()?;
+        Ok(Some(pending_of(secret, stored, authorized_user)))
+    }
+
+    pub(super) async fn quick_connect_authorize(
+        &self,
+        code: &str,
+        user: JfId,
+    ) -> CoordResult<bool> {
+        let mut conn = self.conn.clone();
+        let done: i64 = self
+            .run(async {
+                self.qc_authorize
+                    .key(format!("{QC_CODE}{}", code.trim()))
+                    .arg(QC_SECRET)
+                    .arg(user.to_n())
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(done == 1)
+    }
+
+    pub(super) async fn quick_connect_redeem(
+        &self,
+        secret: &str,
+    ) -> CoordResult<Option<(JfId, DeviceInfo)>> {
+        let secret = secret.trim().to_ascii_uppercase();
+        let mut conn = self.conn.clone();
+        let redeemed: Option<(String, String)> = self
+            .run(async {
+                self.qc_redeem
+                    .key(format!("{QC_SECRET}{secret}"))
+                    .arg(QC_CODE)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let Some((user, json)) = redeemed else {
+            return Ok(None);
+        };
+        let stored = parse_stored(&json)?;
+        let pending = pending_of(secret, stored, None);
+        Ok(Some((parse_user(&user)?, pending.device)))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn parse_stored(json: &str) -> CoordResult<StoredRequest> {
+    serde_json::from_str(json)
+        .map_err(|e| CoordError::Protocol(format!("QuickConnect request: {e}")))
+}
+
+fn parse_user(text: &str) -> CoordResult<JfId> {
+    text.parse()
+        .map_err(|_| CoordError::Protocol("QuickConnect user id".into()))
+}
+
+fn pending_of(secret: String, s: StoredRequest, authorized_user: Option<JfId>) -> Pending {
+    Pending {
+        secret,
+        code: s.code,
+        device: DeviceInfo {
+            device_id: s.device_id,
+            device_name: s.device_name,
+            client: s.client,
+            app_version: s.app_version,
+        },
+        created_at: s.created_at,
+        authorized_user,
+    }
+}
+
+/// Holds, renews and releases the lease until the coordinator stops or is dropped.
+///
+/// While leading, the replica may act until `acting_until` = (time the last successful renewal
+/// was *sent*) + lease − margin: Redis counts the lease from when it received the command,
+/// which is later, so the replica stops acting before the lease can pass to anyone else.
+pub(super) async fn lease_loop(weak: WeakCoordinator, backend: Arc<RedisBackend>) {
+    let timing = backend.timing;
+    let mut acting_until = Instant::now();
+    loop {
+        if weak.stop.is_cancelled() {
+            break;
+        }
+        let Some(coord) = weak.upgrade() else { return };
+        if coord.is_leader() {
+            let sent = Instant::now();
+            match tokio::time::timeout_at(acting_until, backend.try_renew()).await {
+                Ok(Ok(true)) => acting_until = sent + timing.act_for(),
+                Ok(Ok(false)) => coord.step_down("the lease was lost").await,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %crate::error::DisplayChain(&e), "lease renewal failed");
+                    if Instant::now() >= acting_until {
+                        coord
+                            .step_down("the lease could not be renewed in time")
+                            .await;
+                    }
+                }
+                Err(_) => {
+                    coord
+                        .step_down("the lease could not be renewed in time")
+                        .await
+                }
+            }
+        } else {
+            try_lead(&coord, &backend, &mut acting_until).await;
+        }
+        coord
+            .inner
+            .metrics
+            .redis_up
+            .set(i64::from(backend.is_reachable()));
+        let mut wake = Instant::now() + timing.renew;
+        if coord.is_leader() {
+            wake = wake.min(acting_until);
+        }
+        drop(coord);
+        tokio::select! {
+            () = weak.stop.cancelled() => break,
+            () = tokio::time::sleep_until(wake) => {}
+        }
+    }
+    // Told to stop: stop acting first, then free the lease so another replica takes over on
+    // its next attempt instead of waiting for expiry.
+    if let Some(coord) = weak.upgrade() {
+        let was_leader = coord.is_leader();
+        coord.step_down("shutdown").await;
+        if was_leader {
+            match backend.try_release().await {
+                Ok(true) => tracing::info!("leadership released"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::DisplayChain(&e), "could not release the lease; it will expire")
+                }
+            }
+        }
+    }
+}
+
+async fn try_lead(coord: &super::Coordinator, backend: &RedisBackend, acting_until: &mut Instant) {
+    let store = &coord.inner.store;
+    // Without the database a leader could not fence its writes: do not even try.
+    let floor = match store.fence_epoch().await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!(error = %crate::error::DisplayChain(&e), "not trying to lead: database unavailable");
+            return;
+        }
+    };
+    let sent = Instant::now();
+    let epoch = match backend.try_acquire(floor).await {
+        Ok(Some(epoch)) => epoch,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(error = %crate::error::DisplayChain(&e), "lease acquisition failed");
+            return;
+        }
+    };
+    *acting_until = sent + backend.timing.act_for();
+    match store
+        .begin_term(epoch, coord.replica_id(), now_millis())
+        .await
+    {
+        Ok(()) if Instant::now() < *acting_until => coord.become_leader(epoch),
+        outcome => {
+            if let Err(e) = &outcome {
+                let stale = matches!(e, StoreError::StaleLeader { .. });
+                tracing::warn!(error = %crate::error::DisplayChain(e), stale, "could not start a leadership term; giving the lease back");
+            }
+            let _ = backend.try_release().await;
+        }
+    }
+}
+
+/// Receives events published by other replicas, re-subscribing after Redis comes back. While
+/// disconnected events may be missed, so the token cache is emptied on every (re)connection.
+pub(super) async fn subscribe_loop(weak: WeakCoordinator, backend: Arc<RedisBackend>) {
+    let retry = backend.timing.renew.min(Duration::from_millis(500));
+    loop {
+        if weak.stop.is_cancelled() {
+            return;
+        }
+        let connected = tokio::time::timeout(COMMAND_TIMEOUT, async {
+            let mut pubsub = backend.client.get_async_pubsub().await?;
+            pubsub.subscribe(CHANNEL).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        match connected {
+            Ok(Ok(pubsub)) => {
+                let Some(coord) = weak.upgrade() else { return };
+                coord.deliver(Event::TokensRevoked {
+                    revocation: Revocation::All,
+                });
+                drop(coord);
+                tracing::debug!("subscribed to replica events");
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let message = tokio::select! {
+                        () = weak.stop.cancelled() => return,
+                        m = messages.next() => m,
+                    };
+                    let Some(message) = message else { break };
+                    let Some(coord) = weak.upgrade() else { return };
+                    let Ok(payload) = message.get_payload::<String>() else {
+                        continue;
+                    };
+                    match serde_json::from_str::<Envelope>(&payload) {
+                        Ok(env) if env.origin == backend.holder => {}
+                        Ok(env) => coord.deliver(env.event),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ignoring an unreadable replica event")
+                        }
+                    }
+                }
+                tracing::warn!("lost the replica event subscription; reconnecting");
+                if let Some(coord) = weak.upgrade() {
+                    coord.deliver(Event::TokensRevoked {
+                        revocation: Revocation::All,
+                    });
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %crate::error::DisplayChain(&e), "cannot subscribe to replica events");
+            }
+            Err(_) => tracing::debug!("subscribing to replica events timed out"),
+        }
+        tokio::select! {
+            () = weak.stop.cancelled() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
+    }
+}
