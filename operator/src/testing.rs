@@ -1,7 +1,6 @@
 //! Test fixtures: a chainable `MediaServerCluster::test()` whose values differ from the CRD's
-//! defaults (so a swapped or forgotten value shows), and the in-memory API server.
-
-pub mod fake_api;
+//! defaults (so a swapped or forgotten value shows). The in-memory API server is
+//! `ephyra_testsupport::kube_fake`, shared with the server's tests.
 
 use ephyra_crd::{
     AccelerationKind, MediaServerCluster, NfsSource, SecretKeyRef, SpreadPolicy, TlsSpec,

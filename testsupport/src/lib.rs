@@ -15,7 +15,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Nothing here mocks anything, and nothing downloads anything: a missing binary is reported as
+//! [`kube_fake`] is the exception that proves the rule: no Kubernetes API server runs on the
+//! development machines, so the operator's and the server's Kubernetes code is tested against
+//! a small in-memory one.
+//!
+//! Nothing else here mocks anything, and nothing downloads anything: a missing binary is reported as
 //! a [`SupportError::MissingBinary`] naming the Debian package that provides it
 //! (`scripts/ensure-deps.sh`, run by `make test`, installs them all).
 //!
@@ -23,6 +27,7 @@
 //! binary exits or is killed, its servers go with it, even those held in statics.
 
 mod error;
+pub mod kube_fake;
 pub mod media;
 pub mod net;
 pub mod postgres;

@@ -1,4 +1,4 @@
-//! Reconcile against the in-memory API (`testing::fake_api`): what is created, that a quiet
+//! Reconcile against the in-memory API (`ephyra_testsupport::kube_fake`): what is created, that a quiet
 //! cluster costs no write, that a change writes only what it must, and that every failure ends
 //! in a condition and a measured retry rather than a crash loop.
 
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ephyra_crd::conditions::{self, types};
 use ephyra_crd::{MediaServerCluster, MemberRole, MemberStatus};
+use ephyra_testsupport::kube_fake::FakeApi;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams};
@@ -19,7 +20,6 @@ use crate::controller::{
 };
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::testing::fake_api::FakeApi;
 use crate::testing::{Fixture, NAME, NS};
 
 const MSC_API: &str = "ephyra.io/v1alpha1";

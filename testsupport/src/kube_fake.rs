@@ -1,11 +1,13 @@
-//! A small in-memory Kubernetes API server behind `kube::Client`, for reconcile tests.
+//! A small in-memory Kubernetes API server behind `kube::Client`, for the operator's reconcile
+//! tests and the server's status reporting tests.
 //!
 //! Objects are stored as JSON by (group/version, plural, namespace, name). It answers what the
 //! operator sends: GET (one object or a list with equality label selectors), POST, DELETE
 //! (finalizers honoured: the object is marked and removed once they are gone), PATCH as
 //! server-side apply (the applied object replaces the stored one except for server-owned
 //! fields: uid, resourceVersion, generation, finalizers, status), apply on the `status`
-//! subresource (top-level status keys replaced, others such as `members` kept), JSON patch
+//! subresource (top-level status keys replaced, others kept; `members` entries merged by
+//! `name`, as the list-map merge of the real API does for each replica's own entry), JSON patch
 //! and merge patch. It bumps `resourceVersion` on every write and `generation` when anything
 //! but metadata and status changes, refuses a StatefulSet `volumeClaimTemplates` change with
 //! 422 like the real API, and answers 404 for `traefik.io` unless Traefik is "installed".
@@ -148,6 +150,7 @@ fn respond(code: StatusCode, body: &Value) -> Response<Body> {
 }
 
 /// Where a path points.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// `v1` or `group/version`.
     pub group_version: String,
@@ -555,7 +558,11 @@ impl State {
                     }
                     if let Some(fields) = body["status"].as_object() {
                         for (k, v) in fields {
-                            stored["status"][k] = v.clone();
+                            if k == "members" {
+                                merge_members(&mut stored["status"]["members"], v);
+                            } else {
+                                stored["status"][k] = v.clone();
+                            }
                         }
                     }
                     stored
@@ -634,5 +641,22 @@ impl State {
             self.objects.insert(key, updated.clone());
         }
         respond(StatusCode::OK, &updated)
+    }
+}
+
+/// Merges applied `members` entries into the stored list by `name` (`x-kubernetes-list-type:
+/// map`): an applied entry replaces the stored one of the same name, other entries stay.
+fn merge_members(stored: &mut Value, applied: &Value) {
+    if !stored.is_array() {
+        *stored = json!([]);
+    }
+    let (Some(list), Some(entries)) = (stored.as_array_mut(), applied.as_array()) else {
+        return;
+    };
+    for entry in entries {
+        match list.iter_mut().find(|m| m["name"] == entry["name"]) {
+            Some(existing) => *existing = entry.clone(),
+            None => list.push(entry.clone()),
+        }
     }
 }
