@@ -1,13 +1,22 @@
 //! Harness for black-box tests over the built binaries: start `ephyra-server` processes with a
-//! given environment, wait until they answer, stop them gently (SIGTERM) or brutally (SIGKILL).
+//! given environment, wait until they answer, stop them gently (SIGTERM) or brutally (SIGKILL);
+//! a [`LocalCluster`] of replicas over one PostgreSQL and one Redis, [`Haproxy`] in front of it,
+//! and a [`JellyfinClient`] that does what an app does.
 //!
 //! The binaries are the ones `cargo test --workspace` (or `cargo build -p ephyra-server`) put
 //! next to the test executable; the harness never builds anything itself.
 //! Databases, Redis and media come from `ephyra-testsupport`.
 
+pub mod client;
+pub mod cluster;
+pub mod haproxy;
 mod server;
+pub mod wait;
 
-pub use server::{ServerProcess, binary};
+pub use client::JellyfinClient;
+pub use cluster::LocalCluster;
+pub use haproxy::Haproxy;
+pub use server::{Ports, ServerProcess, binary};
 
 /// Why the harness could not do what a test asked.
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,15 @@ pub fn binary(name: &str) -> Result<PathBuf, HarnessError> {
     }
 }
 
+/// The two ports a server listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// The Jellyfin API (`EPHYRA_LISTEN`).
+    pub api: u16,
+    /// The admin endpoints (`EPHYRA_ADMIN_LISTEN`).
+    pub admin: u16,
+}
+
 /// A running server. Killed when dropped.
 #[derive(Debug)]
 pub struct ServerProcess {
@@ -52,10 +61,27 @@ impl ServerProcess {
         env: &[(&str, String)],
         log_dir: &std::path::Path,
     ) -> Result<ServerProcess, HarnessError> {
+        let ports = Ports {
+            api: free_port()?,
+            admin: free_port()?,
+        };
+        Self::start_on(name, ports, env, &log_dir.join(format!("{name}.log"))).await
+    }
+
+    /// [`ServerProcess::start`] on given ports (a restarted replica keeps its address, so a
+    /// load balancer in front finds it again), logging to `log_path`.
+    pub async fn start_on(
+        name: &str,
+        ports: Ports,
+        env: &[(&str, String)],
+        log_path: &std::path::Path,
+    ) -> Result<ServerProcess, HarnessError> {
         let bin = binary("ephyra-server")?;
-        let port = free_port()?;
-        let admin_port = free_port()?;
-        let log_path = log_dir.join(format!("{name}.log"));
+        let Ports {
+            api: port,
+            admin: admin_port,
+        } = ports;
+        let log_path = log_path.to_path_buf();
         let log = std::fs::File::create(&log_path).map_err(|source| HarnessError::Process {
             what: format!("creating {}", log_path.display()),
             source,
@@ -136,19 +162,19 @@ impl ServerProcess {
         self.child = None;
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// SIGTERM, then waits up to `grace` for a clean exit; returns whether it exited in time.
     pub async fn terminate(&mut self, grace: Duration) -> Result<bool, HarnessError> {
+        self.signal_term()?;
         let Some(child) = self.child.as_mut() else {
             return Ok(true);
         };
-        let pid = Pid::from_raw(child.id() as i32).ok_or_else(|| HarnessError::Process {
-            what: "reading the pid".to_owned(),
-            source: std::io::Error::other("pid 0"),
-        })?;
-        kill_process(pid, Signal::TERM).map_err(|e| HarnessError::Process {
-            what: format!("sending SIGTERM to {}", self.name),
-            source: e.into(),
-        })?;
         let started = Instant::now();
         while started.elapsed() < grace {
             if let Ok(Some(_)) = child.try_wait() {
@@ -158,5 +184,20 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(false)
+    }
+
+    /// Sends SIGTERM and returns at once (the process drains and exits on its own).
+    pub fn signal_term(&mut self) -> Result<(), HarnessError> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        let pid = Pid::from_raw(child.id() as i32).ok_or_else(|| HarnessError::Process {
+            what: "reading the pid".to_owned(),
+            source: std::io::Error::other("pid 0"),
+        })?;
+        kill_process(pid, Signal::TERM).map_err(|e| HarnessError::Process {
+            what: format!("sending SIGTERM to {}", self.name),
+            source: e.into(),
+        })
     }
 }

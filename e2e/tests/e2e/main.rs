@@ -1,8 +1,15 @@
 //! End-to-end tests over the built binaries. One test binary, one module per area.
 //!
-//! Cluster tests need a Kubernetes API server; without `KUBECONFIG` they are reported as
-//! ignored with the reason, and `make e2e` runs them when a kubeconfig is given.
+//! The local HA stack (real PostgreSQL, Redis, HAProxy and `ephyra-server` replicas on
+//! 127.0.0.1) runs in every `cargo test`: `replicas`, `leadership`, `jobs`, `failover`,
+//! `degraded`. Cluster tests need a Kubernetes API server; without `KUBECONFIG` they are
+//! reported as ignored with the reason, and `make e2e` runs them when a kubeconfig is given.
 
 mod cluster;
+mod degraded;
+mod failover;
+mod jobs;
+mod leadership;
 mod python_client;
+mod replicas;
 mod single;
