@@ -31,6 +31,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long in-flight requests may run after shutdown begins before they are cut.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long job workers get to give their jobs back at shutdown.
+pub const JOBS_GRACE: Duration = Duration::from_secs(5);
+
 /// The public router: the Jellyfin API and health checks.
 pub fn app(state: AppState) -> Router {
     let routes = crate::api::router()
@@ -224,8 +227,8 @@ pub async fn serve(
     if state.config.discovery {
         crate::discovery::spawn_default(state.clone());
     }
-    // A scan at start, then on the configured interval (issue 5 turns this into jobs).
-    tokio::spawn(crate::scan::run_periodic(state.clone()));
+    // Scans and clean-ups are jobs: a scan at start, workers here, the schedule by the leader.
+    let background = crate::jobs::start(&state).await;
 
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the Jellyfin API");
@@ -257,6 +260,15 @@ pub async fn serve(
             Ok(())
         }
     };
+    // Workers give their interrupted jobs back to the queue before the pool closes.
+    if tokio::time::timeout(JOBS_GRACE, futures::future::join_all(background))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "job workers did not stop in time; their jobs are retried after the visibility timeout"
+        );
+    }
     state.coordinator.shutdown().await;
     state.store.close().await;
     if let Err(e) = &result {

@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod jf;
+pub mod jobs;
 pub mod metrics;
 pub mod sample;
 pub mod scan;

@@ -761,10 +761,14 @@ async fn next_up(
 
 // ----- library refresh -------------------------------------------------------------------
 
-/// `POST /Library/Refresh` (administrators): scans in the background, answers 204 at once.
+/// `POST /Library/Refresh` (administrators): enqueues a library scan for any replica's
+/// workers and answers 204 at once. When a scan is already waiting, that one covers it.
 async fn refresh(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    crate::scan::spawn_scan(&state);
+    state
+        .store
+        .enqueue(&crate::jobs::kinds::library_scan())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -138,43 +138,6 @@ pub async fn scan_with(
     Ok(report)
 }
 
-/// Scans at start and then every `scan.intervalSeconds` (0: only at start), until shutdown.
-/// Meant to be spawned by `run`.
-pub async fn run_periodic(state: AppState) {
-    loop {
-        match scan_all(&state).await {
-            Ok(_) | Err(ScanError::AlreadyRunning) => {}
-            Err(e) => {
-                tracing::error!(error = %crate::error::DisplayChain(&e), "library scan failed")
-            }
-        }
-        let interval = state.config.scan.interval_seconds;
-        if interval == 0 {
-            return;
-        }
-        tokio::select! {
-            () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(interval)) => {}
-        }
-    }
-}
-
-/// Starts a scan in the background (for `POST /Library/Refresh`); returns at once.
-pub fn spawn_scan(state: &AppState) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        match scan_all(&state).await {
-            Ok(_) => {}
-            Err(ScanError::AlreadyRunning) => {
-                tracing::info!("library refresh asked while a scan runs; that scan covers it");
-            }
-            Err(e) => {
-                tracing::error!(error = %crate::error::DisplayChain(&e), "library scan failed")
-            }
-        }
-    });
-}
-
 /// The path to open for a stored media or image path, or `None` when it no longer resolves
 /// inside one of `library_id`'s configured folders (or, for extracted images, the data
 /// folder's `images/`). Links are resolved first, so a link swapped after the scan to point

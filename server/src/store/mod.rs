@@ -20,6 +20,7 @@
 //! PostgreSQL the migrator holds an advisory lock, so replicas starting together are safe.
 
 pub mod items;
+pub mod jobs;
 pub mod leader;
 pub mod userdata;
 pub mod users;

@@ -10,6 +10,7 @@ mod discovery;
 mod health;
 mod images;
 mod items;
+mod jobs;
 mod perf;
 mod playback;
 mod playstate;

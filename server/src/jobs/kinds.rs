@@ -1,0 +1,109 @@
+//! The job kinds the server runs, their handlers, and the leader's periodic schedule.
+
+use std::time::Duration;
+
+use ephyra_config::ServerConfig;
+
+use super::{Handlers, JobError, Periodic};
+use crate::scan::{self, ScanError};
+use crate::state::AppState;
+use crate::store::Store;
+use crate::store::jobs::{ClaimedJob, NewJob};
+
+/// Scans every library (`scan::scan_all`). Its lane keeps scans one at a time across all
+/// replicas, with at most one more waiting.
+pub const LIBRARY_SCAN: &str = "library_scan";
+/// Deletes login tokens nobody has used for `idleDays` (payload; default
+/// [`TOKEN_IDLE_DAYS`]).
+pub const TOKEN_CLEANUP: &str = "token_cleanup";
+/// Deletes finished jobs older than [`JOB_HISTORY_DAYS`].
+pub const JOBS_CLEANUP: &str = "jobs_cleanup";
+
+/// A token unused this long is deleted (the device logs in again). Logout and password
+/// changes already delete tokens at once; this removes the ones clients simply forgot.
+pub const TOKEN_IDLE_DAYS: i64 = 180;
+/// Finished jobs are kept this long, for inspection and for the dedupe keys of recent slots.
+pub const JOB_HISTORY_DAYS: i64 = 7;
+/// How often the clean-ups are scheduled.
+pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(3600);
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// A library scan job (on demand, at start, or periodic).
+pub fn library_scan() -> NewJob {
+    NewJob::new(LIBRARY_SCAN).lane(LIBRARY_SCAN)
+}
+
+/// The handlers of every kind above, over the server's state.
+pub fn default_handlers(state: &AppState) -> Handlers {
+    let scan_state = state.clone();
+    let store = state.store.clone();
+    let jobs_store = state.store.clone();
+    Handlers::new()
+        .with(LIBRARY_SCAN, move |_job: ClaimedJob| {
+            let state = scan_state.clone();
+            async move { run_library_scan(&state).await }
+        })
+        .with(TOKEN_CLEANUP, move |job: ClaimedJob| {
+            let store = store.clone();
+            async move {
+                let days = job
+                    .payload
+                    .get("idleDays")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(TOKEN_IDLE_DAYS)
+                    .max(1);
+                let removed = store
+                    .delete_idle_tokens(Store::now() - days * DAY_MS)
+                    .await
+                    .map_err(|e| JobError::from_error(&e))?;
+                tracing::info!(removed, idle_days = days, "deleted idle login tokens");
+                Ok(())
+            }
+        })
+        .with(JOBS_CLEANUP, move |_job: ClaimedJob| {
+            let store = jobs_store.clone();
+            async move {
+                let removed = store
+                    .purge_finished_jobs(Store::now() - JOB_HISTORY_DAYS * DAY_MS)
+                    .await
+                    .map_err(|e| JobError::from_error(&e))?;
+                tracing::info!(removed, "deleted old finished jobs");
+                Ok(())
+            }
+        })
+}
+
+async fn run_library_scan(state: &AppState) -> Result<(), JobError> {
+    match scan::scan_all(state).await {
+        Ok(_) => Ok(()),
+        // The lane keeps scans apart across replicas; a scan started outside the queue (a
+        // test, an older code path) in this process covers the same files.
+        Err(ScanError::AlreadyRunning) => {
+            tracing::info!("a scan is already running in this process; it covers this job");
+            Ok(())
+        }
+        Err(e) => Err(JobError::from_error(&e)),
+    }
+}
+
+/// What the leader enqueues, and how often: the library scan on `scan.intervalSeconds`
+/// (none when 0: then only at start and on request), the clean-ups hourly.
+pub fn periodic_jobs(config: &ServerConfig) -> Vec<Periodic> {
+    let mut jobs = Vec::new();
+    if config.scan.interval_seconds > 0 {
+        jobs.push(Periodic {
+            job: library_scan(),
+            every: Duration::from_secs(config.scan.interval_seconds),
+            in_current_slot: false,
+        });
+    }
+    for kind in [TOKEN_CLEANUP, JOBS_CLEANUP] {
+        jobs.push(Periodic {
+            job: NewJob::new(kind).lane(kind),
+            every: CLEANUP_INTERVAL,
+            in_current_slot: true,
+        });
+    }
+    jobs
+}
