@@ -31,7 +31,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long in-flight requests may run after shutdown begins before they are cut.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// How long job workers get to give their jobs back at shutdown.
+/// How long job workers and the status reporter get to finish at shutdown.
 pub const JOBS_GRACE: Duration = Duration::from_secs(5);
 
 /// The public router: the Jellyfin API and health checks.
@@ -228,7 +228,9 @@ pub async fn serve(
         crate::discovery::spawn_default(state.clone());
     }
     // Scans and clean-ups are jobs: a scan at start, workers here, the schedule by the leader.
-    let background = crate::jobs::start(&state).await;
+    let mut background = crate::jobs::start(&state).await;
+    // In Kubernetes, this replica reports itself into its MediaServerCluster's status.
+    background.extend(crate::k8s::start(&state));
 
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the Jellyfin API");
@@ -260,7 +262,8 @@ pub async fn serve(
             Ok(())
         }
     };
-    // Workers give their interrupted jobs back to the queue before the pool closes.
+    // Workers give their interrupted jobs back to the queue before the pool closes; the status
+    // reporter says this replica is draining.
     if tokio::time::timeout(JOBS_GRACE, futures::future::join_all(background))
         .await
         .is_err()

@@ -16,6 +16,7 @@ pub mod error;
 pub mod health;
 pub mod jf;
 pub mod jobs;
+pub mod k8s;
 pub mod metrics;
 pub mod sample;
 pub mod scan;

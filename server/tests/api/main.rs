@@ -11,6 +11,7 @@ mod health;
 mod images;
 mod items;
 mod jobs;
+mod k8s;
 mod perf;
 mod playback;
 mod playstate;
