@@ -101,14 +101,21 @@ impl fmt::Debug for Handlers {
 /// `state.shutdown` is cancelled; await the handles before closing the store so that
 /// interrupted jobs are given back.
 pub async fn start(state: &crate::state::AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    start_with(state, &WorkerSettings::for_dialect(state.store.dialect())).await
+}
+
+/// [`start`] with other worker settings (count, visibility timeout, heartbeat).
+pub async fn start_with(
+    state: &crate::state::AppState,
+    settings: &WorkerSettings,
+) -> Vec<tokio::task::JoinHandle<()>> {
     if let Err(e) = state.store.enqueue(&kinds::library_scan()).await {
         tracing::warn!(error = %crate::error::DisplayChain(&e), "cannot enqueue the start-up scan");
     }
-    let settings = WorkerSettings::for_dialect(state.store.dialect());
     let mut tasks = spawn_workers(
         &state.store,
         &default_handlers(state),
-        &settings,
+        settings,
         &state.replica_id,
         &state.shutdown,
     );

@@ -262,6 +262,34 @@ on_both_providers! {
         Ok(())
     }
 
+    async fn the_token_cleanup_job_deletes_only_tokens_idle_for_longer_than_its_limit(server) {
+        let store = server.state.store.clone();
+        let (admin, _token) = server.admin().await?;
+        let (viewer, _) = server.viewer().await?;
+        // The administrator's token was last used 40 days ago, the viewer's just now.
+        let forty_days_ago = Store::now() - 40 * 24 * 3600 * 1000;
+        sqlx::query("UPDATE access_tokens SET last_used_at = $1 WHERE user_id = $2")
+            .bind(forty_days_ago)
+            .bind(admin.id.to_n())
+            .execute(store.pool())
+            .await?;
+        store
+            .enqueue(&NewJob::new(ephyra_server::jobs::TOKEN_CLEANUP).payload(serde_json::json!({"idleDays": 30})))
+            .await?;
+        let shutdown = CancellationToken::new();
+        let workers = spawn_workers(&store, &default_handlers(&server.state), &fast(1), "replica-c", &shutdown);
+        all_ended(&store, ephyra_server::jobs::TOKEN_CLEANUP, 1).await?;
+        shutdown.cancel();
+        for w in workers {
+            w.await?;
+        }
+        let job = store.jobs_of_kind(ephyra_server::jobs::TOKEN_CLEANUP).await?.remove(0);
+        assert_eq!(job.state, JobState::Done);
+        assert_eq!(store.count_tokens(admin.id).await?, 0);
+        assert_eq!(store.count_tokens(viewer.id).await?, 1);
+        Ok(())
+    }
+
     async fn a_stale_leaders_enqueue_is_refused(server) {
         let store = server.state.store.clone();
         let periodic = Periodic {
