@@ -161,6 +161,12 @@ pub(crate) fn apply(config: &mut ServerConfig, env: &dyn Source) -> Result<(), C
     if let Some(v) = parsed(env, "EPHYRA_RENEW_MILLIS")? {
         config.coordination.renew_millis = v;
     }
+    if let Some(v) = parsed(env, "EPHYRA_JOB_WORKERS")? {
+        config.jobs.workers = Some(v);
+    }
+    if let Some(v) = parsed(env, "EPHYRA_JOB_VISIBILITY_SECONDS")? {
+        config.jobs.visibility_seconds = Some(v);
+    }
     if let Some(v) = boolean(env, "EPHYRA_DISCOVERY")? {
         config.discovery = v;
     }

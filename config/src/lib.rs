@@ -48,6 +48,8 @@ pub const ENV_KEYS: &[&str] = &[
     "EPHYRA_POD_NAME",
     "EPHYRA_LEASE_MILLIS",
     "EPHYRA_RENEW_MILLIS",
+    "EPHYRA_JOB_WORKERS",
+    "EPHYRA_JOB_VISIBILITY_SECONDS",
     "EPHYRA_DISCOVERY",
     "EPHYRA_LOG",
     "EPHYRA_LOG_FORMAT",
@@ -124,6 +126,9 @@ pub struct ServerConfig {
     pub admin: Option<AdminBootstrap>,
     /// Leadership lease timing.
     pub coordination: CoordinationConfig,
+    /// Job workers (scans, clean-ups) on this replica. Left out of rendered files while unset.
+    #[serde(skip_serializing_if = "JobsConfig::is_unset")]
+    pub jobs: JobsConfig,
     /// Answer Jellyfin's UDP discovery broadcasts on port 7359.
     pub discovery: bool,
     /// Log filter and format.
@@ -147,6 +152,7 @@ impl Default for ServerConfig {
             cluster: None,
             admin: None,
             coordination: CoordinationConfig::default(),
+            jobs: JobsConfig::default(),
             discovery: true,
             log: LogConfig::default(),
         }
@@ -393,6 +399,25 @@ impl Default for CoordinationConfig {
     }
 }
 
+/// Job workers: every replica claims jobs from the database's queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Workers on this replica; unset: 2 on PostgreSQL, 1 on SQLite (one writer).
+    /// `EPHYRA_JOB_WORKERS`.
+    pub workers: Option<u32>,
+    /// A running job whose worker has been silent this long is retried by another worker;
+    /// unset: 30. `EPHYRA_JOB_VISIBILITY_SECONDS`.
+    pub visibility_seconds: Option<u64>,
+}
+
+impl JobsConfig {
+    /// True when nothing is set (the defaults apply).
+    pub fn is_unset(&self) -> bool {
+        *self == JobsConfig::default()
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
@@ -554,6 +579,18 @@ impl ServerConfig {
                     "the lease ({} ms) must last at least two renew intervals ({} ms)",
                     self.coordination.lease_millis, self.coordination.renew_millis
                 ),
+            ));
+        }
+        if self.jobs.workers == Some(0) {
+            return Err(ConfigError::invalid(
+                "EPHYRA_JOB_WORKERS",
+                "must be at least 1",
+            ));
+        }
+        if self.jobs.visibility_seconds == Some(0) {
+            return Err(ConfigError::invalid(
+                "EPHYRA_JOB_VISIBILITY_SECONDS",
+                "must be at least 1",
             ));
         }
         if self.transcode.segment_seconds == 0 || self.transcode.segment_seconds > 60 {

@@ -38,6 +38,8 @@ fn environment_overrides_every_documented_key() {
         ("POD_NAMESPACE", "media"),
         ("POD_NAME", "home-server-1"),
         ("EPHYRA_LOG_FORMAT", "json"),
+        ("EPHYRA_JOB_WORKERS", "5"),
+        ("EPHYRA_JOB_VISIBILITY_SECONDS", "12"),
     ]);
     let config = load(env).unwrap();
     assert_eq!(config.listen, "127.0.0.1:18096".parse().unwrap());
@@ -55,6 +57,10 @@ fn environment_overrides_every_documented_key() {
         ("media", "home-server-1")
     );
     assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(
+        (config.jobs.workers, config.jobs.visibility_seconds),
+        (Some(5), Some(12))
+    );
 }
 
 #[test]

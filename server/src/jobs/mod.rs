@@ -1,8 +1,8 @@
 //! Work that must happen once across replicas, run from the job queue in the database
 //! ([`crate::store::jobs`]).
 //!
-//! - [`worker`]: every replica runs a few workers (2 on PostgreSQL, 1 on SQLite, whose single
-//!   writer gains nothing from more). A worker claims a job, runs its [`Handler`] while
+//! - [`worker`]: every replica runs a few workers (`jobs.workers`; 2 on PostgreSQL, 1 on
+//!   SQLite, whose single writer gains nothing from more). A worker claims a job, runs its [`Handler`] while
 //!   heartbeating, and records the outcome; on shutdown it stops the handler and gives the job
 //!   back to the queue.
 //! - [`scheduler`]: while this replica leads, it enqueues the periodic jobs once per time slot,
@@ -101,7 +101,8 @@ impl fmt::Debug for Handlers {
 /// `state.shutdown` is cancelled; await the handles before closing the store so that
 /// interrupted jobs are given back.
 pub async fn start(state: &crate::state::AppState) -> Vec<tokio::task::JoinHandle<()>> {
-    start_with(state, &WorkerSettings::for_dialect(state.store.dialect())).await
+    let settings = WorkerSettings::from_config(&state.config.jobs, state.store.dialect());
+    start_with(state, &settings).await
 }
 
 /// [`start`] with other worker settings (count, visibility timeout, heartbeat).

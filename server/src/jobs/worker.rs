@@ -30,6 +30,20 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
+    /// The settings `config.jobs` asks for, with [`WorkerSettings::for_dialect`]'s defaults
+    /// where it is silent. The heartbeat keeps to a sixth of the visibility timeout.
+    pub fn from_config(config: &ephyra_config::JobsConfig, dialect: Dialect) -> WorkerSettings {
+        let mut settings = WorkerSettings::for_dialect(dialect);
+        if let Some(n) = config.workers {
+            settings.workers = usize::try_from(n).unwrap_or(1).max(1);
+        }
+        if let Some(secs) = config.visibility_seconds {
+            settings.visibility = Duration::from_secs(secs.max(1));
+            settings.heartbeat = settings.heartbeat.min(settings.visibility / 6);
+        }
+        settings
+    }
+
     /// The defaults for a provider: two workers on PostgreSQL, one on SQLite (one writer).
     pub fn for_dialect(dialect: Dialect) -> WorkerSettings {
         WorkerSettings {
@@ -171,5 +185,31 @@ async fn run_one(
             // The claim lapses after the visibility timeout and another worker retries.
             tracing::warn!(parent: &span, error = %DisplayChain(&e), "cannot record the job's outcome");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_workers_and_visibility_override_the_providers_defaults() {
+        let unset = ephyra_config::JobsConfig::default();
+        assert_eq!(
+            WorkerSettings::from_config(&unset, Dialect::Postgres).workers,
+            2
+        );
+        assert_eq!(
+            WorkerSettings::from_config(&unset, Dialect::Sqlite).workers,
+            1
+        );
+        let set = ephyra_config::JobsConfig {
+            workers: Some(4),
+            visibility_seconds: Some(6),
+        };
+        let s = WorkerSettings::from_config(&set, Dialect::Sqlite);
+        assert_eq!(s.workers, 4);
+        assert_eq!(s.visibility, Duration::from_secs(6));
+        assert_eq!(s.heartbeat, Duration::from_secs(1));
     }
 }
