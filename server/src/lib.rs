@@ -4,7 +4,8 @@
 //! Layout, by feature: `api/` (one router per resource), `store/` (storage behind one type,
 //! SQLite and PostgreSQL), `auth` (headers, tokens, passwords), `jf` (Jellyfin's wire
 //! conventions), `scan/` (library scanning), `stream/` (direct streaming with byte ranges),
-//! `app` (assembly, serving, shutdown). The binary in `main.rs` only reads configuration and
+//! `jobs/` (work that runs once across replicas: queue workers and the leader's scheduler),
+//! `k8s` (status reporting into the MediaServerCluster), `app` (assembly, serving, shutdown). The binary in `main.rs` only reads configuration and
 //! calls [`run`].
 
 pub mod api;
