@@ -41,9 +41,7 @@ pub async fn ha_library() -> anyhow::Result<&'static SampleLibrary> {
     static LIBRARY: OnceCell<(TempDir, SampleLibrary)> = OnceCell::const_new();
     let (_, library) = LIBRARY
         .get_or_try_init(|| async {
-            let dir = tempfile::Builder::new()
-                .prefix("ephyra-e2e-media-")
-                .tempdir()?;
+            let dir = crate::wait::scratch_dir("media")?;
             let library = ephyra_testsupport::generate_library(dir.path()).await?;
             let long = VideoSpec {
                 seconds: LONG_FILM_SECONDS,
@@ -92,9 +90,7 @@ impl ClusterBuilder {
 
     /// Starts PostgreSQL, Redis and the replicas, and waits until every replica is ready.
     pub async fn start(self) -> anyhow::Result<LocalCluster> {
-        let dir = tempfile::Builder::new()
-            .prefix("ephyra-e2e-cluster-")
-            .tempdir()?;
+        let dir = crate::wait::scratch_dir("cluster")?;
         let library = ha_library().await?;
         let (database, database_url) = if self.own_postgres {
             let guard = PostgresGuard::start().await?;
@@ -108,12 +104,12 @@ impl ClusterBuilder {
         };
         let redis = RedisGuard::start().await?;
         let mut cluster = LocalCluster {
-            dir,
+            replicas: Vec::new(),
+            redis,
             database,
             database_url,
-            redis,
             library,
-            replicas: Vec::new(),
+            dir,
         };
         for index in 0..self.replicas {
             let name = format!("r{index}");
@@ -187,19 +183,20 @@ struct Replica {
     starts: u32,
 }
 
-/// PostgreSQL + Redis + N replicas. Everything stops when it is dropped.
+/// PostgreSQL + Redis + N replicas. Everything stops when it is dropped: fields drop in
+/// order, so the replicas stop before Redis and PostgreSQL, and their folder goes last.
 #[derive(Debug)]
 pub struct LocalCluster {
-    /// Replicas' data, transcode folders and logs.
-    dir: TempDir,
+    replicas: Vec<Replica>,
+    /// The replicas' Redis; tests may stop and restart it.
+    pub redis: RedisGuard,
     database: Database,
     /// The replicas' database, for tests that read the server's tables.
     pub database_url: String,
-    /// The replicas' Redis; tests may stop and restart it.
-    pub redis: RedisGuard,
     /// The library every replica serves.
     pub library: &'static SampleLibrary,
-    replicas: Vec<Replica>,
+    /// Replicas' data, transcode folders and logs.
+    dir: TempDir,
 }
 
 /// What one replica's `/health/ready` said.

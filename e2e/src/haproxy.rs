@@ -99,9 +99,7 @@ impl Haproxy {
     /// is up.
     pub async fn start(backends: &[(String, u16)]) -> anyhow::Result<Haproxy> {
         let binary = haproxy_binary()?;
-        let dir = tempfile::Builder::new()
-            .prefix("ephyra-haproxy-")
-            .tempdir()?;
+        let dir = crate::wait::scratch_dir("haproxy")?;
         let port = free_port()?;
         let stats_port = free_port()?;
         let cfg_path = dir.path().join("haproxy.cfg");
