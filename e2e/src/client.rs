@@ -30,8 +30,8 @@ pub struct JellyfinClient {
     /// The logged-in user's id.
     pub user_id: Option<String>,
     http: reqwest::Client,
-    /// `EPHYRA=<replica>` as last set by the load balancer, shared by clones so a client
-    /// moved to another base URL keeps it only when it is the same load balancer.
+    /// `EPHYRA=<replica>` as last set by the load balancer. Clones share it (they are the
+    /// same app); [`JellyfinClient::on`] starts without one.
     cookie: Arc<Mutex<Option<String>>>,
 }
 
@@ -59,8 +59,8 @@ impl JellyfinClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(2))
-            // Every request a fresh decision by the load balancer would hide which replica
-            // served it; keep-alive is what apps do.
+            // Keep-alive, as apps do: a killed replica's connections break mid-pool, which is
+            // part of what failover must survive.
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
