@@ -22,7 +22,7 @@ mod redis;
 pub mod tokens;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -183,8 +183,9 @@ struct Inner {
     backend: Backend,
     /// Cancelled by [`Coordinator::stop`]: leadership is released and background tasks end.
     stop: CancellationToken,
-    /// Set once leadership has been released for good (shutdown).
-    stopped: AtomicBool,
+    /// Completed once leadership has been released for good: every caller of
+    /// [`Coordinator::shutdown`] waits for the same release.
+    shut_down: tokio::sync::OnceCell<()>,
     /// Background tasks (lease loop, subscriber), awaited by [`Coordinator::shutdown`].
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -221,7 +222,7 @@ impl Coordinator {
                 tokens: TokenCache::default(),
                 backend,
                 stop: CancellationToken::new(),
-                stopped: AtomicBool::new(false),
+                shut_down: tokio::sync::OnceCell::new(),
                 tasks: std::sync::Mutex::default(),
             }),
         }
@@ -424,28 +425,32 @@ impl Coordinator {
         self.inner.stop.cancel();
     }
 
-    /// Stops and waits (bounded) until leadership is released and recorded.
+    /// Stops and waits (bounded) until leadership is released and recorded. Concurrent and
+    /// later callers all return only once the release is done.
     pub async fn shutdown(&self) {
         self.stop();
-        let tasks: Vec<_> = {
-            let mut tasks = match self.inner.tasks.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            tasks.drain(..).collect()
-        };
-        for task in tasks {
-            if tokio::time::timeout(Duration::from_secs(3), task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("coordination task did not stop in time");
-            }
-        }
-        if let Backend::InProcess(_) = &self.inner.backend {
-            self.step_down("shutdown").await;
-        }
-        self.inner.stopped.store(true, Ordering::Relaxed);
+        self.inner
+            .shut_down
+            .get_or_init(|| async {
+                let tasks: Vec<_> = {
+                    let mut tasks = match self.inner.tasks.lock() {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                    tasks.drain(..).collect()
+                };
+                for task in tasks {
+                    if tokio::time::timeout(Duration::from_secs(3), task)
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!("coordination task did not stop in time");
+                    }
+                }
+                // The in-process provider has no lease loop: its term ends here.
+                self.step_down("shutdown").await;
+            })
+            .await;
     }
 
     /// Records and announces a new term of this replica.

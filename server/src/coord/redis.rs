@@ -89,11 +89,16 @@ return {u, p}
 /// How long one Redis command may take before the caller treats Redis as unreachable.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// An event on the wire, with the publishing process so it can skip its own.
+/// A message on the wire, with the publishing process so it can skip its own: an event, or
+/// the news that the lease was just released (followers then try at once instead of on
+/// their next renew tick).
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
     origin: String,
-    event: Event,
+    #[serde(default)]
+    event: Option<Event>,
+    #[serde(default)]
+    lease_released: bool,
 }
 
 /// The request fields kept in Redis (the secret is the key; the user is a separate field
@@ -117,6 +122,8 @@ pub(super) struct RedisBackend {
     /// servers with the same replica id can never renew each other's lease.
     holder: String,
     reachable: AtomicBool,
+    /// Woken when another replica released the lease.
+    lease_free: tokio::sync::Notify,
     acquire: Script,
     renew: Script,
     release: Script,
@@ -151,6 +158,7 @@ impl RedisBackend {
             timing,
             holder: format!("{replica_id}#{}", hex::encode(nonce)),
             reachable: AtomicBool::new(false),
+            lease_free: tokio::sync::Notify::new(),
             acquire: Script::new(ACQUIRE),
             renew: Script::new(RENEW),
             release: Script::new(RELEASE),
@@ -220,11 +228,17 @@ impl RedisBackend {
     }
 
     pub(super) async fn publish(&self, event: &Event) -> CoordResult<()> {
-        let payload = serde_json::to_string(&Envelope {
+        self.send(Envelope {
             origin: self.holder.clone(),
-            event: event.clone(),
+            event: Some(event.clone()),
+            lease_released: false,
         })
-        .map_err(|e| CoordError::Protocol(e.to_string()))?;
+        .await
+    }
+
+    async fn send(&self, envelope: Envelope) -> CoordResult<()> {
+        let payload =
+            serde_json::to_string(&envelope).map_err(|e| CoordError::Protocol(e.to_string()))?;
         let mut conn = self.conn.clone();
         let _receivers: i64 = self.run(conn.publish(CHANNEL, payload)).await?;
         Ok(())
@@ -425,6 +439,7 @@ pub(super) async fn lease_loop(weak: WeakCoordinator, backend: Arc<RedisBackend>
         tokio::select! {
             () = weak.stop.cancelled() => break,
             () = tokio::time::sleep_until(wake) => {}
+            () = backend.lease_free.notified() => {}
         }
     }
     // Told to stop: stop acting first, then free the lease so another replica takes over on
@@ -434,7 +449,16 @@ pub(super) async fn lease_loop(weak: WeakCoordinator, backend: Arc<RedisBackend>
         coord.step_down("shutdown").await;
         if was_leader {
             match backend.try_release().await {
-                Ok(true) => tracing::info!("leadership released"),
+                Ok(true) => {
+                    tracing::info!("leadership released");
+                    let _ = backend
+                        .send(Envelope {
+                            origin: backend.holder.clone(),
+                            event: None,
+                            lease_released: true,
+                        })
+                        .await;
+                }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %crate::error::DisplayChain(&e), "could not release the lease; it will expire")
@@ -514,7 +538,14 @@ pub(super) async fn subscribe_loop(weak: WeakCoordinator, backend: Arc<RedisBack
                     };
                     match serde_json::from_str::<Envelope>(&payload) {
                         Ok(env) if env.origin == backend.holder => {}
-                        Ok(env) => coord.deliver(env.event),
+                        Ok(env) => {
+                            if env.lease_released {
+                                backend.lease_free.notify_one();
+                            }
+                            if let Some(event) = env.event {
+                                coord.deliver(event);
+                            }
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "ignoring an unreadable replica event")
                         }

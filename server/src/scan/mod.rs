@@ -82,7 +82,20 @@ impl Drop for RunningGuard {
 /// Scans every configured library once. At most one scan runs per process: a second call
 /// while one runs returns [`ScanError::AlreadyRunning`] at once.
 pub async fn scan_all(state: &AppState) -> Result<ScanReport, ScanError> {
-    scan_with(&state.store, &state.config, &state.metrics).await
+    let report = scan_with(&state.store, &state.config, &state.metrics).await?;
+    if report.probed > 0 || report.removed > 0 {
+        // Clients on every replica refresh their views (the scan does not track ids yet, so
+        // the lists are empty and `IsEmpty` is false: "something changed").
+        state
+            .coordinator
+            .publish_or_log(crate::coord::Event::library_changed(serde_json::json!({
+                "FoldersAddedTo": [], "FoldersRemovedFrom": [], "ItemsAdded": [],
+                "ItemsRemoved": [], "ItemsUpdated": [], "CollectionFolders": [],
+                "IsEmpty": false,
+            })))
+            .await;
+    }
+    Ok(report)
 }
 
 /// [`scan_all`] over explicit parts.

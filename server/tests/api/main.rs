@@ -6,6 +6,7 @@ mod support;
 mod library;
 
 mod conventions;
+mod coord;
 mod discovery;
 mod health;
 mod images;
