@@ -163,7 +163,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::PoolExhausted => ApiError::Unavailable("The database is busy, try again."),
+            StoreError::PoolExhausted => {
+                ApiError::Unavailable("The database is busy or unreachable, try again.")
+            }
             StoreError::Unreachable(_) => ApiError::Unavailable("The database is unreachable."),
             other => ApiError::internal(other),
         }

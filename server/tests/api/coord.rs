@@ -538,3 +538,39 @@ async fn without_postgres_requests_fail_fast_with_503_and_everything_recovers_wh
     server.state.coordinator.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_cached_token_resolves_in_well_under_half_a_millisecond_on_postgres() -> Result<()> {
+    let server = TestServer::new(Provider::Postgres).await?;
+    let (_, token) = server.viewer().await?;
+    let request = http::Request::builder()
+        .uri("/Users/Me")
+        .header("Authorization", with_token(&token))
+        .body(())?;
+    let (parts, ()) = request.into_parts();
+    let mut cached = Vec::new();
+    let mut uncached = Vec::new();
+    for _ in 0..500 {
+        let t = Instant::now();
+        let user = ephyra_server::auth::AuthUser::resolve(&parts, &server.state).await?;
+        cached.push(t.elapsed());
+        ensure!(user.is_some());
+        // The same lookup straight from the database, for comparison.
+        let t = Instant::now();
+        server
+            .state
+            .store
+            .token_owner(&ephyra_server::auth::hash_token(&token))
+            .await?;
+        uncached.push(t.elapsed());
+    }
+    cached.sort();
+    uncached.sort();
+    let (p50, p99) = (cached[cached.len() / 2], cached[cached.len() * 99 / 100]);
+    eprintln!(
+        "token resolution on PostgreSQL: cached p50 {p50:?} p99 {p99:?}; database p50 {:?}",
+        uncached[uncached.len() / 2]
+    );
+    assert!(p50 < Duration::from_micros(500), "p50 {p50:?}");
+    Ok(())
+}
