@@ -24,11 +24,16 @@ use tokio_util::sync::CancellationToken;
 use crate::on_both_providers;
 use crate::support::{Provider, TestServer, test_config, with_token};
 
-/// Fast settings for tests: short visibility, frequent heartbeats, quick polls.
+/// Silence after which the retry test's job is taken over.
+const SHORT_VISIBILITY: Duration = Duration::from_millis(600);
+
+/// Fast settings for tests: frequent heartbeats, quick polls, and a visibility timeout long
+/// enough that a busy test machine (SQLite's single writer delays heartbeats behind a scan's
+/// writes) does not look like a dead worker.
 fn fast(workers: usize) -> WorkerSettings {
     WorkerSettings {
         workers,
-        visibility: Duration::from_millis(600),
+        visibility: Duration::from_secs(5),
         heartbeat: Duration::from_millis(100),
         idle_poll: Duration::from_millis(20),
         retry_after: Duration::ZERO,
@@ -141,7 +146,10 @@ on_both_providers! {
         let first = tokio::spawn(run_worker(
             store.clone(),
             handlers.clone(),
-            fast(1),
+            WorkerSettings {
+                visibility: SHORT_VISIBILITY,
+                ..fast(1)
+            },
             "replica-a/0".to_owned(),
             shutdown.clone(),
         ));
@@ -154,7 +162,10 @@ on_both_providers! {
         let second = tokio::spawn(run_worker(
             store.clone(),
             handlers,
-            fast(1),
+            WorkerSettings {
+                visibility: SHORT_VISIBILITY,
+                ..fast(1)
+            },
             "replica-b/0".to_owned(),
             shutdown.clone(),
         ));
@@ -171,7 +182,8 @@ on_both_providers! {
             runs.iter().map(|r| (r.worker.as_str(), r.outcome.as_deref())).collect();
         assert_eq!(outcomes, [("replica-a/0", Some("lost")), ("replica-b/0", Some("done"))]);
         // The retry waited for the silence to last the visibility timeout.
-        ensure!(runs[1].started_at >= runs[0].last_alive() + 600, "{runs:?}");
+        let silence = i64::try_from(SHORT_VISIBILITY.as_millis())?;
+        ensure!(runs[1].started_at >= runs[0].last_alive() + silence, "{runs:?}");
         assert_no_overlap(&runs)?;
         Ok(())
     }
