@@ -674,6 +674,8 @@ fi
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 
 mkdir -p "$(dirname "$out")"
+# The container images section is written by `make images` (scripts/images.sh): kept as is.
+images_section=$(sed -n '/^<!-- images:begin -->$/,/^<!-- images:end -->$/p' "$out" 2>/dev/null || true)
 {
     cat <<EOF
 # Benchmarks
@@ -785,6 +787,7 @@ ports and is stopped and removed on exit; wrk's own reports (latency distributio
 \`build/bench/wrk.log\`. Run it on an otherwise idle machine: the figures are
 only comparable within one run.
 EOF
+    if [[ -n $images_section ]]; then printf '\n%s\n' "$images_section"; fi
 } >"$out"
 
 echo

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Makes sure this machine has what `make test` needs, and says what is missing when it cannot.
+# Makes sure this machine has what a `make` target needs, and says what is missing when it
+# cannot. `scripts/ensure-deps.sh [MODE]`, MODE being:
 #
-# - System programs: PostgreSQL (initdb, postgres), redis-server, ffmpeg/ffprobe, haproxy,
-#   nginx, wrk, setpriv. As root on Debian, missing ones are installed with apt-get
-#   (`apt-get update` runs once, and only when something is missing). Otherwise each missing
-#   program is listed with the package that provides it, and the script exits non-zero.
-# - Python tools (kubernetes-validate, jsonschema, jellyfin-apiclient-python): a virtualenv in
-#   build/venv from the pins in scripts/requirements-test.txt, rebuilt only when that file (or
-#   the Python interpreter) changed since the venv was made.
+# - `test` (the default, for `make test`): system programs PostgreSQL (initdb, postgres),
+#   redis-server, ffmpeg/ffprobe, haproxy, nginx, wrk, setpriv, lua5.4 (runs the Argo CD health
+#   check in the operator's tests); and Python tools (kubernetes-validate, jsonschema,
+#   jellyfin-apiclient-python, hadolint) in a virtualenv in build/venv from the pins in
+#   scripts/requirements-test.txt, rebuilt only when that file (or the Python interpreter)
+#   changed since the venv was made.
+# - `run` (for `make run`): only ffmpeg/ffprobe, which make the sample library.
+# - `images` (for `make images`, `make image-test`): podman with runc, and mmdebstrap, which
+#   builds the Debian base image from Debian's packages.
+#
+# As root on Debian, missing programs are installed with apt-get (`apt-get update` runs once,
+# and only when something is missing). Otherwise each missing program is listed with the
+# package that provides it, and the script exits non-zero.
 #
 # Idempotent, and silent when everything is already there.
 set -euo pipefail
@@ -16,6 +23,7 @@ cd "$(dirname "$0")/.."
 readonly requirements=scripts/requirements-test.txt
 readonly venv=build/venv
 readonly stamp=$venv/.requirements.sha256
+readonly mode=${1:-test}
 
 say() { echo "ensure-deps: $*" >&2; }
 
@@ -36,17 +44,33 @@ have() { command -v "$1" >/dev/null || [[ -x /usr/sbin/$1 ]]; }
 
 have_python_venv() { command -v python3 >/dev/null && python3 -c 'import ensurepip, venv' 2>/dev/null; }
 
-# Fills `missing` with "what it is|Debian package" for every absent program.
+# Fills `missing` with "what it is|Debian package" for every program `mode` needs and lacks.
 find_missing() {
     missing=()
-    have_postgres || missing+=("initdb and postgres|postgresql")
-    have redis-server || missing+=("redis-server|redis-server")
-    { have ffmpeg && have ffprobe; } || missing+=("ffmpeg and ffprobe|ffmpeg")
-    have haproxy || missing+=("haproxy|haproxy")
-    have nginx || missing+=("nginx|nginx-light")
-    have wrk || missing+=("wrk|wrk")
-    have setpriv || missing+=("setpriv|util-linux")
-    have_python_venv || missing+=("python3 with venv and ensurepip|python3-venv")
+    if [[ $mode == run || $mode == test ]]; then
+        { have ffmpeg && have ffprobe; } || missing+=("ffmpeg and ffprobe|ffmpeg")
+    fi
+    case $mode in
+    test)
+        have_postgres || missing+=("initdb and postgres|postgresql")
+        have redis-server || missing+=("redis-server|redis-server")
+        have haproxy || missing+=("haproxy|haproxy")
+        have nginx || missing+=("nginx|nginx-light")
+        have wrk || missing+=("wrk|wrk")
+        have setpriv || missing+=("setpriv|util-linux")
+        have lua5.4 || missing+=("lua5.4|lua5.4")
+        have_python_venv || missing+=("python3 with venv and ensurepip|python3-venv")
+        ;;
+    images)
+        have podman || missing+=("podman|podman")
+        # Named: podman takes crun or runc, and scripts/podman/containers.conf asks for runc.
+        have runc || missing+=("runc|runc")
+        have mmdebstrap || missing+=("mmdebstrap|mmdebstrap")
+        have curl || missing+=("curl|curl")
+        have jq || missing+=("jq|jq")
+        ;;
+    *) ;;
+    esac
 }
 
 install_with_apt() {
@@ -54,8 +78,10 @@ install_with_apt() {
     say "installing ${packages[*]} with apt-get"
     local log
     log=$(mktemp)
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
+    # Other checkouts on the same machine may hold dpkg's lock: wait for it instead of failing.
+    if ! { apt-get update -qq -o DPkg::Lock::Timeout=600 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+            --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
         cat "$log" >&2
         rm -f "$log"
         say "apt-get failed (output above)"
@@ -119,7 +145,17 @@ if command -v flock >/dev/null; then
     flock 9
 fi
 
+case $mode in
+run | test | images) ;;
+*)
+    say "unknown mode '$mode' (test, run or images)"
+    exit 2
+    ;;
+esac
+
 status=0
 ensure_system_programs || status=1
-ensure_venv || status=1
+if [[ $mode == test ]]; then
+    ensure_venv || status=1
+fi
 exit "$status"
