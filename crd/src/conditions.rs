@@ -7,6 +7,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub mod types {
     /// The cluster serves clients.
     pub const READY: &str = "Ready";
+    /// The operator is still working towards this generation: applying, rolling out, waiting
+    /// for replicas or dependencies to become ready. kstatus (Flux) reads True as InProgress.
+    pub const RECONCILING: &str = "Reconciling";
+    /// The operator cannot progress until a person acts: an invalid spec, a missing Secret or
+    /// claim, Traefik not installed, a name clash. kstatus (Flux) reads True as Failed.
+    pub const STALLED: &str = "Stalled";
     /// PostgreSQL is reachable (managed: its StatefulSet is ready; external: its Secret exists).
     pub const DATABASE_READY: &str = "DatabaseReady";
     /// Redis is reachable.

@@ -10,8 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::MediaServerClusterStatus;
 
-/// Default server image; the operator pins it to its own version.
-pub const DEFAULT_SERVER_IMAGE: &str = "ghcr.io/ephyra-media/ephyra-server:0.1.0";
+/// Where Ephyra's images are published (`make images` tags them so too).
+pub const IMAGE_REGISTRY: &str = "ghcr.io/ephyra-media";
+/// Default server image: the workspace version, so the operator deploys the server it was
+/// released with. `make images` builds this tag; a test keeps deploy/ and the scripts in step.
+pub const DEFAULT_SERVER_IMAGE: &str = concat!(
+    "ghcr.io/ephyra-media/ephyra-server:",
+    env!("CARGO_PKG_VERSION")
+);
 /// Default managed PostgreSQL image.
 pub const DEFAULT_POSTGRES_IMAGE: &str = "docker.io/library/postgres:17.6-alpine";
 /// Default managed Redis image.

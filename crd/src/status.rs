@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaServerClusterStatus {
-    /// The `metadata.generation` this status describes.
+    /// The `metadata.generation` this status describes, written at the first reconcile of each
+    /// generation; until it equals `metadata.generation` the conditions describe an older spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Ready, DatabaseReady, RedisReady, StorageReady, ReplicasReady, IngressReady,
-    /// LeaderElected and Degraded, in the standard `metav1.Condition` shape.
+    /// Ready, Reconciling and Stalled (read by GitOps tools as kstatus defines them), then
+    /// DatabaseReady, RedisReady, StorageReady, ReplicasReady, IngressReady, LeaderElected and
+    /// Degraded, in the standard `metav1.Condition` shape.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -188,6 +188,16 @@ async fn reconcile_inner(msc: &MediaServerCluster, ctx: &Context) -> Result<Acti
             status::publish(&ctx.recorder, msc, &notices).await;
             Err(error)
         }
+        Err(error) => {
+            // GitOps tools wait on the status: say the operator is still at it (and, on a first
+            // reconcile, that Ready is not known yet) rather than leave it absent or stale. The
+            // reconcile's error is what decides the retry, so a failed write is only logged.
+            let new = status::retrying(msc, &error, Time(now));
+            if let Err(write_error) = status::write(&ctx.client, msc, &new).await {
+                tracing::debug!(%write_error, "cannot record the retry in the status");
+            }
+            Err(error)
+        }
         result => result,
     }
 }
@@ -414,6 +424,7 @@ async fn observe(
         redis_secret,
         ingress,
         pods,
+        changed: report.written().map(|(key, _)| key.clone()).collect(),
     })
 }
 

@@ -1,6 +1,11 @@
 //! Status: observed children → conditions, counts and URL; stale members pruned; events for
 //! what a person should know.
 //!
+//! GitOps tools read three of the conditions the way kstatus defines them, so they are written
+//! from the first reconcile of every generation, together with `observedGeneration`, and never
+//! left absent: `Ready`, `Reconciling` (True while the operator is still applying, rolling out
+//! or waiting: InProgress) and `Stalled` (True while only a person can unblock it: Failed).
+//!
 //! Computing the status is pure ([`compute`], [`stale_members`], [`events`]); only [`write`],
 //! [`prune_members`] and [`publish`] touch the API. The operator writes its fields with
 //! server-side apply on the status subresource under its own field manager, so its writes merge
@@ -34,6 +39,8 @@ use crate::validate::{Database, InvalidSpec, Redis, ValidatedCluster};
 /// Condition types the operator owns (the leader owns `LeaderElected`).
 pub const OPERATOR_CONDITIONS: &[&str] = &[
     types::READY,
+    types::RECONCILING,
+    types::STALLED,
     types::DATABASE_READY,
     types::REDIS_READY,
     types::STORAGE_READY,
@@ -87,6 +94,9 @@ pub struct Observed {
     pub ingress: IngressState,
     /// Names of the server pods that exist.
     pub pods: Vec<String>,
+    /// Objects (`Kind/name`) this reconcile created, updated or recreated: their effect is not
+    /// observed yet, so the cluster is still reconciling.
+    pub changed: Vec<String>,
 }
 
 fn set(
@@ -381,12 +391,137 @@ pub fn compute(
         &now,
     );
 
+    progress(c, obs, v.replicas, generation, &now);
+
     status.observed_generation = generation;
     status.replicas = Some(existing);
     status.ready_replicas = Some(ready);
     status.selector = Some(v.names.server_selector_string());
     status.url = Some(url);
     status
+}
+
+/// Reasons of the other conditions that mean only a person can unblock the cluster: any of
+/// them, False, makes `Stalled` True. The operator still looks again every 30 s.
+pub const STALL_REASONS: &[&str] = &[
+    "SecretNotFound",
+    "SecretKeyMissing",
+    "MediaClaimNotFound",
+    "TraefikNotInstalled",
+];
+
+/// Why the StatefulSet of the server is still rolling out, if it is: its controller has not
+/// seen the latest spec, or not every replica runs the latest revision.
+fn rolling_out(sts: &StatefulSet, desired: i32) -> Option<String> {
+    let status = sts.status.as_ref()?;
+    if status.observed_generation < sts.metadata.generation {
+        return Some("the server StatefulSet has not picked up its new spec yet".to_owned());
+    }
+    let revision_differs = status.update_revision.is_some()
+        && status.current_revision.is_some()
+        && status.current_revision != status.update_revision;
+    revision_differs.then(|| {
+        format!(
+            "{} of {desired} replicas run the current revision",
+            status.updated_replicas.unwrap_or(0)
+        )
+    })
+}
+
+/// `Stalled` and `Reconciling`, from the conditions already computed: stalled when a condition
+/// says a person must act; otherwise reconciling until Ready is True, what this pass changed
+/// has been observed, the rollout is done and every replica asked for is ready.
+fn progress(
+    c: &mut Vec<Condition>,
+    obs: &Observed,
+    desired: i32,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let stall = c
+        .iter()
+        .filter(|cond| cond.type_ != types::READY && cond.status == "False")
+        .find(|cond| STALL_REASONS.contains(&cond.reason.as_str()))
+        .map(|cond| (cond.reason.clone(), cond.message.clone()));
+    if let Some((reason, message)) = stall {
+        conditions::set(
+            c,
+            types::STALLED,
+            Status::True,
+            &reason,
+            message,
+            generation,
+            now.clone(),
+        );
+        set(
+            c,
+            types::RECONCILING,
+            false,
+            "Stalled",
+            "nothing progresses until the cause in Stalled is fixed".to_owned(),
+            generation,
+            now,
+        );
+        return;
+    }
+    set(
+        c,
+        types::STALLED,
+        false,
+        "NotStalled",
+        "nothing needs a person".to_owned(),
+        generation,
+        now,
+    );
+    let ready = obs
+        .server
+        .as_ref()
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let not_ready = conditions::find(c, types::READY)
+        .filter(|cond| cond.status != "True")
+        .map(|cond| (cond.reason.clone(), cond.message.clone()));
+    let waiting = if let Some(why) = not_ready {
+        Some(why)
+    } else if !obs.changed.is_empty() {
+        Some((
+            "Applied".to_owned(),
+            format!(
+                "applied {}; waiting to see the change take effect",
+                obs.changed.join(", ")
+            ),
+        ))
+    } else if let Some(why) = obs.server.as_ref().and_then(|s| rolling_out(s, desired)) {
+        Some(("RollingOut".to_owned(), why))
+    } else if ready < desired {
+        Some((
+            "WaitingForReplicas".to_owned(),
+            format!("{ready} of {desired} replicas ready"),
+        ))
+    } else {
+        None
+    };
+    match waiting {
+        Some((reason, message)) => conditions::set(
+            c,
+            types::RECONCILING,
+            Status::True,
+            &reason,
+            message,
+            generation,
+            now.clone(),
+        ),
+        None => set(
+            c,
+            types::RECONCILING,
+            false,
+            "Reconciled",
+            format!("all {desired} replicas ready on the current revision"),
+            generation,
+            now,
+        ),
+    }
 }
 
 /// The status of a cluster whose spec is invalid: Ready is False with every problem in its
@@ -401,7 +536,8 @@ pub fn invalid(msc: &MediaServerCluster, err: &InvalidSpec, now: Time) -> MediaS
 }
 
 /// The status of a cluster that cannot be reconciled until a person acts (`reason` is one of
-/// [`BLOCKED_REASONS`]): Ready is False with `message`; other conditions are kept.
+/// [`BLOCKED_REASONS`]): Ready is False and Stalled True with `message`, Reconciling False;
+/// other conditions are kept.
 pub fn blocked(
     msc: &MediaServerCluster,
     reason: &'static str,
@@ -410,12 +546,63 @@ pub fn blocked(
 ) -> MediaServerClusterStatus {
     let mut status = msc.status.clone().unwrap_or_default();
     let generation = msc.meta().generation;
+    let c = &mut status.conditions;
     set(
-        &mut status.conditions,
+        c,
         types::READY,
         false,
         reason,
-        message,
+        message.clone(),
+        generation,
+        &now,
+    );
+    set(c, types::STALLED, true, reason, message, generation, &now);
+    set(
+        c,
+        types::RECONCILING,
+        false,
+        "Stalled",
+        "nothing progresses until the cause in Stalled is fixed".to_owned(),
+        generation,
+        &now,
+    );
+    status.observed_generation = generation;
+    status
+}
+
+/// The status of a cluster whose reconcile failed on something that may pass (the API
+/// answered an error): Reconciling True with the error, Stalled False, Ready kept as it was or
+/// Unknown when there was none yet, so even a first reconcile that fails leaves a status.
+pub fn retrying(msc: &MediaServerCluster, error: &Error, now: Time) -> MediaServerClusterStatus {
+    let mut status = msc.status.clone().unwrap_or_default();
+    let generation = msc.meta().generation;
+    let c = &mut status.conditions;
+    if conditions::find(c, types::READY).is_none() {
+        conditions::set(
+            c,
+            types::READY,
+            Status::Unknown,
+            "Reconciling",
+            "the operator has not finished a reconcile of this cluster yet",
+            generation,
+            now.clone(),
+        );
+    }
+    set(
+        c,
+        types::RECONCILING,
+        true,
+        "RetryingAfterError",
+        format!("{error}; retrying with backoff"),
+        generation,
+        &now,
+    );
+    set(
+        c,
+        types::STALLED,
+        false,
+        "NotStalled",
+        "nothing needs a person".to_owned(),
         generation,
         &now,
     );
@@ -735,6 +922,7 @@ mod tests {
             redis_secret: SecretCheck::NotNeeded,
             ingress: IngressState::Applied,
             pods: vec![],
+            changed: vec![],
         }
     }
 
@@ -745,13 +933,16 @@ mod tests {
     #[test]
     fn a_healthy_cluster_is_ready_and_not_degraded() {
         let s = compute(&default_cluster(), &healthy(), None, at(10));
+        let abnormal_true = [types::DEGRADED, types::RECONCILING, types::STALLED];
         for t in OPERATOR_CONDITIONS
             .iter()
-            .filter(|t| **t != types::DEGRADED)
+            .filter(|t| !abnormal_true.contains(t))
         {
             assert_eq!(cond(&s, t).status, "True", "{t}");
         }
-        assert_eq!(cond(&s, types::DEGRADED).status, "False");
+        for t in abnormal_true {
+            assert_eq!(cond(&s, t).status, "False", "{t}");
+        }
         assert_eq!(s.ready_replicas, Some(3));
         assert_eq!(s.url.as_deref(), Some("https://jelly.test.example"));
         assert_eq!(s.observed_generation, Some(1));
@@ -866,5 +1057,108 @@ mod tests {
         );
         let second = compute(&default_cluster(), &obs, Some(&first), at(20));
         assert!(events(&first.conditions, &second.conditions, &[], &[]).is_empty());
+    }
+
+    fn rolling(updated: i32) -> StatefulSet {
+        let mut sts = sts(3, 3);
+        sts.metadata.generation = Some(2);
+        if let Some(status) = sts.status.as_mut() {
+            status.observed_generation = Some(2);
+            status.current_revision = Some("jelly-server-1".to_owned());
+            status.update_revision = Some("jelly-server-2".to_owned());
+            status.updated_replicas = Some(updated);
+        }
+        sts
+    }
+
+    #[test]
+    fn a_rollout_keeps_the_cluster_ready_and_reconciling_until_every_replica_is_updated() {
+        let mut obs = healthy();
+        obs.server = Some(rolling(1));
+        let s = compute(&default_cluster(), &obs, None, at(10));
+        assert_eq!(cond(&s, types::READY).status, "True");
+        let r = cond(&s, types::RECONCILING);
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str(), r.message.as_str()),
+            (
+                "True",
+                "RollingOut",
+                "1 of 3 replicas run the current revision"
+            )
+        );
+        assert_eq!(cond(&s, types::STALLED).status, "False");
+
+        let mut unseen = rolling(0);
+        unseen.metadata.generation = Some(3);
+        obs.server = Some(unseen);
+        let s = compute(&default_cluster(), &obs, Some(&s), at(20));
+        assert!(
+            cond(&s, types::RECONCILING)
+                .message
+                .contains("has not picked up its new spec"),
+            "{:?}",
+            cond(&s, types::RECONCILING)
+        );
+    }
+
+    #[test]
+    fn objects_written_in_this_pass_keep_the_cluster_reconciling() {
+        let mut obs = healthy();
+        obs.changed = vec!["ConfigMap/jelly-config".to_owned()];
+        let s = compute(&default_cluster(), &obs, None, at(10));
+        let r = cond(&s, types::RECONCILING);
+        assert_eq!((r.status.as_str(), r.reason.as_str()), ("True", "Applied"));
+        assert!(
+            r.message.contains("ConfigMap/jelly-config"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn a_missing_media_claim_stalls_and_stops_reconciling() {
+        let mut obs = healthy();
+        obs.media_claim = SecretCheck::Missing;
+        let s = compute(&default_cluster(), &obs, None, at(10));
+        let stalled = cond(&s, types::STALLED);
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "MediaClaimNotFound")
+        );
+        assert_eq!(stalled.message, cond(&s, types::STORAGE_READY).message);
+        assert_eq!(cond(&s, types::RECONCILING).status, "False");
+        assert_eq!(cond(&s, types::READY).status, "False");
+    }
+
+    #[test]
+    fn a_transient_error_on_a_new_cluster_leaves_ready_unknown_and_reconciling() {
+        let msc = MediaServerCluster::test();
+        let error = Error::Discovery {
+            group: "traefik.io/v1alpha1".to_owned(),
+            source: kube::Error::Api(
+                kube::core::Status::failure("etcd timeout", "InternalError")
+                    .with_code(500)
+                    .boxed(),
+            ),
+        };
+        let s = retrying(&msc, &error, at(10));
+        assert_eq!(s.observed_generation, Some(1));
+        assert_eq!(cond(&s, types::READY).status, "Unknown");
+        let r = cond(&s, types::RECONCILING);
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("True", "RetryingAfterError")
+        );
+        assert_eq!(cond(&s, types::STALLED).status, "False");
+
+        let served = compute(&default_cluster(), &healthy(), None, at(5));
+        let mut msc = MediaServerCluster::test();
+        msc.status = Some(served);
+        let s = retrying(&msc, &error, at(10));
+        assert_eq!(
+            cond(&s, types::READY).status,
+            "True",
+            "an API hiccup does not unsay that the cluster serves"
+        );
     }
 }

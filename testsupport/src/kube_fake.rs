@@ -11,6 +11,7 @@
 //! and merge patch. It bumps `resourceVersion` on every write and `generation` when anything
 //! but metadata and status changes, refuses a StatefulSet `volumeClaimTemplates` change with
 //! 422 like the real API, and answers 404 for `traefik.io` unless Traefik is "installed".
+//! [`FakeApi::fail`] makes chosen requests answer 500, as a flaky API server does.
 //! Every request is recorded so tests can count writes exactly. A watch request gets a stream
 //! that stays open and never sends an event (enough for a controller to start and stop).
 
@@ -107,6 +108,8 @@ struct State {
     /// Discovery lists Traefik's resources but they answer 404 (CRDs removed in between).
     traefik_stale_discovery: bool,
     version: u64,
+    /// Requests to answer with 500: (method, path suffix, how many more times).
+    failures: Vec<(String, String, usize)>,
 }
 
 /// The fake API server. Clones share state.
@@ -235,6 +238,14 @@ impl FakeApi {
             state.traefik_stale_discovery = true;
         }
         self
+    }
+
+    /// The next `times` requests with `method` whose path ends with `path_suffix` answer 500
+    /// InternalError (recorded, but not carried out).
+    pub fn fail(&self, method: &str, path_suffix: &str, times: usize) {
+        self.lock()
+            .failures
+            .push((method.to_owned(), path_suffix.to_owned(), times));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -381,6 +392,17 @@ impl FakeApi {
             content_type: content_type.clone(),
             body: String::from_utf8_lossy(&body).into_owned(),
         });
+        let failure = state.failures.iter_mut().find(|(method, suffix, times)| {
+            *times > 0 && parts.method.as_str() == method && path.ends_with(suffix.as_str())
+        });
+        if let Some((_, _, times)) = failure {
+            *times -= 1;
+            return status_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "etcdserver: request timed out",
+            );
+        }
         if parts.method == Method::GET && query.split('&').any(|p| p == "watch=true") {
             let quiet = futures::stream::pending::<Result<Frame<Bytes>, Infallible>>();
             return Response::new(StreamBody::new(quiet).boxed());

@@ -22,16 +22,17 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::testing::{Fixture, NAME, NS};
 
-const MSC_API: &str = "ephyra.io/v1alpha1";
+pub(super) const MSC_API: &str = "ephyra.io/v1alpha1";
 const NOW: i64 = 1_900_000_000;
 
-struct Harness {
-    api: FakeApi,
-    ctx: Arc<Context>,
+/// One stored cluster, the fake API and a context with a fixed clock (also used by `health`).
+pub(super) struct Harness {
+    pub(super) api: FakeApi,
+    pub(super) ctx: Arc<Context>,
 }
 
 impl Harness {
-    fn new(api: FakeApi, msc: MediaServerCluster) -> Harness {
+    pub(super) fn new(api: FakeApi, msc: MediaServerCluster) -> Harness {
         api.insert(serde_json::to_value(&msc).unwrap());
         let client = api.client();
         let mut ctx = Context::new(
@@ -50,36 +51,36 @@ impl Harness {
         }
     }
 
-    fn with_traefik(msc: MediaServerCluster) -> Harness {
+    pub(super) fn with_traefik(msc: MediaServerCluster) -> Harness {
         Harness::new(FakeApi::new().with_traefik(), msc)
     }
 
-    fn stored(&self) -> Option<MediaServerCluster> {
+    pub(super) fn stored(&self) -> Option<MediaServerCluster> {
         self.api
             .get(MSC_API, "MediaServerCluster", NS, NAME)
             .map(|v| serde_json::from_value(v).unwrap())
     }
 
-    async fn reconcile(&self) -> Result<Action, Error> {
+    pub(super) async fn reconcile(&self) -> Result<Action, Error> {
         let msc = self.stored().expect("the cluster is stored");
         controller::reconcile(Arc::new(msc), self.ctx.clone()).await
     }
 
     /// Reconciles until the operator has seen everything it created (two passes), then
     /// forgets the requests.
-    async fn settle(&self) {
+    pub(super) async fn settle(&self) {
         self.reconcile().await.unwrap();
         self.reconcile().await.unwrap();
         self.api.clear_requests();
     }
 
-    fn edit_spec(&self, f: impl FnOnce(&mut Value)) {
+    pub(super) fn edit_spec(&self, f: impl FnOnce(&mut Value)) {
         self.api.edit(MSC_API, "MediaServerCluster", NS, NAME, |o| {
             f(&mut o["spec"])
         });
     }
 
-    fn condition(&self, type_: &str) -> Condition {
+    pub(super) fn condition(&self, type_: &str) -> Condition {
         let status = self.stored().unwrap().status.unwrap();
         conditions::find(&status.conditions, type_)
             .unwrap_or_else(|| panic!("no {type_} condition"))
