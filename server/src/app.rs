@@ -184,11 +184,16 @@ pub async fn start(config: ServerConfig) -> Result<AppState, RunError> {
     tracing::info!(provider = store.dialect().name(), "database ready");
     if let Some(admin) = &config.admin
         && let Some(pw) = &admin.password
-        && store.count_users().await? == 0
     {
-        let hash = password::hash(pw.expose()).await?;
-        if store.ensure_first_admin(&admin.user, &hash).await? {
-            tracing::info!(user = %admin.user, "created the first administrator");
+        // Given an administrator, nobody should meet the first-run wizard: it closes either
+        // way. An existing user is never touched (the password may have been changed since).
+        if store.count_users().await? == 0 {
+            let hash = password::hash(pw.expose()).await?;
+            if store.ensure_first_admin(&admin.user, &hash).await? {
+                tracing::info!(user = %admin.user, "created the first administrator");
+            }
+        } else {
+            store.complete_wizard().await?;
         }
     }
     Ok(AppState::new(config, store).await?)

@@ -39,6 +39,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     /// Readiness: false once shutdown has begun, so load balancers stop sending work.
     pub accepting: Arc<AtomicBool>,
+    /// The first-run wizard was seen closed (it never reopens; see `api::startup`).
+    pub wizard_closed: Arc<AtomicBool>,
     /// Cancelled when the server shuts down: long-lived work (WebSockets, streams, scans)
     /// watches it to end promptly.
     pub shutdown: CancellationToken,
@@ -80,6 +82,7 @@ impl AppState {
             sessions,
             login_limiter: Arc::new(LoginLimiter::new(LoginPolicy::default())),
             accepting: Arc::new(AtomicBool::new(true)),
+            wizard_closed: Arc::new(AtomicBool::new(false)),
             shutdown: CancellationToken::new(),
             socket_timeout: Duration::from_secs(60),
         })

@@ -17,6 +17,7 @@ pub mod playback;
 pub mod playstate;
 pub mod quickconnect;
 pub mod sessions;
+pub mod startup;
 pub mod system;
 pub mod users;
 
@@ -35,4 +36,6 @@ pub fn router() -> Router<AppState> {
         .merge(images::router())
         .merge(playback::router())
         .merge(playstate::router())
+        .merge(startup::router())
+        .merge(startup::wizard_support_router())
 }

@@ -41,7 +41,8 @@ pub struct PublicSystemInfo {
     pub operating_system: &'static str,
     /// The server id, equal to every `ServerId`.
     pub id: String,
-    /// The startup wizard is never shown.
+    /// False while the first-run wizard is open (no administrator yet): jellyfin-web then
+    /// shows the wizard instead of the login page.
     pub startup_wizard_completed: bool,
 }
 
@@ -67,7 +68,7 @@ pub struct SystemInfo {
     system_architecture: &'static str,
 }
 
-fn public(state: &AppState, headers: &HeaderMap) -> PublicSystemInfo {
+async fn public(state: &AppState, headers: &HeaderMap) -> PublicSystemInfo {
     // The address the client used is the one most likely to work for it again.
     let local_address = headers
         .get(HOST)
@@ -84,12 +85,24 @@ fn public(state: &AppState, headers: &HeaderMap) -> PublicSystemInfo {
         product_name: PRODUCT_NAME,
         operating_system: "",
         id: state.server_id.to_n(),
-        startup_wizard_completed: true,
+        startup_wizard_completed: wizard_completed(state).await,
     }
 }
 
 async fn public_info(State(state): State<AppState>, headers: HeaderMap) -> Json<PublicSystemInfo> {
-    Json(public(&state, &headers))
+    Json(public(&state, &headers).await)
+}
+
+/// Whether the first-run wizard is done. A database error reads as done: discovery keeps
+/// answering, and nobody is sent into a wizard that cannot save.
+async fn wizard_completed(state: &AppState) -> bool {
+    match crate::api::startup::is_open(state).await {
+        Ok(open) => !open,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the first-run wizard's state");
+            true
+        }
+    }
 }
 
 async fn info(
@@ -98,7 +111,7 @@ async fn info(
     headers: HeaderMap,
 ) -> Json<SystemInfo> {
     Json(SystemInfo {
-        public: public(&state, &headers),
+        public: public(&state, &headers).await,
         operating_system_display_name: std::env::consts::OS,
         package_name: "ephyra",
         has_pending_restart: false,

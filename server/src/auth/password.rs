@@ -59,6 +59,21 @@ pub async fn verify(password: &str, hash: Option<&str>) -> Result<bool, Password
     Ok(ok && real)
 }
 
+/// The rule a password chosen through the API must meet, in the words shown to the person.
+pub const STRENGTH_RULE: &str =
+    "The password must have at least 8 characters and must differ from the user name.";
+
+/// Checks a new password against [`STRENGTH_RULE`]; `Err` carries the rule.
+pub fn check_strength(user_name: &str, password: &str) -> Result<(), &'static str> {
+    let long_enough = password.chars().count() >= 8;
+    let not_the_name = !password.trim().eq_ignore_ascii_case(user_name.trim());
+    if long_enough && not_the_name && !password.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(STRENGTH_RULE)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +90,15 @@ mod tests {
     #[test]
     fn the_dummy_hash_is_a_valid_argon2id_hash() {
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+
+    #[test]
+    fn short_empty_or_name_passwords_are_refused_and_long_ones_pass() {
+        assert!(check_strength("rosa", "").is_err());
+        assert!(check_strength("rosa", "1234567").is_err());
+        assert!(check_strength("rosalinde", "RosaLinde").is_err());
+        assert!(check_strength("rosa", "        ").is_err());
+        assert!(check_strength("rosa", "correct horse").is_ok());
+        assert!(check_strength("rosa", "12345678").is_ok());
     }
 }

@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod leader;
 pub mod userdata;
 pub mod users;
+pub mod wizard;
 
 use std::str::FromStr;
 use std::time::Duration;

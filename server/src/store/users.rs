@@ -7,7 +7,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, StoreResult, flag, get_bool, get_id};
+use super::{Store, StoreResult, flag, get_bool, get_id};
 use crate::jf::JfId;
 
 /// A user account.
@@ -125,6 +125,17 @@ impl Store {
         password_hash: Option<&str>,
         is_admin: bool,
     ) -> StoreResult<User> {
+        let mut conn = self.pool().acquire().await?;
+        Store::insert_user(&mut *conn, name, password_hash, is_admin).await
+    }
+
+    /// Inserts a user on `conn` (a pooled connection or an open transaction).
+    pub(crate) async fn insert_user(
+        conn: &mut sqlx::AnyConnection,
+        name: &str,
+        password_hash: Option<&str>,
+        is_admin: bool,
+    ) -> StoreResult<User> {
         let user = User {
             id: JfId::random(),
             name: name.trim().to_owned(),
@@ -147,23 +158,27 @@ impl Store {
         .bind(user.password_hash.as_deref())
         .bind(flag(is_admin))
         .bind(user.created_at)
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await?;
         Ok(user)
     }
 
-    /// Creates the first administrator unless a user exists already; true when created.
-    /// Safe when several replicas start at once: the name is unique, and a losing insert is
-    /// treated as "already there".
+    /// The `EPHYRA_ADMIN_*` bootstrap: creates the first administrator unless a user exists
+    /// already, and closes the first-run wizard either way; true when created. Safe when
+    /// several replicas start at once (see [`Store::create_first_admin`]). An administrator
+    /// that exists is never touched, so a password changed since is kept.
     pub async fn ensure_first_admin(&self, name: &str, password_hash: &str) -> StoreResult<bool> {
-        if self.count_users().await? > 0 {
-            return Ok(false);
-        }
-        match self.create_user(name, Some(password_hash), true).await {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        let created = if self.count_users().await? > 0 {
+            false
+        } else {
+            match self.create_first_admin(name, password_hash, true).await {
+                Ok(_) => true,
+                Err(super::wizard::FirstAdminError::AlreadyExists) => false,
+                Err(super::wizard::FirstAdminError::Store(e)) => return Err(e),
+            }
+        };
+        self.complete_wizard().await?;
+        Ok(created)
     }
 
     /// A user by id.

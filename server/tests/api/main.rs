@@ -21,6 +21,7 @@ mod scan;
 mod serving;
 mod sessions;
 mod socket;
+mod startup;
 mod store;
 mod system;
 mod users;

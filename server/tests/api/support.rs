@@ -89,6 +89,16 @@ impl TestServer {
         })
     }
 
+    /// A handle on a state started elsewhere (a restart over the same database); its data
+    /// folder is the caller's to keep.
+    pub fn from_state(state: AppState, config: ServerConfig) -> Result<TestServer> {
+        Ok(TestServer {
+            state,
+            config,
+            _dir: tempfile::tempdir()?,
+        })
+    }
+
     /// The same configuration with a first administrator.
     pub fn admin_bootstrap(config: &mut ServerConfig, user: &str, password: &str) {
         config.admin = Some(AdminBootstrap {

@@ -14,7 +14,8 @@ on_both_providers! {
         assert_eq!(info["Version"], "10.11.11");
         assert_eq!(info["ServerName"], "Test Den");
         assert_eq!(info["OperatingSystem"], "");
-        assert_eq!(info["StartupWizardCompleted"], true);
+        // No user yet: the first-run wizard is offered (see `startup`).
+        assert_eq!(info["StartupWizardCompleted"], false);
         let id = info["Id"].as_str().unwrap();
         assert_eq!(id.len(), 32);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
