@@ -3,8 +3,15 @@
 //! the result to the store; items whose files are gone are removed.
 //!
 //! The parts are separate so each can be tested alone: [`walk`] (filesystem, containment of
-//! links), [`names`] (pure parsing), [`probe`] (ffprobe), [`images`] (artwork), [`ids`] (stable
-//! item ids). This module ties them together and is the only one that writes scan results.
+//! links, ignored folders, disc folders), [`names`] (pure parsing), [`place`] (pure: films,
+//! versions, stacks, extras and episodes over a whole folder tree), [`probe`] (ffprobe),
+//! [`images`] (artwork), [`ids`] (stable item ids). This module ties them together and is the
+//! only one that writes scan results.
+//!
+//! A file the naming rules cannot place is reported (log, [`ScanReport::unplaced`], and the
+//! library's scan summary in the store that `/Library/ScanSummary` serves), never dropped
+//! silently. A library folder that reads as empty while its files were known is treated like
+//! an unreadable one (an unmounted share): its items and users' play history are kept.
 //!
 //! A scan never stops at one bad file: a file ffprobe cannot read is recorded with its error
 //! (and hidden from clients) and the scan goes on; a library folder that cannot be read at all
@@ -531,14 +538,12 @@ impl LibraryScan<'_> {
                 } else {
                     ItemKind::Video
                 };
-                let mut item = media(id, kind, title.clone(), names::sort_name(title));
+                // The owner is linked by `owner_id` only (no foreign key): a series' extra may
+                // be written before the series' first episode creates the series.
+                let item = media(id, kind, title.clone(), names::sort_name(title));
                 let owner_id = match owner {
                     place::Owner::Movie(primary) => film_id(primary),
-                    place::Owner::Series(series) => {
-                        let sid = series_id(series);
-                        item.series_id = Some(sid);
-                        sid
-                    }
+                    place::Owner::Series(series) => series_id(series),
                 };
                 let naming = ItemNaming {
                     owner: Some((owner_id, OwnerRole::Extra)),
