@@ -254,7 +254,21 @@ pub async fn dtos(
             HashMap::new()
         },
         counts: state.store.folder_counts(&folders, Some(user)).await?,
+        naming: state.store.naming_of(&image_ids).await?,
+        linked: HashMap::new(),
+        // Jellyfin sends `Path` to administrators only.
+        show_paths: fields.path && crate::api::extras::is_admin(state, user).await?,
     };
+    let mut related = related;
+    if fields.media_sources || fields.needs_streams() {
+        related.linked = state.store.linked_of(&playable).await?;
+        if fields.needs_streams() {
+            let linked_ids: Vec<JfId> = related.linked.values().flatten().map(|l| l.id).collect();
+            related
+                .streams
+                .extend(state.store.media_streams(&linked_ids).await?);
+        }
+    }
     Ok(items
         .iter()
         .map(|i| item_dto(i, state.server_id, fields, &related))

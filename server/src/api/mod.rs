@@ -11,6 +11,7 @@
 //! error shape.
 
 pub mod dto;
+pub mod extras;
 pub mod images;
 pub mod items;
 pub mod playback;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(quickconnect::router())
         .merge(sessions::router())
         .merge(items::router())
+        .merge(extras::router())
         .merge(images::router())
         .merge(playback::router())
         .merge(playstate::router())

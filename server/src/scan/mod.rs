@@ -3,8 +3,15 @@
 //! the result to the store; items whose files are gone are removed.
 //!
 //! The parts are separate so each can be tested alone: [`walk`] (filesystem, containment of
-//! links), [`names`] (pure parsing), [`probe`] (ffprobe), [`images`] (artwork), [`ids`] (stable
-//! item ids). This module ties them together and is the only one that writes scan results.
+//! links, ignored folders, disc folders), [`names`] (pure parsing), [`place`] (pure: films,
+//! versions, stacks, extras and episodes over a whole folder tree), [`probe`] (ffprobe),
+//! [`images`] (artwork), [`ids`] (stable item ids). This module ties them together and is the
+//! only one that writes scan results.
+//!
+//! A file the naming rules cannot place is reported (log, [`ScanReport::unplaced`], and the
+//! library's scan summary in the store that `/Library/ScanSummary` serves), never dropped
+//! silently. A library folder that reads as empty while its files were known is treated like
+//! an unreadable one (an unmounted share): its items and users' play history are kept.
 //!
 //! A scan never stops at one bad file: a file ffprobe cannot read is recorded with its error
 //! (and hidden from clients) and the scan goes on; a library folder that cannot be read at all
@@ -16,6 +23,7 @@
 pub mod ids;
 pub mod images;
 pub mod names;
+pub mod place;
 pub mod probe;
 pub mod walk;
 
@@ -24,13 +32,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ephyra_config::{LibraryConfig, LibraryKind, ServerConfig};
+use ephyra_config::{LibraryConfig, ServerConfig};
 use futures::StreamExt;
 
 use crate::jf::JfId;
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::store::items::{ItemImage, ItemKind, ItemQuery, Library, NewItem};
+use crate::store::items::{
+    ItemImage, ItemKind, ItemNaming, ItemQuery, Library, NewItem, OwnerRole,
+};
 use crate::store::{Store, StoreError};
 
 /// How long ffprobe may take on one file.
@@ -57,6 +67,13 @@ pub struct ScanReport {
     pub extracted_images: usize,
     /// Library folders that could not be read (their items were kept).
     pub unreadable_folders: Vec<PathBuf>,
+    /// Files placed, by role (`Movie`, `Episode`, `Extra`, `Version`, `Part`), this scan.
+    pub placed: BTreeMap<&'static str, usize>,
+    /// Files the naming rules could not place, with the reason (never dropped silently).
+    pub unplaced: Vec<(PathBuf, String)>,
+    /// Files and folders skipped on purpose (NAS system folders, downloads in progress,
+    /// `.ignore`d folders).
+    pub ignored: usize,
 }
 
 /// Why a scan did not run or stopped.
@@ -193,16 +210,11 @@ struct LibraryScan<'a> {
     library_id: JfId,
 }
 
-/// A file named and probed, ready to be written.
+/// A file placed by the naming rules, ready to be probed and written.
 struct Named {
     file: walk::FoundFile,
     root: PathBuf,
-    name: FileName,
-}
-
-enum FileName {
-    Movie(names::MovieName),
-    Episode(names::EpisodeName),
+    role: place::Role,
 }
 
 impl LibraryScan<'_> {
@@ -233,8 +245,21 @@ impl LibraryScan<'_> {
         }
 
         // 2. Compare with what the store knows. With a folder unreadable, only files under the
-        //    readable ones may count as deleted.
+        //    readable ones may count as deleted. A folder that reads as empty while the store
+        //    knows files under it is taken for an unmounted share (an NFS mount point left
+        //    empty), not for a library whose every file was deleted: its items are kept.
         let known = self.store.known_files(self.library_id).await?;
+        walked.retain(|w| {
+            let empty = w.videos.is_empty();
+            let knows_files = known.keys().any(|p| p.starts_with(&w.root));
+            if empty && knows_files {
+                tracing::error!(library = %self.library.name, folder = %w.root.display(), "library folder is empty but its files were known; taken for an unmounted share, its items are kept");
+                report.unreadable_folders.push(w.root.clone());
+                all_reachable = false;
+                return false;
+            }
+            true
+        });
         let considered: BTreeMap<PathBuf, walk::KnownFile> = known
             .iter()
             .filter(|(path, _)| all_reachable || walked.iter().any(|w| path.starts_with(&w.root)))
@@ -266,31 +291,88 @@ impl LibraryScan<'_> {
                 .await?;
         }
 
-        // 4. Name and probe new or changed files, a bounded number at once, writing each as it
-        //    completes.
-        let root_of = |path: &Path| {
-            walked
-                .iter()
-                .find(|w| path.starts_with(&w.root))
-                .map(|w| w.root.clone())
-        };
-        let mut to_probe = Vec::new();
-        for file in plan.to_probe {
-            let Some(root) = root_of(&file.path) else {
+        // 4. Place every file (the rules look at a folder's files together: versions, stacks,
+        //    extras), report what cannot be placed, and re-place unchanged files whose
+        //    placement changed.
+        let mut roles: HashMap<PathBuf, (PathBuf, place::Role)> = HashMap::new();
+        for w in &walked {
+            report.ignored += w.ignored.len();
+            let relative: Vec<PathBuf> = w.videos.iter().map(|f| f.relative.clone()).collect();
+            for (rel, role) in place::place(self.library.kind, &relative) {
+                roles.insert(w.root.join(&rel), (w.root.clone(), role));
+            }
+        }
+        let mut unplaced_known = Vec::new();
+        let mut placed: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for (path, (_, role)) in &roles {
+            let key = role_name(role);
+            *placed.entry(key).or_default() += 1;
+            *report.placed.entry(key).or_default() += 1;
+            if let place::Role::Unplaced(reason) = role {
+                tracing::warn!(library = %self.library.name, path = %path.display(), %reason, "file cannot be placed; not added");
+                report.unplaced.push((path.clone(), (*reason).to_owned()));
+                if considered.contains_key(path) {
+                    unplaced_known.push(path.clone());
+                }
+            }
+        }
+        report.unplaced.sort();
+        if !unplaced_known.is_empty() {
+            report.removed += self
+                .store
+                .remove_files(self.library_id, &unplaced_known)
+                .await?;
+        }
+        let placements = self.store.placements(self.library_id).await?;
+        let mut relinks = Vec::new();
+        for file in &plan.unchanged {
+            let Some((root, role)) = roles.get(&file.path) else {
                 continue;
             };
-            let name = match self.library.kind {
-                LibraryKind::Movies => FileName::Movie(names::parse_movie(&file.relative)),
-                LibraryKind::Tvshows => match names::parse_episode(&file.relative) {
-                    Some(episode) => FileName::Episode(episode),
-                    None => {
-                        tracing::info!(library = %self.library.name, path = %file.path.display(), "not an episode name; skipped");
-                        self.metrics.scan_files_done.inc();
-                        continue;
-                    }
-                },
+            if matches!(role, place::Role::Unplaced(_)) {
+                continue;
+            }
+            let named = Named {
+                file: file.clone(),
+                root: root.clone(),
+                role: role.clone(),
             };
-            to_probe.push(Named { file, root, name });
+            let placement = placement_key(&named.role);
+            if placements.get(&file.path) != Some(&placement) {
+                relinks.push(named);
+            }
+        }
+        for named in relinks {
+            let rows = self.items_for(&named, None);
+            let (file_rows, folder_rows): (Vec<_>, Vec<_>) = rows
+                .into_iter()
+                .partition(|(item, _, _)| item.path.as_deref() == Some(named.file.path.as_path()));
+            if !folder_rows.is_empty() {
+                self.write_rows(&named, folder_rows).await?;
+            }
+            let relink: Vec<(NewItem, ItemNaming)> = file_rows
+                .into_iter()
+                .map(|(item, _, naming)| (item, naming))
+                .collect();
+            self.store.relink_items(&relink).await?;
+        }
+
+        // 5. Probe new or changed files, a bounded number at once, writing each as it
+        //    completes. Disc images are not probed (ffprobe cannot read them) but listed.
+        let mut to_probe = Vec::new();
+        for file in plan.to_probe {
+            let Some((root, role)) = roles.get(&file.path) else {
+                continue;
+            };
+            if matches!(role, place::Role::Unplaced(_)) {
+                self.metrics.scan_files_done.inc();
+                continue;
+            }
+            to_probe.push(Named {
+                file,
+                root: root.clone(),
+                role: role.clone(),
+            });
         }
         let ffprobe = self.config.ffmpeg.ffprobe.clone();
         let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
@@ -298,7 +380,17 @@ impl LibraryScan<'_> {
             .map(|named| {
                 let ffprobe = ffprobe.clone();
                 async move {
-                    let info = probe::probe(&ffprobe, &named.file.path, PROBE_TIMEOUT).await;
+                    let info = if names::is_disc_image(&named.file.path) {
+                        Ok(probe::MediaInfo {
+                            container: "iso".to_owned(),
+                            duration_ticks: None,
+                            bitrate: None,
+                            size: i64::try_from(named.file.size).ok(),
+                            streams: Vec::new(),
+                        })
+                    } else {
+                        probe::probe(&ffprobe, &named.file.path, PROBE_TIMEOUT).await
+                    };
                     (named, info)
                 }
             })
@@ -313,35 +405,51 @@ impl LibraryScan<'_> {
                     .errors
                     .push((named.file.path.clone(), reason.clone()));
             }
-            let writes = self.items_for(&named, info.ok());
-            match self.store.upsert_items(&writes).await {
-                Ok(()) => {}
-                // The same file under two libraries (overlapping folders): keep the first.
-                Err(StoreError::Conflict(_)) => {
-                    tracing::warn!(library = %self.library.name, path = %named.file.path.display(), "file already belongs to another library; skipped");
-                }
-                Err(e) => return Err(e.into()),
-            }
+            let rows = self.items_for(&named, Some(info.ok()));
+            self.write_rows(&named, rows).await?;
             self.metrics.scan_files_done.inc();
         }
         drop(probed);
         self.store.remove_empty_folders(self.library_id).await?;
+        self.store.sum_stacked_runtimes(self.library_id).await?;
+        self.store
+            .set_scan_summary(self.library_id, &summary_json(report, &placed, &walked))
+            .await?;
 
-        // 5. Artwork.
+        // 6. Artwork.
         report.extracted_images += self.refresh_images(&walked).await?;
         Ok(())
     }
 
-    /// The rows to write for one file: the film, or the series, season and episode.
+    /// Writes one file's rows; a file already under another library is skipped.
+    async fn write_rows(
+        &self,
+        named: &Named,
+        rows: Vec<(NewItem, Option<Vec<probe::StreamInfo>>, ItemNaming)>,
+    ) -> Result<(), ScanError> {
+        match self.store.upsert_named_items(&rows).await {
+            Ok(()) => Ok(()),
+            // The same file under two libraries (overlapping folders): keep the first.
+            Err(StoreError::Conflict(_)) => {
+                tracing::warn!(library = %self.library.name, path = %named.file.path.display(), "file already belongs to another library; skipped");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The rows to write for one file: the film (or its version, part or extra), or the
+    /// series, season and episode. `probed` is `None` for a re-placement of an unchanged file
+    /// (media columns are then not written), `Some(None)` when ffprobe failed.
     fn items_for(
         &self,
         named: &Named,
-        info: Option<probe::MediaInfo>,
-    ) -> Vec<(NewItem, Option<Vec<probe::StreamInfo>>)> {
+        probed: Option<Option<probe::MediaInfo>>,
+    ) -> Vec<(NewItem, Option<Vec<probe::StreamInfo>>, ItemNaming)> {
         let file = &named.file;
-        let probe_error = info
-            .is_none()
-            .then(|| "ffprobe could not read the file".to_owned());
+        let info = probed.clone().flatten();
+        let probe_error =
+            matches!(probed, Some(None)).then(|| "ffprobe could not read the file".to_owned());
         let media = |id: JfId, kind: ItemKind, name: String, sort_name: String| NewItem {
             id,
             library_id: self.library_id,
@@ -363,41 +471,120 @@ impl LibraryScan<'_> {
             probe_error: probe_error.clone(),
         };
         let id = ids::file_item_id(&self.library.name, &file.path);
-        let streams = info
+        let streams = probed
             .as_ref()
-            .map(|i| i.streams.clone())
-            .or(Some(Vec::new()));
-        match &named.name {
-            FileName::Movie(movie) => {
+            .map(|p| p.as_ref().map(|i| i.streams.clone()).unwrap_or_default());
+        let naming = ItemNaming {
+            placement: placement_key(&named.role),
+            ..ItemNaming::default()
+        };
+        let film_id =
+            |relative: &Path| ids::file_item_id(&self.library.name, &named.root.join(relative));
+        let series_id =
+            |series: &names::SeriesName| ids::series_id(&self.library.name, &series.name);
+        match &named.role {
+            place::Role::Movie { name, version } => {
                 let mut item = media(
+                    id,
+                    ItemKind::Movie,
+                    name.title.clone(),
+                    names::sort_name(&name.title),
+                );
+                item.production_year = name.year.map(i64::from);
+                let naming = ItemNaming {
+                    version_name: version.clone(),
+                    provider_ids: name.provider_ids.clone(),
+                    ..naming
+                };
+                vec![(item, streams, naming)]
+            }
+            place::Role::Version { primary, label } => {
+                let movie = names::parse_movie(&file.relative);
+                let item = media(
                     id,
                     ItemKind::Movie,
                     movie.title.clone(),
                     names::sort_name(&movie.title),
                 );
-                item.production_year = movie.year.map(i64::from);
-                vec![(item, streams)]
+                let naming = ItemNaming {
+                    owner: Some((film_id(primary), OwnerRole::Version)),
+                    version_name: Some(label.clone()),
+                    ..naming
+                };
+                vec![(item, streams, naming)]
             }
-            FileName::Episode(episode) => {
-                let title = episode
-                    .title
-                    .clone()
-                    .unwrap_or_else(|| format!("Episode {}", episode.episode));
-                let sort = format!(
-                    "{:04}-{:04} {}",
-                    episode.season,
-                    episode.episode,
-                    names::sort_name(&title)
+            place::Role::Part { primary, number } => {
+                let movie = names::parse_movie(&file.relative);
+                let item = media(
+                    id,
+                    ItemKind::Movie,
+                    movie.title.clone(),
+                    names::sort_name(&movie.title),
                 );
+                let naming = ItemNaming {
+                    owner: Some((film_id(primary), OwnerRole::Part)),
+                    part_number: Some(i64::from(*number)),
+                    ..naming
+                };
+                vec![(item, streams, naming)]
+            }
+            place::Role::Extra {
+                owner,
+                extra_type,
+                title,
+            } => {
+                let kind = if *extra_type == names::ExtraType::Trailer {
+                    ItemKind::Trailer
+                } else {
+                    ItemKind::Video
+                };
+                // The owner is linked by `owner_id` only (no foreign key): a series' extra may
+                // be written before the series' first episode creates the series.
+                let item = media(id, kind, title.clone(), names::sort_name(title));
+                let owner_id = match owner {
+                    place::Owner::Movie(primary) => film_id(primary),
+                    place::Owner::Series(series) => series_id(series),
+                };
+                let naming = ItemNaming {
+                    owner: Some((owner_id, OwnerRole::Extra)),
+                    extra_type: Some(extra_type.as_str().to_owned()),
+                    ..naming
+                };
+                vec![(item, streams, naming)]
+            }
+            place::Role::Episode(episode) => {
+                let title = episode.title.clone().unwrap_or_else(|| {
+                    match (episode.episode, episode.air_date) {
+                        (Some(n), _) => format!("Episode {n}"),
+                        (None, Some(d)) => format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
+                        (None, None) => file
+                            .relative
+                            .file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    }
+                });
+                let order = match (episode.episode, episode.air_date) {
+                    (Some(n), _) => format!("{n:06}"),
+                    (None, Some(d)) => format!("{:04}{:02}{:02}", d.year, d.month, d.day),
+                    (None, None) => "999999".to_owned(),
+                };
+                let sort = format!("{:04}-{order} {}", episode.season, names::sort_name(&title));
                 let mut item = media(id, ItemKind::Episode, title, sort);
-                item.index_number = Some(i64::from(episode.episode));
+                item.index_number = episode.episode.map(i64::from);
                 item.parent_index_number = Some(i64::from(episode.season));
+                item.production_year = episode.air_date.map(|d| i64::from(d.year));
+                let naming = ItemNaming {
+                    index_number_end: episode.episode_end.map(i64::from),
+                    premiere_date: episode.air_date.and_then(|d| d.unix_ms()),
+                    ..naming
+                };
                 if probe_error.is_some() {
                     // An unreadable episode is recorded alone: it must not create (or keep
                     // alive) a series or season that would show up empty.
-                    return vec![(item, streams)];
+                    return vec![(item, streams, naming)];
                 }
-                let series_id = ids::series_id(&self.library.name, &episode.series);
+                let series_id = series_id(&episode.series);
                 let season_id = ids::season_id(series_id, episode.season);
                 let (series_dir, season_dir) = series_folders(&named.root, &file.relative);
                 let series = NewItem {
@@ -405,20 +592,25 @@ impl LibraryScan<'_> {
                     library_id: self.library_id,
                     parent_id: None,
                     kind: ItemKind::Series,
-                    name: episode.series.clone(),
-                    sort_name: names::sort_name(&episode.series),
+                    name: episode.series.name.clone(),
+                    sort_name: names::sort_name(&episode.series.name),
                     path: series_dir,
                     series_id: None,
                     season_id: None,
                     index_number: None,
                     parent_index_number: None,
-                    production_year: None,
+                    production_year: episode.series.year.map(i64::from),
                     run_time_ticks: None,
                     container: None,
                     size_bytes: None,
                     bitrate: None,
                     file_mtime: None,
                     probe_error: None,
+                };
+                let series_naming = ItemNaming {
+                    provider_ids: episode.series.provider_ids.clone(),
+                    placement: "series".to_owned(),
+                    ..ItemNaming::default()
                 };
                 let season_name = if episode.season == 0 {
                     "Specials".to_owned()
@@ -434,13 +626,26 @@ impl LibraryScan<'_> {
                     path: season_dir,
                     series_id: Some(series_id),
                     index_number: Some(i64::from(episode.season)),
+                    production_year: None,
                     ..series.clone()
                 };
                 item.parent_id = Some(season_id);
                 item.series_id = Some(series_id);
                 item.season_id = Some(season_id);
-                vec![(series, None), (season, None), (item, streams)]
+                vec![
+                    (series, None, series_naming),
+                    (
+                        season,
+                        None,
+                        ItemNaming {
+                            placement: "season".to_owned(),
+                            ..ItemNaming::default()
+                        },
+                    ),
+                    (item, streams, naming),
+                ]
             }
+            place::Role::Unplaced(_) => Vec::new(),
         }
     }
 
@@ -597,6 +802,63 @@ impl LibraryScan<'_> {
         }
         Ok(extracted)
     }
+}
+
+/// The role's name in the scan summary.
+fn role_name(role: &place::Role) -> &'static str {
+    match role {
+        place::Role::Movie { .. } => "Movie",
+        place::Role::Episode(_) => "Episode",
+        place::Role::Extra { .. } => "Extra",
+        place::Role::Version { .. } => "Version",
+        place::Role::Part { .. } => "Part",
+        place::Role::Unplaced(_) => "Unplaced",
+    }
+}
+
+/// A fingerprint of what the rules made of a file: a rescan re-places an unchanged file
+/// when it differs (a version added beside it, rules changed by an upgrade).
+fn placement_key(role: &place::Role) -> String {
+    use sha2::Digest;
+    let text = format!("v1 {role:?}");
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..12])
+}
+
+/// How many examples of unplaced files a summary keeps.
+const SUMMARY_EXAMPLES: usize = 20;
+
+/// A library's scan summary for the store: counts by role, ignored entries, unreadable
+/// folders and files, and examples of what could not be placed.
+fn summary_json(
+    report: &ScanReport,
+    placed: &BTreeMap<&'static str, usize>,
+    walked: &[walk::Walked],
+) -> serde_json::Value {
+    let under = |p: &Path| walked.iter().any(|w| p.starts_with(&w.root));
+    let unplaced: Vec<serde_json::Value> = report
+        .unplaced
+        .iter()
+        .filter(|(p, _)| under(p))
+        .take(SUMMARY_EXAMPLES)
+        .map(|(p, reason)| serde_json::json!({ "Path": p.to_string_lossy(), "Reason": reason }))
+        .collect();
+    let unplaced_count = report.unplaced.iter().filter(|(p, _)| under(p)).count();
+    let errors: Vec<serde_json::Value> = report
+        .errors
+        .iter()
+        .filter(|(p, _)| under(p))
+        .take(SUMMARY_EXAMPLES)
+        .map(|(p, reason)| serde_json::json!({ "Path": p.to_string_lossy(), "Reason": reason }))
+        .collect();
+    serde_json::json!({
+        "Files": walked.iter().map(|w| w.videos.len()).sum::<usize>(),
+        "Placed": placed,
+        "Ignored": walked.iter().map(|w| w.ignored.len()).sum::<usize>(),
+        "UnplacedCount": unplaced_count,
+        "Unplaced": unplaced,
+        "UnreadableFiles": errors,
+        "UnreadableFolders": report.unreadable_folders.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+    })
 }
 
 /// A Primary image record for a file, with a tag from its size and modification time.

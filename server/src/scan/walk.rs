@@ -2,7 +2,10 @@
 //! new, changed or gone compared with what the store already knows.
 //!
 //! The walk is blocking filesystem work (run it on `spawn_blocking`); [`plan`] is pure.
-//! Hidden entries (a leading `.`) are skipped. A symbolic link is followed only when its target,
+//! Hidden entries (a leading `.`), NAS and system folders (`@eaDir`, `#recycle`,
+//! `$RECYCLE.BIN`, `lost+found`, ...), downloads in progress (`.part`, `.!qB`, ...) and folders
+//! holding a `.ignore` file are skipped and counted. A DVD or Blu-ray folder (`VIDEO_TS/`,
+//! `BDMV/`) yields one file, its main title (the largest `.VOB` or `STREAM/*.m2ts`). A symbolic link is followed only when its target,
 //! canonicalized, is still inside the library folder: a link to `/etc` is logged and ignored,
 //! and a link loop is walked once. The serving side checks containment again, at request time
 //! (see `scan::library_root_of`), because a link can change after the scan.
@@ -40,6 +43,8 @@ pub struct Walked {
     pub images: HashSet<PathBuf>,
     /// Entries that could not be read or were refused, with the reason (for the log).
     pub skipped: Vec<(PathBuf, String)>,
+    /// Entries skipped on purpose (system folders, partial downloads, `.ignore`d folders).
+    pub ignored: Vec<PathBuf>,
 }
 
 /// Why a library folder could not be walked at all.
@@ -76,6 +81,10 @@ pub fn walk(folder: &Path) -> Result<Walked, WalkError> {
     // directory listing comes in, so its item id does not change between scans.
     loop {
         while let Some(dir) = pending.pop() {
+            if dir != root && dir.join(names::IGNORE_MARKER).exists() {
+                walked.ignored.push(dir);
+                continue;
+            }
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(e) => {
@@ -92,10 +101,21 @@ pub fn walk(folder: &Path) -> Result<Walked, WalkError> {
                     }
                 };
                 let name = entry.file_name();
-                if name.to_string_lossy().starts_with('.') {
+                let text = name.to_string_lossy();
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                let ignored = if is_dir {
+                    names::is_ignored_folder(&text)
+                } else {
+                    names::is_ignored_file(&text)
+                };
+                let path = dir.join(&name);
+                if ignored {
+                    // Hidden files are too common (`.DS_Store`, `.nfo` shadows) to list.
+                    if !text.starts_with('.') || is_dir {
+                        walked.ignored.push(path);
+                    }
                     continue;
                 }
-                let path = dir.join(&name);
                 if entry.file_type().is_ok_and(|t| t.is_symlink()) {
                     links.push(path);
                     continue;
@@ -140,8 +160,31 @@ fn visit(
 ) {
     match classify(root, &path) {
         Ok(Entry::Dir(canonical)) => {
-            if visited.insert(canonical) {
+            if !visited.insert(canonical) {
+                return;
+            }
+            let is_disc = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(names::is_disc_folder);
+            if !is_disc {
                 pending.push(path);
+                return;
+            }
+            match disc_main_title(&path) {
+                Some((main, metadata)) => {
+                    if let Ok(relative) = main.strip_prefix(root).map(Path::to_path_buf) {
+                        walked.videos.push(FoundFile {
+                            path: main,
+                            relative,
+                            size: metadata.len(),
+                            mtime_ms: mtime_ms(&metadata),
+                        });
+                    }
+                }
+                None => walked
+                    .skipped
+                    .push((path, "disc folder without a main title".to_owned())),
             }
         }
         Ok(Entry::File(canonical, metadata)) => {
@@ -195,6 +238,34 @@ fn classify(root: &Path, path: &Path) -> Result<Entry, String> {
     } else {
         Ok(Entry::Other)
     }
+}
+
+/// The main title of a DVD (`VIDEO_TS/`: the largest `.VOB`) or Blu-ray (`BDMV/`: the
+/// largest `STREAM/*.m2ts`) folder: the file the item plays.
+fn disc_main_title(folder: &Path) -> Option<(PathBuf, std::fs::Metadata)> {
+    let dvd = folder
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.eq_ignore_ascii_case("VIDEO_TS"));
+    let (dir, extension) = if dvd {
+        (folder.to_path_buf(), "vob")
+    } else {
+        (folder.join("STREAM"), "m2ts")
+    };
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case(extension))
+        })
+        .filter_map(|p| {
+            let metadata = std::fs::metadata(&p).ok()?;
+            metadata.is_file().then_some((p, metadata))
+        })
+        .max_by(|(pa, a), (pb, b)| a.len().cmp(&b.len()).then(pb.cmp(pa)))
 }
 
 /// Whether the path names an image, by extension.
@@ -303,6 +374,50 @@ mod tests {
         touch(&dir.path().join("Seen (2000).mkv"), b"1");
         let walked = walk(dir.path()).expect("walk");
         assert_eq!(relatives(&walked), ["Seen (2000).mkv"]);
+    }
+
+    #[test]
+    fn nas_folders_partial_downloads_and_ignored_folders_are_skipped_and_counted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        touch(&root.join("Film (2000)/Film (2000).mkv"), b"1");
+        touch(
+            &root.join("Film (2000)/@eaDir/Film (2000).mkv/SYNOVIDEO_VIDEO_SCREENSHOT.jpg"),
+            b"1",
+        );
+        touch(&root.join("@eaDir/Other.mkv"), b"1");
+        touch(&root.join("#recycle/Deleted (2001).mkv"), b"1");
+        touch(&root.join("$RECYCLE.BIN/x.mkv"), b"1");
+        touch(&root.join("lost+found/x.mkv"), b"1");
+        touch(&root.join(".@__thumb/x.mkv"), b"1");
+        touch(&root.join("Downloading (2024).mkv.part"), b"1");
+        touch(&root.join("Downloading (2024).mkv.!qB"), b"1");
+        touch(&root.join("Private/.ignore"), b"");
+        touch(&root.join("Private/Secret (2002).mkv"), b"1");
+        let walked = walk(root).expect("walk");
+        assert_eq!(relatives(&walked), ["Film (2000)/Film (2000).mkv"]);
+        assert_eq!(walked.ignored.len(), 9, "{:?}", walked.ignored);
+    }
+
+    #[test]
+    fn a_disc_folder_yields_its_main_title_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        touch(&root.join("Heat (1995)/VIDEO_TS/VIDEO_TS.VOB"), b"1");
+        touch(&root.join("Heat (1995)/VIDEO_TS/VTS_01_1.VOB"), b"123456");
+        touch(&root.join("Heat (1995)/VIDEO_TS/VTS_01_2.VOB"), b"123");
+        touch(&root.join("Heat (1995)/VIDEO_TS/VTS_01_0.IFO"), b"1");
+        touch(&root.join("Alien (1979)/BDMV/STREAM/00001.m2ts"), b"1");
+        touch(&root.join("Alien (1979)/BDMV/STREAM/00002.m2ts"), b"12345");
+        touch(&root.join("Alien (1979)/BDMV/index.bdmv"), b"1");
+        let walked = walk(root).expect("walk");
+        assert_eq!(
+            relatives(&walked),
+            [
+                "Alien (1979)/BDMV/STREAM/00002.m2ts",
+                "Heat (1995)/VIDEO_TS/VTS_01_1.VOB"
+            ]
+        );
     }
 
     #[cfg(unix)]

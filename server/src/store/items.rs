@@ -29,15 +29,21 @@ pub enum ItemKind {
     Season,
     /// An episode of a season.
     Episode,
+    /// A trailer of a film or series (an extra: always has an owner, never listed).
+    Trailer,
+    /// Any other extra video (featurette, sample, deleted scene, ...).
+    Video,
 }
 
 impl ItemKind {
     /// Every kind, in the order Jellyfin lists them.
-    pub const ALL: [ItemKind; 4] = [
+    pub const ALL: [ItemKind; 6] = [
         ItemKind::Movie,
         ItemKind::Series,
         ItemKind::Season,
         ItemKind::Episode,
+        ItemKind::Trailer,
+        ItemKind::Video,
     ];
 
     /// The `BaseItemKind` name, as stored and as sent in `Type`.
@@ -47,6 +53,8 @@ impl ItemKind {
             ItemKind::Series => "Series",
             ItemKind::Season => "Season",
             ItemKind::Episode => "Episode",
+            ItemKind::Trailer => "Trailer",
+            ItemKind::Video => "Video",
         }
     }
 
@@ -563,7 +571,7 @@ impl Store {
     pub async fn known_files(&self, library_id: JfId) -> StoreResult<BTreeMap<PathBuf, KnownFile>> {
         let rows = sqlx::query(
             "SELECT id, path, size_bytes, file_mtime FROM items \
-             WHERE library_id = $1 AND kind IN ('Movie', 'Episode') AND path IS NOT NULL",
+             WHERE library_id = $1 AND kind NOT IN ('Series', 'Season') AND path IS NOT NULL",
         )
         .bind(library_id.to_n())
         .fetch_all(self.pool())
@@ -994,6 +1002,8 @@ fn like_pattern(term: &str) -> String {
 
 fn push_filters(sql: &mut Sql, q: &ItemQuery) {
     sql.push(" WHERE i.probe_error IS NULL");
+    // Extras, alternate versions and further parts are reached through their owner only.
+    sql.push(" AND i.owner_id IS NULL");
     if let Some(library) = q.library_id {
         sql.push(" AND i.library_id = ").text(library.to_n());
         if !q.recursive && q.ancestor_id.is_none() {
@@ -1059,6 +1069,364 @@ fn push_filters(sql: &mut Sql, q: &ItemQuery) {
     }
     if q.is_resumable {
         sql.push(" AND COALESCE(ud.playback_position_ticks, 0) > 0");
+    }
+}
+
+// ----- naming: extras, versions, parts, provider ids (migration 0008) ----------------------
+
+/// How an item with an owner relates to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerRole {
+    /// An extra (trailer, featurette, sample, ...) of a film or series.
+    Extra,
+    /// Another version of a film: one more media source of its owner.
+    Version,
+    /// A further part of a stacked film.
+    Part,
+}
+
+impl OwnerRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            OwnerRole::Extra => "extra",
+            OwnerRole::Version => "version",
+            OwnerRole::Part => "part",
+        }
+    }
+}
+
+/// What the naming rules say about an item beyond its base row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemNaming {
+    /// The owning film or series (extras), or the primary film (versions, parts).
+    pub owner: Option<(JfId, OwnerRole)>,
+    /// Jellyfin's `ExtraType`, for extras.
+    pub extra_type: Option<String>,
+    /// Version label, for films with several versions (the primary too).
+    pub version_name: Option<String>,
+    /// Part number of a further part.
+    pub part_number: Option<i64>,
+    /// Last episode of a multi-episode file.
+    pub index_number_end: Option<i64>,
+    /// Provider ids from id tags in names.
+    pub provider_ids: BTreeMap<String, String>,
+    /// Air date of a daily show's episode (unix ms).
+    pub premiere_date: Option<i64>,
+    /// Fingerprint of the placement, compared by the next scan.
+    pub placement: String,
+}
+
+/// A film's other version or part, as read for its media sources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linked {
+    /// The owning (primary) item.
+    pub owner_id: JfId,
+    /// The version or part item.
+    pub id: JfId,
+    /// Version or part.
+    pub role: OwnerRole,
+    /// Version label (versions).
+    pub version_name: Option<String>,
+    /// Part number (parts).
+    pub part_number: Option<i64>,
+    /// The file's own duration.
+    pub run_time_ticks: Option<i64>,
+    /// Container.
+    pub container: Option<String>,
+    /// File size.
+    pub size_bytes: Option<i64>,
+    /// Overall bitrate.
+    pub bitrate: Option<i64>,
+}
+
+/// Naming details of an item as read for its DTO.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamingRead {
+    /// `ExtraType`.
+    pub extra_type: Option<String>,
+    /// Version label of the primary.
+    pub version_name: Option<String>,
+    /// `IndexNumberEnd`.
+    pub index_number_end: Option<i64>,
+    /// `ProviderIds`.
+    pub provider_ids: BTreeMap<String, String>,
+}
+
+/// A library's last scan summary, as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanSummaryRow {
+    /// The library.
+    pub library_id: JfId,
+    /// When the scan finished (unix ms).
+    pub finished_at: i64,
+    /// Counts and examples.
+    pub summary: serde_json::Value,
+}
+
+fn provider_ids_json(ids: &BTreeMap<String, String>) -> Option<String> {
+    (!ids.is_empty()).then(|| serde_json::to_string(ids).unwrap_or_default())
+}
+
+fn provider_ids_from(text: Option<String>) -> BTreeMap<String, String> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Writes items with their naming details.
+    pub async fn upsert_named_items(
+        &self,
+        items: &[(NewItem, Option<Vec<StreamInfo>>, ItemNaming)],
+    ) -> StoreResult<()> {
+        let plain: Vec<(NewItem, Option<Vec<StreamInfo>>)> = items
+            .iter()
+            .map(|(item, streams, _)| (item.clone(), streams.clone()))
+            .collect();
+        // Two transactions: a file found for the first time as a version or extra can be
+        // listed for the instant between them; a rescan never shows it (the owner is kept).
+        self.upsert_items(&plain).await?;
+        self.set_naming(
+            &items
+                .iter()
+                .map(|(item, _, naming)| (item.id, naming.clone(), item.run_time_ticks))
+                .collect::<Vec<_>>(),
+        )
+        .await
+    }
+
+    /// Re-places items whose files did not change: names, parents, numbers and naming
+    /// columns; the media columns (duration, streams) are left as probed.
+    pub async fn relink_items(&self, items: &[(NewItem, ItemNaming)]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for (item, _) in items {
+            sqlx::query(
+                "UPDATE items SET kind = $2, name = $3, sort_name = $4, parent_id = $5, \
+                 series_id = $6, season_id = $7, index_number = $8, parent_index_number = $9, \
+                 production_year = $10 WHERE id = $1",
+            )
+            .bind(item.id.to_n())
+            .bind(item.kind.as_str())
+            .bind(&item.name)
+            .bind(&item.sort_name)
+            .bind(item.parent_id.map(|i| i.to_n()))
+            .bind(item.series_id.map(|i| i.to_n()))
+            .bind(item.season_id.map(|i| i.to_n()))
+            .bind(item.index_number)
+            .bind(item.parent_index_number)
+            .bind(item.production_year)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.set_naming(
+            &items
+                .iter()
+                .map(|(item, naming)| (item.id, naming.clone(), None))
+                .collect::<Vec<_>>(),
+        )
+        .await
+    }
+
+    /// Writes the naming columns; `file_runtime`, when given, is the file's own duration.
+    async fn set_naming(&self, rows: &[(JfId, ItemNaming, Option<i64>)]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for (id, naming, file_runtime) in rows {
+            sqlx::query(
+                "UPDATE items SET owner_id = $2, owner_role = $3, extra_type = $4, \
+                 version_name = $5, part_number = $6, index_number_end = $7, \
+                 provider_ids = $8, premiere_date = COALESCE($9, premiere_date), \
+                 placement = $10, \
+                 file_run_time_ticks = COALESCE($11, file_run_time_ticks) WHERE id = $1",
+            )
+            .bind(id.to_n())
+            .bind(naming.owner.map(|(o, _)| o.to_n()))
+            .bind(naming.owner.map(|(_, r)| r.as_str()))
+            .bind(naming.extra_type.clone())
+            .bind(naming.version_name.clone())
+            .bind(naming.part_number)
+            .bind(naming.index_number_end)
+            .bind(provider_ids_json(&naming.provider_ids))
+            .bind(naming.premiere_date)
+            .bind(&naming.placement)
+            .bind(*file_runtime)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets series and films' provider ids (and a series' year) without touching the rest.
+    pub async fn set_provider_ids(
+        &self,
+        id: JfId,
+        ids: &BTreeMap<String, String>,
+        year: Option<i64>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE items SET provider_ids = $2, \
+             production_year = COALESCE($3, production_year) WHERE id = $1",
+        )
+        .bind(id.to_n())
+        .bind(provider_ids_json(ids))
+        .bind(year)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The placement fingerprints of a library's files, by path.
+    pub async fn placements(&self, library_id: JfId) -> StoreResult<HashMap<PathBuf, String>> {
+        let rows = sqlx::query(
+            "SELECT path, placement FROM items WHERE library_id = $1 AND path IS NOT NULL \
+             AND kind NOT IN ('Series', 'Season')",
+        )
+        .bind(library_id.to_n())
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::new();
+        for row in &rows {
+            let path: String = row.try_get("path")?;
+            let placement: Option<String> = row.try_get("placement")?;
+            out.insert(PathBuf::from(path), placement.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// Makes a stacked film's duration the sum of its parts' (each file's own duration).
+    pub async fn sum_stacked_runtimes(&self, library_id: JfId) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE items SET run_time_ticks = COALESCE(file_run_time_ticks, 0) + \
+             (SELECT COALESCE(SUM(COALESCE(p.file_run_time_ticks, p.run_time_ticks, 0)), 0) \
+              FROM items p WHERE p.owner_id = items.id AND p.owner_role = 'part') \
+             WHERE library_id = $1 AND file_run_time_ticks IS NOT NULL AND EXISTS \
+             (SELECT 1 FROM items p WHERE p.owner_id = items.id AND p.owner_role = 'part')",
+        )
+        .bind(library_id.to_n())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Naming details of items, by item.
+    pub async fn naming_of(&self, ids: &[JfId]) -> StoreResult<HashMap<JfId, NamingRead>> {
+        let mut out = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let mut sql = Sql::new(
+            "SELECT id, extra_type, version_name, index_number_end, provider_ids FROM items \
+             WHERE id IN (",
+        );
+        sql.texts(ids.iter().map(|i| i.to_n())).push(")");
+        for row in sql.query().fetch_all(self.pool()).await? {
+            out.insert(
+                get_id(&row, "id")?,
+                NamingRead {
+                    extra_type: row.try_get("extra_type")?,
+                    version_name: row.try_get("version_name")?,
+                    index_number_end: row.try_get("index_number_end")?,
+                    provider_ids: provider_ids_from(row.try_get("provider_ids")?),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Other versions and further parts of items, by owner, in version-label or part order.
+    pub async fn linked_of(&self, ids: &[JfId]) -> StoreResult<HashMap<JfId, Vec<Linked>>> {
+        let mut out: HashMap<JfId, Vec<Linked>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let mut sql = Sql::new(
+            "SELECT owner_id, id, owner_role, version_name, part_number, \
+             COALESCE(file_run_time_ticks, run_time_ticks) AS runtime, container, size_bytes, \
+             bitrate FROM items WHERE probe_error IS NULL \
+             AND owner_role IN ('version', 'part') AND owner_id IN (",
+        );
+        sql.texts(ids.iter().map(|i| i.to_n()))
+            .push(") ORDER BY owner_id, part_number, version_name, id");
+        for row in sql.query().fetch_all(self.pool()).await? {
+            let role: String = row.try_get("owner_role")?;
+            let owner_id = get_id(&row, "owner_id")?;
+            out.entry(owner_id).or_default().push(Linked {
+                owner_id,
+                id: get_id(&row, "id")?,
+                role: if role == "part" {
+                    OwnerRole::Part
+                } else {
+                    OwnerRole::Version
+                },
+                version_name: row.try_get("version_name")?,
+                part_number: row.try_get("part_number")?,
+                run_time_ticks: row.try_get("runtime")?,
+                container: row.try_get("container")?,
+                size_bytes: row.try_get("size_bytes")?,
+                bitrate: row.try_get("bitrate")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The readable extras of an item, of the given kinds (all when empty), by sort name.
+    pub async fn extras_of(
+        &self,
+        owner: JfId,
+        user: Option<JfId>,
+        kinds: &[ItemKind],
+    ) -> StoreResult<Vec<Item>> {
+        let mut sql = Sql::new(ITEM_SELECT);
+        sql.push(ITEM_FROM)
+            .text(user_key(user))
+            .push(" WHERE i.probe_error IS NULL AND i.owner_role = 'extra' AND i.owner_id = ")
+            .text(owner.to_n());
+        if !kinds.is_empty() {
+            sql.push(" AND i.kind IN (")
+                .texts(kinds.iter().map(|k| k.as_str().to_owned()))
+                .push(")");
+        }
+        sql.push(" ORDER BY i.sort_name, i.id");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    /// Records a library's scan summary (replacing the previous one).
+    pub async fn set_scan_summary(
+        &self,
+        library_id: JfId,
+        summary: &serde_json::Value,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO scan_summaries (library_id, finished_at, summary) VALUES ($1, $2, $3) \
+             ON CONFLICT (library_id) DO UPDATE SET finished_at = excluded.finished_at, \
+             summary = excluded.summary",
+        )
+        .bind(library_id.to_n())
+        .bind(Store::now())
+        .bind(summary.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every library's last scan summary.
+    pub async fn scan_summaries(&self) -> StoreResult<Vec<ScanSummaryRow>> {
+        let rows = sqlx::query(
+            "SELECT library_id, finished_at, summary FROM scan_summaries ORDER BY library_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let text: String = row.try_get("summary")?;
+            out.push(ScanSummaryRow {
+                library_id: get_id(row, "library_id")?,
+                finished_at: row.try_get("finished_at")?,
+                summary: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        Ok(out)
     }
 }
 

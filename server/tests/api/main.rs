@@ -13,6 +13,7 @@ mod images;
 mod items;
 mod jobs;
 mod k8s;
+mod naming;
 mod perf;
 mod playback;
 mod playstate;

@@ -1,7 +1,8 @@
 //! Jellyfin's item shapes: `BaseItemDto`, `UserItemDataDto`, `MediaSourceInfo`, `MediaStream`
 //! (PascalCase, nulls left out), built from stored rows by pure functions.
 //!
-//! Paths on disk are never put in a DTO: clients address files by item id only.
+//! Paths on disk are put in a DTO only for administrators who ask with `fields=Path` (as
+//! Jellyfin does); everyone else addresses files by item id only.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,7 +10,9 @@ use serde::Serialize;
 
 use crate::jf::{JfId, date};
 use crate::scan::probe::{StreamInfo, StreamKind};
-use crate::store::items::{FolderCounts, Item, ItemImage, ItemKind, Library, UserData};
+use crate::store::items::{
+    FolderCounts, Item, ItemImage, ItemKind, Library, Linked, NamingRead, OwnerRole, UserData,
+};
 
 /// `BaseItemDto`: the fields clients read (jellyfin-api.md §5).
 #[derive(Debug, Clone, Serialize, Default)]
@@ -82,6 +85,18 @@ pub struct BaseItemDto {
     pub height: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub has_subtitles: Option<bool>,
+    /// The file or folder, for administrators who asked with `fields=Path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Last episode of a multi-episode file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_number_end: Option<i64>,
+    /// Jellyfin's `ExtraType` of an extra.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_type: Option<String>,
+    /// How many media sources (versions) the item has, when more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_source_count: Option<i64>,
 }
 
 /// `UserItemDataDto`; the Kotlin SDK requires the six unconditional fields.
@@ -221,6 +236,8 @@ pub struct Fields {
     pub media_streams: bool,
     /// `Chapters`.
     pub chapters: bool,
+    /// `Path` (sent to administrators only).
+    pub path: bool,
 }
 
 impl Fields {
@@ -229,6 +246,7 @@ impl Fields {
         media_sources: true,
         media_streams: true,
         chapters: true,
+        path: true,
     };
 
     /// Reads `fields=` values; unknown names are ignored, as Jellyfin does.
@@ -242,6 +260,7 @@ impl Fields {
             media_sources: has("MediaSources"),
             media_streams: has("MediaStreams"),
             chapters: has("Chapters"),
+            path: has("Path"),
         }
     }
 
@@ -260,6 +279,12 @@ pub struct Related {
     pub streams: HashMap<JfId, Vec<StreamInfo>>,
     /// Counts of series and seasons.
     pub counts: HashMap<JfId, FolderCounts>,
+    /// Provider ids, extra types, version labels, multi-episode ends.
+    pub naming: HashMap<JfId, NamingRead>,
+    /// Other versions and further parts of films.
+    pub linked: HashMap<JfId, Vec<Linked>>,
+    /// Whether the asking user may see paths (an administrator).
+    pub show_paths: bool,
 }
 
 impl Related {
@@ -342,6 +367,39 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
         _ => (None, None),
     };
     let media_streams: Vec<MediaStream> = streams.iter().map(media_stream).collect();
+    let naming = related.naming.get(&item.id).cloned().unwrap_or_default();
+    let linked: &[Linked] = related
+        .linked
+        .get(&item.id)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let versions: Vec<&Linked> = linked
+        .iter()
+        .filter(|l| l.role == OwnerRole::Version)
+        .collect();
+    let media_sources = (fields.media_sources && !is_folder).then(|| {
+        let mut primary = media_source(item, media_streams.clone());
+        if let Some(label) = naming.version_name.clone() {
+            primary.name = label;
+        }
+        let mut sources = vec![primary];
+        for version in &versions {
+            let streams: Vec<MediaStream> = related
+                .streams
+                .get(&version.id)
+                .map(|s| s.iter().map(media_stream).collect())
+                .unwrap_or_default();
+            let mut source = media_source(item, streams);
+            source.id = version.id.to_n();
+            source.name = version.version_name.clone().unwrap_or_default();
+            source.container = version.container.clone();
+            source.size = version.size_bytes;
+            source.bitrate = version.bitrate;
+            source.run_time_ticks = version.run_time_ticks;
+            sources.push(source);
+        }
+        sources
+    });
     BaseItemDto {
         name: item.name.clone(),
         server_id: server_id.to_n(),
@@ -353,8 +411,7 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
         container: item.container.clone(),
         sort_name: item.sort_name.clone(),
         premiere_date: item.premiere_date.map(date),
-        media_sources: (fields.media_sources && !is_folder)
-            .then(|| vec![media_source(item, media_streams.clone())]),
+        media_sources,
         overview: item.overview.clone(),
         run_time_ticks: item.run_time_ticks,
         production_year: item.production_year,
@@ -380,10 +437,16 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
         chapters: (fields.chapters && !is_folder).then(Vec::new),
         location_type: "FileSystem",
         media_type: if is_folder { "Unknown" } else { "Video" },
-        provider_ids: BTreeMap::new(),
+        provider_ids: naming.provider_ids.clone(),
         width: video.and_then(|v| v.width),
         height: video.and_then(|v| v.height),
         has_subtitles: (!is_folder).then(|| streams.iter().any(|s| s.kind == StreamKind::Subtitle)),
+        path: (fields.path && related.show_paths)
+            .then(|| item.path.clone())
+            .flatten(),
+        index_number_end: naming.index_number_end,
+        extra_type: naming.extra_type.clone(),
+        media_source_count: (!versions.is_empty()).then(|| versions.len() as i64 + 1),
     }
 }
 
