@@ -170,6 +170,14 @@ pub(crate) fn apply(config: &mut ServerConfig, env: &dyn Source) -> Result<(), C
     if let Some(v) = boolean(env, "EPHYRA_DISCOVERY")? {
         config.discovery = v;
     }
+    if let Some(v) = env.get("EPHYRA_TRUSTED_PROXIES") {
+        config.trusted_proxies = v
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
     if let Some(v) = env.get("EPHYRA_LOG") {
         config.log.level = v;
     }

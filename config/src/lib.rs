@@ -51,6 +51,7 @@ pub const ENV_KEYS: &[&str] = &[
     "EPHYRA_JOB_WORKERS",
     "EPHYRA_JOB_VISIBILITY_SECONDS",
     "EPHYRA_DISCOVERY",
+    "EPHYRA_TRUSTED_PROXIES",
     "EPHYRA_LOG",
     "EPHYRA_LOG_FORMAT",
 ];
@@ -131,6 +132,13 @@ pub struct ServerConfig {
     pub jobs: JobsConfig,
     /// Answer Jellyfin's UDP discovery broadcasts on port 7359.
     pub discovery: bool,
+    /// Networks (CIDR, e.g. `10.42.0.0/16`) of the reverse proxies in front: only a peer in
+    /// one of them may name the client's address in `X-Forwarded-For`/`X-Real-IP` (login
+    /// limits and connection caps are per client address), and its connections are exempt from
+    /// the per-address connection cap. Empty: forwarded headers are ignored.
+    /// `EPHYRA_TRUSTED_PROXIES` (comma-separated).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
     /// Log filter and format.
     pub log: LogConfig,
 }
@@ -154,6 +162,7 @@ impl Default for ServerConfig {
             coordination: CoordinationConfig::default(),
             jobs: JobsConfig::default(),
             discovery: true,
+            trusted_proxies: Vec::new(),
             log: LogConfig::default(),
         }
     }
@@ -581,6 +590,14 @@ impl ServerConfig {
                 ),
             ));
         }
+        for (i, network) in self.trusted_proxies.iter().enumerate() {
+            if let Err(message) = check_network(network) {
+                return Err(ConfigError::invalid(
+                    format!("trustedProxies[{i}] (EPHYRA_TRUSTED_PROXIES)"),
+                    message,
+                ));
+            }
+        }
         if self.jobs.workers == Some(0) {
             return Err(ConfigError::invalid(
                 "EPHYRA_JOB_WORKERS",
@@ -656,3 +673,21 @@ pub fn parse_libraries(text: &str) -> Result<Vec<LibraryConfig>, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Checks one `address/prefix` network (a bare address is one host).
+pub fn check_network(text: &str) -> Result<(), String> {
+    let text = text.trim();
+    let (address, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let ip: std::net::IpAddr = address
+        .parse()
+        .map_err(|_| format!("`{text}` is not an address or a network like 10.42.0.0/16"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match prefix.map(str::parse::<u8>) {
+        None => Ok(()),
+        Some(Ok(p)) if p <= max => Ok(()),
+        Some(_) => Err(format!("`{text}`: the prefix length must be 0 to {max}")),
+    }
+}

@@ -208,3 +208,24 @@ fn lease_shorter_than_two_renewals_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("EPHYRA_LEASE_MILLIS"), "{err}");
 }
+
+#[test]
+fn trusted_proxies_are_a_comma_separated_list_of_networks() {
+    let config = load(MapSource::new().with(
+        "EPHYRA_TRUSTED_PROXIES",
+        "10.42.0.0/16, 192.168.1.1,fd00::/8",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.trusted_proxies,
+        ["10.42.0.0/16", "192.168.1.1", "fd00::/8"]
+    );
+    assert!(load(MapSource::new()).unwrap().trusted_proxies.is_empty());
+    for bad in ["10.0.0.0/33", "proxy.local", "10.0.0.0/x"] {
+        let err = load(MapSource::new().with("EPHYRA_TRUSTED_PROXIES", bad)).unwrap_err();
+        assert!(
+            err.to_string().contains("EPHYRA_TRUSTED_PROXIES"),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -1,9 +1,9 @@
 //! Assembly and serving: [`app`] builds the public router (every request lowercased, traced,
 //! counted, CORS-enabled, body-limited), [`admin_app`] the admin router (`/metrics`), and
-//! [`run`] opens the store, starts the listeners and shuts down gracefully.
+//! [`run`] opens the store, starts the listeners (the public one through
+//! [`crate::listener`], which bounds connections) and shuts down gracefully.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -108,7 +108,8 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = req.method().as_str().to_owned();
+    // Standard methods or `other`: a client may send any token as a method.
+    let method = crate::metrics::method_label(req.method().as_str());
     let span = tracing::info_span!(
         "request",
         method = %method,
@@ -131,7 +132,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     }
     state
         .metrics
-        .observe_request(&method, &route, status, elapsed);
+        .observe_request(method, &route, status, elapsed);
     response
 }
 
@@ -162,10 +163,64 @@ pub enum RunError {
     Serve(#[source] std::io::Error),
 }
 
+/// Creates `dir` (and missing parents) readable by this user only (0700); an existing folder
+/// is left as it is (it may be a mounted volume whose mode the platform decides).
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// The file of a `sqlite:` URL, unless it is in memory.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:") && !url.contains("mode=memory"))
+        .then(|| std::path::PathBuf::from(path))
+}
+
+/// Makes the SQLite file (created empty if missing) and its journals readable by this user
+/// only (0600): it holds password hashes and token hashes. SQLite gives its `-wal` and `-shm`
+/// files the database file's mode.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            private_dir(parent)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = std::path::PathBuf::from(name);
+            // An existing file made by an older version may be world-readable: tighten it.
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.permissions().mode() & 0o077 != 0
+                && let Err(e) =
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %file.display(), error = %e, "cannot make the database file private");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Opens (and migrates) the store, creates the first administrator if configured and there is
 /// no user yet, and builds the app state.
 pub async fn start(config: ServerConfig) -> Result<AppState, RunError> {
-    if let Err(source) = std::fs::create_dir_all(&config.data_dir) {
+    if let Err(source) = private_dir(&config.data_dir) {
         return Err(RunError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -176,6 +231,11 @@ pub async fn start(config: ServerConfig) -> Result<AppState, RunError> {
         .url()
         .map(|u| u.expose().to_owned())
         .unwrap_or_default();
+    if let Some(path) = sqlite_file(&url)
+        && let Err(source) = private_file(&path)
+    {
+        return Err(RunError::DataDir { path, source });
+    }
     let settings = PoolSettings {
         max_connections: config.database.max_connections,
         ..PoolSettings::default()
@@ -244,17 +304,21 @@ pub async fn serve(
         tracing::info!(%addr, "serving metrics");
     }
 
-    let public = axum::serve(
+    // The public listener bounds what one client may hold (timeouts, connections per
+    // address); the admin listener is internal and keeps axum's defaults.
+    let public = crate::listener::serve(
         listener,
-        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        app(state.clone()),
+        std::sync::Arc::clone(&state.trusted_proxies),
+        crate::listener::ConnectionLimits::default(),
+        stopping.clone(),
+    );
     let admin = axum::serve(admin_listener, admin_app(state.clone()))
         .with_graceful_shutdown(stopping.clone().cancelled_owned());
 
     let served = async {
-        let (a, b) = tokio::join!(public.into_future(), admin.into_future());
-        a.and(b)
+        let ((), admin) = tokio::join!(public, admin.into_future());
+        admin
     };
     tokio::pin!(served);
     let result = tokio::select! {

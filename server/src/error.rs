@@ -39,7 +39,8 @@ pub enum ApiError {
     /// The request body is larger than the server accepts.
     #[error("payload too large")]
     PayloadTooLarge,
-    /// Too many failed attempts; retry after the given number of seconds.
+    /// Too many attempts (failed logins, QuickConnect, open sockets); retry after the given
+    /// number of seconds.
     #[error("too many requests, retry after {retry_after_secs} s")]
     TooManyRequests {
         /// Seconds until the next attempt may succeed (sent as `Retry-After`).
@@ -54,6 +55,13 @@ pub enum ApiError {
     /// A dependency (the database) is saturated or unreachable; the client may retry.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// This replica is saturated (every password slot busy); retry after the given seconds
+    /// (503 with `Retry-After`).
+    #[error("busy, retry after {retry_after_secs} s")]
+    Busy {
+        /// Seconds to wait before retrying (sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// Anything else: a bug or an unexpected database/filesystem failure. Logged, never shown.
     #[error("internal error: {0}")]
     Internal(#[source] Cause),
@@ -96,7 +104,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,12 +119,15 @@ impl ApiError {
             | ApiError::Conflict(m) => m.clone(),
             ApiError::PayloadTooLarge => "The request body is too large.".to_owned(),
             ApiError::TooManyRequests { retry_after_secs } => {
-                format!("Too many failed attempts. Try again in {retry_after_secs} seconds.")
+                format!("Too many attempts. Try again in {retry_after_secs} seconds.")
             }
             ApiError::RangeNotSatisfiable { .. } => {
                 "The requested range is outside the file.".to_owned()
             }
             ApiError::Unavailable(m) => (*m).to_owned(),
+            ApiError::Busy { retry_after_secs } => {
+                format!("The server is busy. Try again in {retry_after_secs} s.")
+            }
             ApiError::Internal(_) => "Error processing request.".to_owned(),
         }
     }
@@ -144,7 +155,8 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
-            ApiError::TooManyRequests { retry_after_secs } => {
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::Busy { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     headers.insert(header::RETRY_AFTER, v);
                 }

@@ -18,6 +18,7 @@ pub mod health;
 pub mod jf;
 pub mod jobs;
 pub mod k8s;
+pub mod listener;
 pub mod localization;
 pub mod metrics;
 pub mod sample;

@@ -4,15 +4,16 @@
 //!
 //! `--sample-library DIR` (or `EPHYRA_SAMPLE_LIBRARY`) is the `make run` path: it generates a
 //! small library with ffmpeg in DIR if it is missing, configures it when no library is
-//! configured, and makes sure there is an administrator to log in with.
+//! configured, and makes sure there is an administrator to log in with (a configured password
+//! is never printed; a generated one is printed on the run that generated it, with the file
+//! that keeps it).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ephyra_config::{AdminBootstrap, LogFormat, ProcessEnv, Secret, ServerConfig};
-use rand::Rng as _;
+use ephyra_config::{LogFormat, ProcessEnv, ServerConfig};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -78,11 +79,11 @@ async fn serve(mut config: ServerConfig, args: Args) -> anyhow::Result<()> {
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
-    if let Some((user, password)) = &sample_login {
+    if let Some(login) = &sample_login {
         let port = config.listen.port();
         println!();
         println!("  Ephyra is serving the sample library at http://localhost:{port}");
-        println!("  Log in as `{user}` with password `{password}`");
+        println!("  {}", login.message());
         println!(
             "  (metrics: http://localhost:{}/metrics)",
             config.admin_listen.port()
@@ -95,9 +96,12 @@ async fn serve(mut config: ServerConfig, args: Args) -> anyhow::Result<()> {
 }
 
 /// Generates the sample media, configures it as the libraries if none are, and returns the
-/// administrator login to print: `EPHYRA_ADMIN_USER`/`EPHYRA_ADMIN_PASSWORD` when set, else
-/// `admin` with a password generated once and kept in `<dataDir>/sample-admin-password`.
-async fn prepare_sample(config: &mut ServerConfig, dir: &Path) -> anyhow::Result<(String, String)> {
+/// administrator login to announce (a configured password is never printed; see
+/// [`ephyra_server::sample::admin_login`]).
+async fn prepare_sample(
+    config: &mut ServerConfig,
+    dir: &Path,
+) -> anyhow::Result<ephyra_server::sample::SampleLogin> {
     tracing::info!(dir = %dir.display(), "preparing the sample library");
     let made = ephyra_server::sample::ensure(dir, &config.ffmpeg.ffmpeg)
         .await
@@ -109,36 +113,12 @@ async fn prepare_sample(config: &mut ServerConfig, dir: &Path) -> anyhow::Result
         let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         config.libraries = ephyra_server::sample::libraries(&root);
     }
-    if let Some(admin) = &config.admin
-        && let Some(password) = &admin.password
-    {
-        return Ok((admin.user.clone(), password.expose().to_owned()));
-    }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let file = config.data_dir.join("sample-admin-password");
-    let password = match std::fs::read_to_string(&file) {
-        Ok(p) if !p.trim().is_empty() => p.trim().to_owned(),
-        _ => {
-            let p = random_password();
-            std::fs::write(&file, &p)
-                .with_context(|| format!("cannot write {}", file.display()))?;
-            p
-        }
-    };
-    config.admin = Some(AdminBootstrap {
-        user: "admin".to_owned(),
-        password: Some(Secret::new(password.clone())),
-    });
-    Ok(("admin".to_owned(), password))
-}
-
-fn random_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rng();
-    (0..14)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    ephyra_server::sample::admin_login(config).with_context(|| {
+        format!(
+            "cannot keep the sample administrator's password under {}",
+            config.data_dir.display()
+        )
+    })
 }
 
 /// Completes on SIGTERM or Ctrl-C.

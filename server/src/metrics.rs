@@ -1,6 +1,8 @@
 //! Prometheus metrics, held in [`Metrics`] (part of the app state) and served as text on the
 //! admin listener's `/metrics`. Labels come from static names (route templates, status codes),
-//! never from request text, so their number stays bounded.
+//! never from request text, so their number stays bounded: the method is one of the standard
+//! ones or `other` ([`method_label`]), the route is the matched template or `unmatched`, the
+//! status is a code the server chose.
 //!
 //! Other features update their own fields: the stream module counts `active_streams`, the
 //! scanner sets the `scan_*` gauges.
@@ -14,6 +16,23 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+/// The `method` label: the standard methods as they are, anything else `other` (HTTP lets a
+/// client send any token as a method).
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
 
 /// Labels of one HTTP request series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -219,8 +238,10 @@ impl Metrics {
         }
     }
 
-    /// Records one answered request.
+    /// Records one answered request. `method` is mapped through [`method_label`] here, so no
+    /// caller can turn a client's invented method into a series.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         self.http_requests
             .get_or_create(&RequestLabels {
                 method: method.to_owned(),
@@ -265,6 +286,28 @@ mod tests {
         assert!(text.contains("ephyra_active_streams 1"), "{text}");
         assert!(
             text.contains("ephyra_http_request_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let m = Metrics::new();
+        m.observe_request("GET", "unmatched", 404, Duration::from_millis(1));
+        let before = m.encode().len();
+        for i in 0..3000 {
+            m.observe_request(&format!("X{i}"), "unmatched", 404, Duration::from_millis(1));
+        }
+        let text = m.encode();
+        assert!(
+            text.len() < before * 2,
+            "metrics grew from {before} to {} bytes",
+            text.len()
+        );
+        assert!(
+            text.contains(
+                r#"ephyra_http_requests_total{method="other",route="unmatched",status="404"} 3000"#
+            ),
             "{text}"
         );
     }

@@ -4,17 +4,78 @@
 //!
 //! Presence is per replica for now; issue 5 shares it through Redis. Nothing durable lives
 //! here: tokens and positions are in the database.
+//!
+//! Open WebSockets are registered with the token that opened them: at most
+//! [`SOCKETS_PER_TOKEN`] per token and [`SOCKETS_PER_USER`] per user on this replica, and when
+//! a revocation is announced (on any replica, through the coordinator's events) every socket
+//! whose token no longer resolves is closed ([`Sessions::close_revoked`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 use crate::auth::AuthUser;
+use crate::coord::Revocation;
 use crate::jf::{JfId, now_millis};
+use crate::store::Store;
 use crate::store::users::DeviceInfo;
+
+/// WebSockets one token may hold open on a replica (a client opens one; a few more cover
+/// reconnections the server has not noticed yet).
+pub const SOCKETS_PER_TOKEN: usize = 8;
+
+/// WebSockets one user may hold open on a replica, over all their tokens.
+pub const SOCKETS_PER_USER: usize = 32;
+
+/// One open WebSocket, as the registry knows it.
+#[derive(Debug)]
+struct OpenSocket {
+    token_id: JfId,
+    user_id: JfId,
+    /// The stored form of the token, to check it again on a revocation.
+    token_hash: String,
+    close: CancellationToken,
+}
+
+/// Why a WebSocket may not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketRefusal {
+    /// The token holds [`SOCKETS_PER_TOKEN`] sockets already.
+    PerToken,
+    /// The user holds [`SOCKETS_PER_USER`] sockets already.
+    PerUser,
+}
+
+/// A registered WebSocket: [`SocketHandle::closed`] fires when its token is revoked; dropping
+/// the handle unregisters it.
+#[derive(Debug)]
+pub struct SocketHandle {
+    sessions: Arc<Sessions>,
+    id: u64,
+    user: AuthUser,
+    close: CancellationToken,
+}
+
+impl SocketHandle {
+    /// Completes when the socket must close because its token was revoked.
+    pub async fn closed(&self) {
+        self.close.cancelled().await;
+    }
+}
+
+impl Drop for SocketHandle {
+    fn drop(&mut self) {
+        self.sessions
+            .with_sockets(|sockets| sockets.remove(&self.id));
+        self.sessions.socket_closed(&self.user);
+    }
+}
 
 /// What a client said it can do (`/Sessions/Capabilities[/Full]`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,6 +124,8 @@ pub struct Outbound {
 pub struct Sessions {
     live: Mutex<HashMap<String, Session>>,
     outbound: broadcast::Sender<Outbound>,
+    sockets: Mutex<HashMap<u64, OpenSocket>>,
+    next_socket: AtomicU64,
 }
 
 impl Default for Sessions {
@@ -71,6 +134,8 @@ impl Default for Sessions {
         Sessions {
             live: Mutex::default(),
             outbound,
+            sockets: Mutex::default(),
+            next_socket: AtomicU64::new(1),
         }
     }
 }
@@ -88,6 +153,95 @@ impl Sessions {
             Err(poisoned) => poisoned.into_inner(),
         };
         f(&mut guard)
+    }
+
+    fn with_sockets<R>(&self, f: impl FnOnce(&mut HashMap<u64, OpenSocket>) -> R) -> R {
+        let mut guard = match self.sockets.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// Registers a WebSocket opened by `user` with the token whose stored form is
+    /// `token_hash`, unless the token or the user holds too many already.
+    pub fn open_socket(
+        self: &Arc<Self>,
+        user: &AuthUser,
+        token_hash: String,
+    ) -> Result<SocketHandle, SocketRefusal> {
+        let close = CancellationToken::new();
+        let id = self.next_socket.fetch_add(1, Ordering::Relaxed);
+        self.with_sockets(|sockets| {
+            let of_token = sockets
+                .values()
+                .filter(|s| s.token_id == user.token_id)
+                .count();
+            if of_token >= SOCKETS_PER_TOKEN {
+                return Err(SocketRefusal::PerToken);
+            }
+            let of_user = sockets
+                .values()
+                .filter(|s| s.user_id == user.user_id)
+                .count();
+            if of_user >= SOCKETS_PER_USER {
+                return Err(SocketRefusal::PerUser);
+            }
+            sockets.insert(
+                id,
+                OpenSocket {
+                    token_id: user.token_id,
+                    user_id: user.user_id,
+                    token_hash,
+                    close: close.clone(),
+                },
+            );
+            Ok(())
+        })?;
+        self.socket_opened(user);
+        Ok(SocketHandle {
+            sessions: Arc::clone(self),
+            id,
+            user: user.clone(),
+            close,
+        })
+    }
+
+    /// WebSockets open on this replica.
+    pub fn open_sockets(&self) -> usize {
+        self.with_sockets(|sockets| sockets.len())
+    }
+
+    /// Closes every socket the revocation may concern whose token no longer resolves (revoked,
+    /// user deleted or disabled). The database decides, so a revocation that only drops cache
+    /// entries (a new login on another device) closes nothing. Returns how many were closed.
+    pub async fn close_revoked(&self, revocation: Revocation, store: &Store) -> usize {
+        let candidates: Vec<(String, CancellationToken)> = self.with_sockets(|sockets| {
+            sockets
+                .values()
+                .filter(|s| match revocation {
+                    Revocation::Token(id) => s.token_id == id,
+                    Revocation::User(id) => s.user_id == id,
+                    Revocation::All => true,
+                })
+                .map(|s| (s.token_hash.clone(), s.close.clone()))
+                .collect()
+        });
+        let mut closed = 0;
+        for (hash, close) in candidates {
+            match store.token_owner(&hash).await {
+                Ok(Some(owner)) if !owner.is_disabled => {}
+                Ok(_) => {
+                    close.cancel();
+                    closed += 1;
+                }
+                // Unknown: keep the socket; its next check (the next revocation) decides.
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::DisplayChain(&e), "cannot check a socket's token after a revocation");
+                }
+            }
+        }
+        closed
     }
 
     /// The caller's session, created if new, marked active now.
@@ -109,7 +263,7 @@ impl Sessions {
         self.with_live(|live| live.remove(&user.session_key()));
     }
 
-    /// Counts a WebSocket opened for the caller's session.
+    /// Counts a WebSocket opened for the caller's session (done by [`Sessions::open_socket`]).
     pub fn socket_opened(&self, user: &AuthUser) {
         self.with_live(|live| entry_for(live, user).sockets += 1);
     }

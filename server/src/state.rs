@@ -9,7 +9,7 @@ use std::time::Duration;
 use ephyra_config::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{LoginLimiter, LoginPolicy};
+use crate::auth::{LoginLimiter, LoginPolicy, TrustedProxies};
 use crate::coord::{CoordResult, Coordinator, Event, LeaseTiming};
 use crate::jf::JfId;
 use crate::metrics::Metrics;
@@ -37,6 +37,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// Failed-login rate limiting.
     pub login_limiter: Arc<LoginLimiter>,
+    /// The reverse proxies whose forwarded headers name the client (`trustedProxies`).
+    pub trusted_proxies: Arc<TrustedProxies>,
     /// Readiness: false once shutdown has begun, so load balancers stop sending work.
     pub accepting: Arc<AtomicBool>,
     /// The first-run wizard was seen closed (it never reopens; see `api::startup`).
@@ -70,7 +72,12 @@ impl AppState {
             }
         };
         let sessions = Arc::new(Sessions::default());
-        tokio::spawn(forward_pushes(coordinator.clone(), Arc::clone(&sessions)));
+        let trusted_proxies = Arc::new(TrustedProxies::new(&config.trusted_proxies));
+        tokio::spawn(forward_pushes(
+            coordinator.clone(),
+            Arc::clone(&sessions),
+            store.clone(),
+        ));
         Ok(AppState {
             store,
             config: Arc::new(config),
@@ -81,6 +88,7 @@ impl AppState {
             quick_connect_enabled: true,
             sessions,
             login_limiter: Arc::new(LoginLimiter::new(LoginPolicy::default())),
+            trusted_proxies,
             accepting: Arc::new(AtomicBool::new(true)),
             wizard_closed: Arc::new(AtomicBool::new(false)),
             shutdown: CancellationToken::new(),
@@ -124,9 +132,9 @@ impl AppState {
     }
 }
 
-/// Hands WebSocket pushes from every replica to this replica's sockets. Ends when the
-/// coordinator is gone.
-async fn forward_pushes(coordinator: Coordinator, sessions: Arc<Sessions>) {
+/// Hands WebSocket pushes from every replica to this replica's sockets, and closes the sockets
+/// whose tokens a revocation (on any replica) ended. Ends when the coordinator is gone.
+async fn forward_pushes(coordinator: Coordinator, sessions: Arc<Sessions>, store: Store) {
     let mut events = coordinator.subscribe();
     // Only the receiver is kept: holding the coordinator would keep it alive forever.
     drop(coordinator);
@@ -141,7 +149,16 @@ async fn forward_pushes(coordinator: Coordinator, sessions: Arc<Sessions>) {
                 message_type,
                 data,
             }),
-            Ok(Event::TokensRevoked { .. }) => {}
+            Ok(Event::TokensRevoked { revocation }) => {
+                // Off this loop: the checks query the database and pushes must keep flowing.
+                let (sessions, store) = (Arc::clone(&sessions), store.clone());
+                tokio::spawn(async move {
+                    let closed = sessions.close_revoked(revocation, &store).await;
+                    if closed > 0 {
+                        tracing::info!(closed, "closed sockets of revoked tokens");
+                    }
+                });
+            }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "socket pushes fell behind");
             }

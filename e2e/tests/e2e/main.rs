@@ -8,6 +8,7 @@
 mod cluster;
 mod degraded;
 mod failover;
+mod hardening;
 mod jobs;
 mod leadership;
 mod python_client;

@@ -2,6 +2,11 @@
 //! signed in. `GET /QuickConnect/Enabled`, `POST|GET /QuickConnect/Initiate`,
 //! `GET /QuickConnect/Connect?secret=`, `POST /QuickConnect/Authorize?code=` (authenticated),
 //! `POST /Users/AuthenticateWithQuickConnect {"Secret"}`.
+//!
+//! Initiation is anonymous, so it is bounded (see `coord::quickconnect`): per client address
+//! (429 with `Retry-After`), overall (503 with `Retry-After`), and in the size of what a
+//! request keeps. Authorization attempts are limited per user and per address (429), and the
+//! first authorization of a code is final (409 for any later one).
 
 use axum::Router;
 use axum::extract::State;
@@ -9,9 +14,13 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::api::dto::AuthenticationResult;
-use crate::api::users::issue_login;
+use crate::api::users::{ClientAddr, issue_login};
+use crate::auth::limiter::AddressKey;
 use crate::auth::{AuthUser, ClientHeader};
-use crate::coord::{CoordError, Pending};
+use crate::coord::quickconnect::{
+    AUTHORIZE_PER_ADDRESS, AUTHORIZE_PER_USER, INITIATE_PER_ADDRESS, REQUEST_TTL, is_code,
+};
+use crate::coord::{Authorization, CoordError, Pending};
 use crate::error::ApiError;
 use crate::jf::{JfId, Json, Query, date};
 use crate::state::AppState;
@@ -78,18 +87,58 @@ async fn enabled(State(state): State<AppState>) -> Json<bool> {
     Json(state.quick_connect_enabled)
 }
 
+/// The rate-limit key part for a client address (`unknown` without one: tests without a
+/// socket).
+fn address_key(addr: Option<std::net::IpAddr>) -> String {
+    addr.map_or_else(|| "unknown".to_owned(), |a| AddressKey::from(a).to_string())
+}
+
+/// Takes a slot of a QuickConnect rate limit, or answers 429.
+async fn take_slot(state: &AppState, key: &str, limit: u32) -> Result<(), ApiError> {
+    match state
+        .coordinator
+        .take_slot(key, limit, REQUEST_TTL)
+        .await
+        .map_err(unavailable)?
+    {
+        Ok(()) => Ok(()),
+        Err(retry_after_secs) => {
+            tracing::info!(
+                limit = key.split(':').next().unwrap_or(""),
+                "quick connect rate limit reached"
+            );
+            Err(ApiError::TooManyRequests { retry_after_secs })
+        }
+    }
+}
+
 async fn initiate(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     client: ClientHeader,
 ) -> Result<Json<QuickConnectResult>, ApiError> {
     require_enabled(&state)?;
     let device = client.device_info()?;
-    let pending = state
+    take_slot(
+        &state,
+        &format!("qc-initiate:{}", address_key(addr)),
+        INITIATE_PER_ADDRESS,
+    )
+    .await?;
+    match state
         .coordinator
         .quick_connect_initiate(device)
         .await
-        .map_err(unavailable)?;
-    Ok(Json(pending.into()))
+        .map_err(unavailable)?
+    {
+        Ok(pending) => Ok(Json(pending.into())),
+        Err(refusal) => {
+            tracing::warn!(?refusal, "quick connect request refused: too many pending");
+            Err(ApiError::Busy {
+                retry_after_secs: 60,
+            })
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +173,7 @@ struct AuthorizeQuery {
 
 async fn authorize(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     caller: AuthUser,
     Query(q): Query<AuthorizeQuery>,
 ) -> Result<Json<bool>, ApiError> {
@@ -132,18 +182,42 @@ async fn authorize(
         .code
         .ok_or_else(|| ApiError::bad_request("The code parameter is required."))?;
     let user_id = caller.acting_for(q.user_id)?;
-    if state
+    // Every attempt counts, before the code is looked up: guessing is bounded whether the
+    // guesses hit or not, and whichever replicas they reach.
+    take_slot(
+        &state,
+        &format!("qc-authorize-user:{}", caller.user_id.to_n()),
+        AUTHORIZE_PER_USER,
+    )
+    .await?;
+    take_slot(
+        &state,
+        &format!("qc-authorize-address:{}", address_key(addr)),
+        AUTHORIZE_PER_ADDRESS,
+    )
+    .await?;
+    let code = code.trim();
+    if !is_code(code) {
+        return Err(ApiError::not_found(
+            "Unknown or expired quick connect code.",
+        ));
+    }
+    match state
         .coordinator
-        .quick_connect_authorize(&code, user_id)
+        .quick_connect_authorize(code, user_id)
         .await
         .map_err(unavailable)?
     {
-        tracing::info!(%user_id, "quick connect request authorized");
-        Ok(Json(true))
-    } else {
-        Err(ApiError::not_found(
+        Authorization::Authorized => {
+            tracing::info!(%user_id, "quick connect request authorized");
+            Ok(Json(true))
+        }
+        Authorization::AlreadyAuthorized => Err(ApiError::Conflict(
+            "This quick connect code was already authorized.".to_owned(),
+        )),
+        Authorization::Unknown => Err(ApiError::not_found(
             "Unknown or expired quick connect code.",
-        ))
+        )),
     }
 }
 

@@ -6,13 +6,19 @@
 //! each `KeepAlive` is answered; every fifth of the timeout, a socket silent for three quarters
 //! of it gets another `ForceKeepAlive`, and a socket silent for the whole timeout is closed.
 //! Messages for the user (`Sessions::notify`) are forwarded as they come.
+//!
+//! Bounds: a message (and a frame) is at most [`MAX_SOCKET_MESSAGE_BYTES`] (a larger one
+//! closes the socket); only complete messages count as activity, so pings alone do not keep
+//! a silent socket open; a token holds at most `SOCKETS_PER_TOKEN` sockets and a user
+//! `SOCKETS_PER_USER` (429 beyond); a socket closes as soon as its token is revoked, on
+//! whichever replica that happened.
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::StatusCode;
@@ -22,11 +28,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::api::dto::SessionInfoDto;
-use crate::auth::{AuthUser, MaybeAuthUser};
+use crate::auth::{AuthUser, MaybeAuthUser, hash_token, request_token};
 use crate::coord::Revocation;
 use crate::error::ApiError;
 use crate::jf::{JfId, Json, List, Query};
-use crate::sessions::{Capabilities, Outbound};
+use crate::sessions::{Capabilities, Outbound, SocketHandle, SocketRefusal};
 use crate::state::AppState;
 
 /// The routes.
@@ -154,19 +160,54 @@ async fn list(
     Ok(Json(sessions))
 }
 
+/// Largest WebSocket message (and frame) a client may send: Jellyfin's messages are a few
+/// hundred bytes; anything larger closes the socket instead of being buffered.
+pub const MAX_SOCKET_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The stored form of the request's token, kept with the socket to check it on revocation.
+struct TokenHash(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TokenHash {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        Ok(TokenHash(request_token(parts).map(|t| hash_token(&t))))
+    }
+}
+
 async fn socket(
     State(state): State<AppState>,
     MaybeAuthUser(caller): MaybeAuthUser,
+    TokenHash(token_hash): TokenHash,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let Some(caller) = caller else {
+    let (Some(caller), Some(token_hash)) = (caller, token_hash) else {
         return ApiError::unauthorized("Authentication is required.").into_response();
     };
     let Ok(upgrade) = upgrade else {
         return ApiError::bad_request("Expected a WebSocket upgrade.").into_response();
     };
+    let handle = match state.sessions.open_socket(&caller, token_hash) {
+        Ok(handle) => handle,
+        Err(refusal) => {
+            let which = match refusal {
+                SocketRefusal::PerToken => "token",
+                SocketRefusal::PerUser => "user",
+            };
+            tracing::info!(user_id = %caller.user_id, which, "session socket refused: too many open");
+            return ApiError::TooManyRequests {
+                retry_after_secs: state.socket_timeout.as_secs().max(1),
+            }
+            .into_response();
+        }
+    };
     upgrade
-        .on_upgrade(move |ws| run_socket(ws, state, caller))
+        .max_message_size(MAX_SOCKET_MESSAGE_BYTES)
+        .max_frame_size(MAX_SOCKET_MESSAGE_BYTES)
+        .on_upgrade(move |ws| run_socket(ws, state, caller, handle))
         .into_response()
 }
 
@@ -181,10 +222,9 @@ fn message(message_type: &str, data: Option<Value>) -> Message {
     Message::Text(body.to_string().into())
 }
 
-async fn run_socket(mut ws: WebSocket, state: AppState, caller: AuthUser) {
+async fn run_socket(mut ws: WebSocket, state: AppState, caller: AuthUser, handle: SocketHandle) {
     let timeout = state.socket_timeout;
     let timeout_secs = timeout.as_secs().max(1);
-    state.sessions.socket_opened(&caller);
     state.metrics.websocket_connections.inc();
     let mut outbound = state.sessions.subscribe();
     let check_every = (timeout / 5).max(Duration::from_millis(100));
@@ -204,6 +244,11 @@ async fn run_socket(mut ws: WebSocket, state: AppState, caller: AuthUser) {
                     let _ = ws.send(Message::Close(None)).await;
                     break;
                 }
+                () = handle.closed() => {
+                    tracing::info!(user_id = %caller.user_id, "session socket closed: its token was revoked");
+                    let _ = ws.send(Message::Close(None)).await;
+                    break;
+                }
                 _ = checks.tick() => {
                     let silent = last_heard.elapsed();
                     if silent >= timeout {
@@ -218,8 +263,13 @@ async fn run_socket(mut ws: WebSocket, state: AppState, caller: AuthUser) {
                     }
                 }
                 received = ws.recv() => {
+                    // An error here includes a message over the size limit.
                     let Some(Ok(frame)) = received else { break };
-                    last_heard = Instant::now();
+                    // Only complete messages are activity: pings alone (answered by the
+                    // library) do not keep a socket that says nothing open forever.
+                    if matches!(frame, Message::Text(_) | Message::Binary(_)) {
+                        last_heard = Instant::now();
+                    }
                     if !answer(&mut ws, frame).await {
                         break;
                     }
@@ -240,7 +290,7 @@ async fn run_socket(mut ws: WebSocket, state: AppState, caller: AuthUser) {
             }
         }
     }
-    state.sessions.socket_closed(&caller);
+    drop(handle);
     state.metrics.websocket_connections.dec();
     tracing::debug!(user_id = %caller.user_id, "session socket closed");
 }

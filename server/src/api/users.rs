@@ -4,7 +4,8 @@
 //! Login follows Jellyfin: the authorization header must name Client, Device, DeviceId and
 //! Version (400 otherwise); a wrong user or password is 401 with nothing written; a login
 //! replaces the tokens that user held on the same device. Failed logins are rate-limited per
-//! user name and per client address (429 with `Retry-After`).
+//! (user name, client address) with backoff and per client address (429 with `Retry-After`);
+//! when every password slot is busy the answer is 503 with `Retry-After`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -41,28 +42,22 @@ struct AuthenticateByName {
     pw: Option<String>,
 }
 
-/// The caller's address for rate limiting: the last `X-Forwarded-For` hop (the one the
-/// nearest proxy appended, which a client cannot forge past it), else the peer address.
+/// The caller's address for rate limiting: the peer, or the client a trusted proxy names
+/// (see [`crate::auth::address`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let forwarded = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .next_back();
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        Ok(ClientAddr(forwarded.or(peer)))
+        Ok(ClientAddr(
+            state.trusted_proxies.client_address(peer, &parts.headers),
+        ))
     }
 }
 
@@ -118,28 +113,43 @@ async fn authenticate_by_name(
         .ok_or_else(|| ApiError::bad_request("Username is required."))?;
     let pw = body.pw.unwrap_or_default();
 
-    if let Err(retry_after_secs) = state.login_limiter.check(name, addr) {
-        state.metrics.login_throttled.inc();
-        return Err(ApiError::TooManyRequests { retry_after_secs });
-    }
+    // Reserved before the password is checked: concurrent guesses cannot exceed the budget.
+    let attempt = match state.login_limiter.begin(name, addr) {
+        Ok(attempt) => attempt,
+        Err(retry_after_secs) => {
+            state.metrics.login_throttled.inc();
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
+    };
     let user = state.store.user_by_name(name).await?;
     let ok = match &user {
         // No password set: Jellyfin accepts an empty one.
         Some(u) if u.password_hash.is_none() => pw.is_empty(),
-        other => password::verify(&pw, other.as_ref().and_then(|u| u.password_hash.as_deref()))
-            .await
-            .map_err(ApiError::internal)?,
+        other => {
+            match password::verify(&pw, other.as_ref().and_then(|u| u.password_hash.as_deref()))
+                .await
+            {
+                Ok(ok) => ok,
+                // Not checked: the attempt is given back (dropped) and the client told to retry.
+                Err(e) => {
+                    if matches!(e, password::PasswordError::Busy) {
+                        state.metrics.login_throttled.inc();
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
     };
     let user = match user {
         Some(u) if ok && !u.is_disabled => u,
         _ => {
-            state.login_limiter.failed(name, addr);
+            attempt.failed();
             state.metrics.login_failures.inc();
             tracing::info!("login refused: wrong user name or password");
             return Err(ApiError::unauthorized("Invalid user name or password."));
         }
     };
-    state.login_limiter.succeeded(name);
+    attempt.succeeded();
     Ok(Json(issue_login(&state, &user, device).await?))
 }
 
@@ -219,7 +229,7 @@ async fn create_user(
         .filter(|n| !n.is_empty() && n.chars().count() <= 100)
         .ok_or_else(|| ApiError::bad_request("Name is required (1 to 100 characters)."))?;
     let hash = match body.password.as_deref().filter(|p| !p.is_empty()) {
-        Some(pw) => Some(password::hash(pw).await.map_err(ApiError::internal)?),
+        Some(pw) => Some(password::hash(pw).await?),
         None => None,
     };
     let user = match state.store.create_user(name, hash.as_deref(), false).await {

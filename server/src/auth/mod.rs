@@ -6,12 +6,14 @@
 //! on logout, password change or user deletion), else with one indexed query
 //! (`Store::token_owner`).
 
+pub mod address;
 mod header;
 pub mod limiter;
 pub mod password;
 
+pub use address::TrustedProxies;
 pub use header::{AuthHeader, request_token};
-pub use limiter::{LoginLimiter, LoginPolicy};
+pub use limiter::{LoginAttempt, LoginLimiter, LoginPolicy};
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
@@ -172,6 +174,10 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     }
 }
 
+/// Longest Client, Device, DeviceId or Version accepted (a web client's DeviceId, base64 of
+/// its user agent and a time, is about 200).
+pub const MAX_DEVICE_FIELD_BYTES: usize = crate::coord::quickconnect::MAX_FIELD_BYTES;
+
 /// The client fields of the authorization header, whether or not it carries a token.
 #[derive(Debug, Clone, Default)]
 pub struct ClientHeader(pub AuthHeader);
@@ -197,6 +203,24 @@ impl ClientHeader {
                  Authorization: MediaBrowser Client=\"…\", Device=\"…\", DeviceId=\"…\", Version=\"…\"",
                 missing.join(", ")
             )));
+        }
+        // The fields are kept (with the token, or with a pending QuickConnect request): a
+        // client cannot make the server hold more than this per field.
+        for (name, value) in [
+            ("Client", &h.client),
+            ("Device", &h.device),
+            ("DeviceId", &h.device_id),
+            ("Version", &h.version),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.len() > MAX_DEVICE_FIELD_BYTES)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "The authorization header field {name} is longer than \
+                     {MAX_DEVICE_FIELD_BYTES} bytes."
+                )));
+            }
         }
         Ok(DeviceInfo {
             client: h.client.clone().unwrap_or_default(),

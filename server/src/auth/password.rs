@@ -1,5 +1,13 @@
 //! Password hashing with argon2id. Hashing and verifying take tens of milliseconds of CPU, so
 //! they run on the blocking pool, never on a request's async thread.
+//!
+//! Each check also takes about 19 MiB (argon2's memory cost), so only [`max_concurrent`] run
+//! at once in the process: a burst of anonymous logins queues for [`QUEUE_WAIT`] at most and is
+//! then refused with [`PasswordError::Busy`] (503 with `Retry-After`) instead of taking the
+//! replica to its memory limit. Nothing here may hash or verify outside that bound.
+
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -14,6 +22,53 @@ pub enum PasswordError {
     /// The blocking task did not complete.
     #[error("password task failed")]
     Join(#[from] tokio::task::JoinError),
+    /// Every password slot stayed taken for [`QUEUE_WAIT`]: the caller should answer 503 with
+    /// `Retry-After` rather than queue without bound.
+    #[error("too many password checks at once")]
+    Busy,
+}
+
+impl From<PasswordError> for crate::error::ApiError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy => crate::error::ApiError::Busy {
+                retry_after_secs: 2,
+            },
+            other => crate::error::ApiError::internal(other),
+        }
+    }
+}
+
+/// How long a password check waits for a free slot before giving up with
+/// [`PasswordError::Busy`].
+pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+/// Password checks that may run at once: two per core (argon2 is CPU-bound, so more would only
+/// add memory, not throughput).
+pub fn max_concurrent() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
+
+static SLOTS: LazyLock<tokio::sync::Semaphore> =
+    LazyLock::new(|| tokio::sync::Semaphore::new(max_concurrent()));
+
+/// Runs one argon2 computation on the blocking pool inside a slot.
+async fn bounded<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PasswordError> {
+    let permit = match tokio::time::timeout(QUEUE_WAIT, SLOTS.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        // The semaphore is never closed; a timeout means every slot stayed busy.
+        Ok(Err(_)) | Err(_) => return Err(PasswordError::Busy),
+    };
+    // The slot moves into the blocking task: it is held until the computation has finished,
+    // even when the request is dropped meanwhile (the blocking task runs to completion anyway).
+    Ok(tokio::task::spawn_blocking(move || {
+        let result = work();
+        drop(permit);
+        result
+    })
+    .await?)
 }
 
 /// A stored hash that no password matches, verified when a user does not exist so that a
@@ -44,7 +99,7 @@ fn verify_now(password: &str, hash: &str) -> bool {
 /// Hashes a password (argon2id, random salt), as a PHC string.
 pub async fn hash(password: &str) -> Result<String, PasswordError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || hash_now(&password)).await?
+    bounded(move || hash_now(&password)).await?
 }
 
 /// True when `password` matches `hash`. With no hash (unknown user), spends the same time and
@@ -55,7 +110,7 @@ pub async fn verify(password: &str, hash: Option<&str>) -> Result<bool, Password
         Some(h) => (h.to_owned(), true),
         None => (DUMMY_HASH.to_owned(), false),
     };
-    let ok = tokio::task::spawn_blocking(move || verify_now(&password, &hash)).await?;
+    let ok = bounded(move || verify_now(&password, &hash)).await?;
     Ok(ok && real)
 }
 

@@ -18,6 +18,7 @@
 
 mod inprocess;
 pub mod quickconnect;
+pub mod ratelimit;
 mod redis;
 pub mod tokens;
 
@@ -35,7 +36,7 @@ use crate::jf::{JfId, now_millis};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
-pub use quickconnect::Pending;
+pub use quickconnect::{Authorization, InitiateRefusal, Pending};
 pub use tokens::{Revocation, TokenCache};
 
 /// One leadership term: who leads, with which fencing number, since when.
@@ -381,14 +382,29 @@ impl Coordinator {
             .await;
     }
 
-    /// Starts a QuickConnect request for `device`.
+    /// Starts a QuickConnect request for `device`; `Ok(Err(_))` when the pending requests are
+    /// at their cap (or, in theory, no free code was drawn).
     pub async fn quick_connect_initiate(
         &self,
         device: crate::store::users::DeviceInfo,
-    ) -> CoordResult<Pending> {
+    ) -> CoordResult<Result<Pending, InitiateRefusal>> {
         match &self.inner.backend {
             Backend::InProcess(p) => Ok(p.quick_connect.initiate(device)),
             Backend::Redis(r) => r.quick_connect_initiate(device).await,
+        }
+    }
+
+    /// Takes one of `limit` slots of the rate limit `key` in the current `window`, on every
+    /// replica together; `Ok(Err(seconds))` when they are all taken.
+    pub async fn take_slot(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> CoordResult<Result<(), u64>> {
+        match &self.inner.backend {
+            Backend::InProcess(p) => Ok(p.rates.take(key, limit, window)),
+            Backend::Redis(r) => r.take_slot(key, limit, window).await,
         }
     }
 
@@ -400,8 +416,12 @@ impl Coordinator {
         }
     }
 
-    /// Authorizes the request with this code for `user`; false when there is none.
-    pub async fn quick_connect_authorize(&self, code: &str, user: JfId) -> CoordResult<bool> {
+    /// Authorizes the request with this code for `user`, unless another user already did.
+    pub async fn quick_connect_authorize(
+        &self,
+        code: &str,
+        user: JfId,
+    ) -> CoordResult<Authorization> {
         match &self.inner.backend {
             Backend::InProcess(p) => Ok(p.quick_connect.authorize(code, user)),
             Backend::Redis(r) => r.quick_connect_authorize(code, user).await,

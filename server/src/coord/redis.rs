@@ -4,7 +4,8 @@
 //! expiry: the lease), `leader:epoch` the last fencing number, `events` is the pub/sub
 //! channel, `qc:s:<SECRET>` a pending QuickConnect request (a hash: `pending` JSON, `code`,
 //! `user` once authorized) and `qc:c:<CODE>` the secret a code points to; both expire with
-//! the request.
+//! the request. `qc:pending` is a sorted set of pending secrets by expiry, which caps how many
+//! may be pending at once; `rl:<limit>` are fixed-window rate-limit counters.
 //!
 //! Commands go through a lazily connected `ConnectionManager` that reconnects by itself; every
 //! call is bounded by a short timeout, so a Redis outage costs a request little time and
@@ -16,13 +17,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use rand::{Rng as _, RngCore as _};
+use rand::RngCore as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::quickconnect::{Pending, REQUEST_TTL};
+use super::quickconnect::{
+    Authorization, CODE_DRAWS, InitiateRefusal, MAX_PENDING, Pending, REQUEST_TTL, new_secret,
+    random_code,
+};
 use super::{CoordError, CoordResult, Event, LeaseTiming, Revocation, WeakCoordinator};
 use crate::jf::{JfId, now_millis};
 use crate::store::StoreError;
@@ -33,6 +37,47 @@ const EPOCH_KEY: &str = "ephyra:leader:epoch";
 const CHANNEL: &str = "ephyra:events";
 const QC_SECRET: &str = "ephyra:qc:s:";
 const QC_CODE: &str = "ephyra:qc:c:";
+const QC_PENDING: &str = "ephyra:qc:pending";
+const RATE: &str = "ephyra:rl:";
+
+/// Starts a request, bounded: drops expired entries of the pending set, refuses when it is at
+/// its cap, then tries the given candidate codes (`SET NX`, so two replicas never hand out
+/// the same live code) and stores the request under the first free one. The JSON's code
+/// placeholder is replaced by the code taken.
+const QC_INITIATE: &str = r#"
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 'full' end
+for i = 8, #ARGV do
+  local c = ARGV[i]
+  if redis.call('SET', ARGV[6] .. c, ARGV[4], 'NX', 'PX', ARGV[2]) then
+    local k = ARGV[7] .. ARGV[4]
+    local json = string.gsub(ARGV[5], '"code":"%?%?%?%?%?%?"', '"code":"' .. c .. '"', 1)
+    redis.call('HSET', k, 'pending', json, 'code', c)
+    redis.call('PEXPIRE', k, ARGV[2])
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[4])
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 'ok:' .. c
+  end
+end
+return 'nocode'
+"#;
+
+/// Takes a slot of a fixed-window counter: -1 when taken, else the milliseconds left in the
+/// window.
+const TAKE_SLOT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n > tonumber(ARGV[2]) then
+  local t = redis.call('PTTL', KEYS[1])
+  if t < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+    t = tonumber(ARGV[1])
+  end
+  return t
+end
+return -1
+";
 
 /// Takes the lease if free and, only then, the next epoch (never below the database fence,
 /// so an emptied Redis cannot hand out numbers the database would refuse).
@@ -65,13 +110,14 @@ end
 return 0
 ";
 
-/// Marks the request a code points to as authorized by a user.
+/// Marks the request a code points to as authorized by a user: 1 done, 0 no such code, 2
+/// already authorized (the first authorization is final).
 const QC_AUTHORIZE: &str = r"
 local s = redis.call('GET', KEYS[1])
 if not s then return 0 end
 local k = ARGV[1] .. s
 if redis.call('EXISTS', k) == 0 then return 0 end
-redis.call('HSET', k, 'user', ARGV[2])
+if redis.call('HSETNX', k, 'user', ARGV[2]) == 0 then return 2 end
 return 1
 ";
 
@@ -83,6 +129,7 @@ local p = redis.call('HGET', KEYS[1], 'pending')
 local c = redis.call('HGET', KEYS[1], 'code')
 redis.call('DEL', KEYS[1])
 if c then redis.call('DEL', ARGV[1] .. c) end
+redis.call('ZREM', ARGV[2], ARGV[3])
 return {u, p}
 ";
 
@@ -129,6 +176,8 @@ pub(super) struct RedisBackend {
     release: Script,
     qc_authorize: Script,
     qc_redeem: Script,
+    qc_initiate: Script,
+    take_slot: Script,
 }
 
 async fn bounded<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>) -> CoordResult<T> {
@@ -164,6 +213,8 @@ impl RedisBackend {
             release: Script::new(RELEASE),
             qc_authorize: Script::new(QC_AUTHORIZE),
             qc_redeem: Script::new(QC_REDEEM),
+            qc_initiate: Script::new(QC_INITIATE),
+            take_slot: Script::new(TAKE_SLOT),
         })
     }
 
@@ -244,36 +295,16 @@ impl RedisBackend {
         Ok(())
     }
 
-    pub(super) async fn quick_connect_initiate(&self, device: DeviceInfo) -> CoordResult<Pending> {
-        let mut secret_bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut secret_bytes);
-        let secret = hex::encode_upper(secret_bytes);
+    pub(super) async fn quick_connect_initiate(
+        &self,
+        device: DeviceInfo,
+    ) -> CoordResult<Result<Pending, InitiateRefusal>> {
+        let secret = new_secret();
         let ttl_ms = millis(REQUEST_TTL);
-        let mut conn = self.conn.clone();
-        // A code is taken with SET NX, so two replicas never hand out the same live code.
-        let mut code = None;
-        for _ in 0..50 {
-            let candidate = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
-            let taken: Option<String> = self
-                .run(
-                    redis::cmd("SET")
-                        .arg(format!("{QC_CODE}{candidate}"))
-                        .arg(&secret)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(ttl_ms)
-                        .query_async(&mut conn),
-                )
-                .await?;
-            if taken.is_some() {
-                code = Some(candidate);
-                break;
-            }
-        }
-        let code = code.ok_or_else(|| CoordError::Protocol("no free QuickConnect code".into()))?;
         let created_at = now_millis();
         let stored = StoredRequest {
-            code: code.clone(),
+            // Replaced by the script with the code it takes.
+            code: "??????".to_owned(),
             device_id: device.device_id.clone(),
             device_name: device.device_name.clone(),
             client: device.client.clone(),
@@ -282,26 +313,58 @@ impl RedisBackend {
         };
         let json =
             serde_json::to_string(&stored).map_err(|e| CoordError::Protocol(e.to_string()))?;
-        let key = format!("{QC_SECRET}{secret}");
-        let _: () = self
-            .run(
-                redis::pipe()
-                    .atomic()
-                    .hset(&key, "pending", json)
-                    .ignore()
-                    .hset(&key, "code", &code)
-                    .ignore()
-                    .pexpire(&key, i64::try_from(ttl_ms).unwrap_or(i64::MAX))
-                    .ignore()
-                    .query_async(&mut conn),
-            )
+        let mut conn = self.conn.clone();
+        let outcome: String = self
+            .run(async {
+                let mut call = self.qc_initiate.key(QC_PENDING);
+                call.arg(created_at)
+                    .arg(ttl_ms)
+                    .arg(MAX_PENDING)
+                    .arg(&secret)
+                    .arg(&json)
+                    .arg(QC_CODE)
+                    .arg(QC_SECRET);
+                for _ in 0..CODE_DRAWS {
+                    call.arg(random_code());
+                }
+                call.invoke_async(&mut conn).await
+            })
             .await?;
-        Ok(Pending {
+        let code = match outcome.strip_prefix("ok:") {
+            Some(code) => code.to_owned(),
+            None if outcome == "full" => return Ok(Err(InitiateRefusal::Full)),
+            None => return Ok(Err(InitiateRefusal::NoFreeCode)),
+        };
+        Ok(Ok(Pending {
             secret,
             code,
             device,
             created_at,
             authorized_user: None,
+        }))
+    }
+
+    pub(super) async fn take_slot(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> CoordResult<Result<(), u64>> {
+        let mut conn = self.conn.clone();
+        let left_ms: i64 = self
+            .run(async {
+                self.take_slot
+                    .key(format!("{RATE}{key}"))
+                    .arg(millis(window))
+                    .arg(limit)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(if left_ms < 0 {
+            Ok(())
+        } else {
+            Err(u64::try_from(left_ms).unwrap_or(0).div_ceil(1000).max(1))
         })
     }
 
@@ -323,7 +386,7 @@ impl RedisBackend {
         &self,
         code: &str,
         user: JfId,
-    ) -> CoordResult<bool> {
+    ) -> CoordResult<Authorization> {
         let mut conn = self.conn.clone();
         let done: i64 = self
             .run(async {
@@ -335,7 +398,11 @@ impl RedisBackend {
                     .await
             })
             .await?;
-        Ok(done == 1)
+        Ok(match done {
+            1 => Authorization::Authorized,
+            2 => Authorization::AlreadyAuthorized,
+            _ => Authorization::Unknown,
+        })
     }
 
     pub(super) async fn quick_connect_redeem(
@@ -349,6 +416,8 @@ impl RedisBackend {
                 self.qc_redeem
                     .key(format!("{QC_SECRET}{secret}"))
                     .arg(QC_CODE)
+                    .arg(QC_PENDING)
+                    .arg(&secret)
                     .invoke_async(&mut conn)
                     .await
             })

@@ -8,6 +8,7 @@ mod library;
 mod conventions;
 mod coord;
 mod discovery;
+mod hardening;
 mod health;
 mod images;
 mod items;

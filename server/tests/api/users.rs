@@ -1,10 +1,12 @@
 //! Login and users: `AuthenticateByName`, `/Users/Me`, `/Users/{id}`, `/Users/Public`,
 //! `/Users`, `/Users/New`, the token sources, the failed-login limiter.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use ephyra_server::auth::LoginPolicy;
+use axum::extract::ConnectInfo;
+use ephyra_server::auth::{LoginPolicy, TrustedProxies};
 use http::{Method, Request, StatusCode};
 use serde_json::json;
 use sqlx::Row as _;
@@ -292,19 +294,44 @@ on_both_providers! {
     }
 }
 
-/// A server with a small failed-login budget.
+/// A server with a small failed-login budget: `free_failures` per (user, address), then a
+/// ten-minute wait; `per_address` failures per address.
 async fn limited(
     provider: crate::support::Provider,
-    per_user: usize,
+    free_failures: u32,
     per_address: usize,
 ) -> anyhow::Result<TestServer> {
     let mut server = TestServer::new(provider).await?;
     server.state = server.state.clone().with_login_policy(LoginPolicy {
-        per_user,
+        free_failures,
+        first_backoff: Duration::from_secs(600),
+        max_backoff: Duration::from_secs(600),
         per_address,
         window: Duration::from_secs(600),
     });
     Ok(server)
+}
+
+/// A login attempt arriving from `peer` (the TCP peer), with an optional `X-Forwarded-For`.
+async fn login_attempt_via(
+    server: &TestServer,
+    user: &str,
+    pw: &str,
+    peer: &str,
+    forwarded_for: Option<&str>,
+) -> anyhow::Result<crate::support::Reply> {
+    let mut req = request(
+        Method::POST,
+        "/Users/AuthenticateByName",
+        Some(CLIENT),
+        Some(json!({"Username": user, "Pw": pw})),
+    )?;
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(peer.parse()?, 40_000)));
+    if let Some(hops) = forwarded_for {
+        req.headers_mut().insert("X-Forwarded-For", hops.parse()?);
+    }
+    server.send(req).await
 }
 
 async fn login_attempt(
@@ -313,18 +340,11 @@ async fn login_attempt(
     pw: &str,
     from: &str,
 ) -> anyhow::Result<crate::support::Reply> {
-    let mut req = request(
-        Method::POST,
-        "/Users/AuthenticateByName",
-        Some(CLIENT),
-        Some(json!({"Username": user, "Pw": pw})),
-    )?;
-    req.headers_mut().insert("X-Forwarded-For", from.parse()?);
-    server.send(req).await
+    login_attempt_via(server, user, pw, from, None).await
 }
 
 #[tokio::test]
-async fn failed_logins_of_one_user_are_throttled_with_429_even_with_the_right_password()
+async fn failed_logins_make_one_address_wait_but_the_right_password_elsewhere_gets_in()
 -> anyhow::Result<()> {
     for provider in [
         crate::support::Provider::Sqlite,
@@ -332,12 +352,12 @@ async fn failed_logins_of_one_user_are_throttled_with_429_even_with_the_right_pa
     ] {
         let server = limited(provider, 3, 100).await?;
         let user = server.user("alice", "right", false).await?;
-        for i in 0..3 {
-            login_attempt(&server, "alice", "wrong", &format!("10.0.0.{i}"))
+        for _ in 0..3 {
+            login_attempt(&server, "alice", "wrong", "10.0.0.1")
                 .await?
                 .assert_error(StatusCode::UNAUTHORIZED)?;
         }
-        let refused = login_attempt(&server, "ALICE", "right", "10.0.0.99").await?;
+        let refused = login_attempt(&server, "ALICE", "right", "10.0.0.1").await?;
         refused.assert_error(StatusCode::TOO_MANY_REQUESTS)?;
         let retry: u64 = refused.headers["retry-after"].to_str()?.parse()?;
         assert!((1..=600).contains(&retry));
@@ -346,9 +366,9 @@ async fn failed_logins_of_one_user_are_throttled_with_429_even_with_the_right_pa
             0,
             "nothing written"
         );
-        server.user("bob", "bob-pw", false).await?;
+        // No lock-out of the account: the owner, elsewhere, logs in.
         assert_eq!(
-            login_attempt(&server, "bob", "bob-pw", "10.0.0.99")
+            login_attempt(&server, "alice", "right", "10.0.0.99")
                 .await?
                 .status,
             StatusCode::OK
@@ -359,7 +379,7 @@ async fn failed_logins_of_one_user_are_throttled_with_429_even_with_the_right_pa
 
 #[tokio::test]
 async fn failed_logins_from_one_address_are_throttled_whatever_the_user() -> anyhow::Result<()> {
-    let server = limited(crate::support::Provider::Sqlite, 100, 4).await?;
+    let mut server = limited(crate::support::Provider::Sqlite, 100, 4).await?;
     server.user("alice", "right", false).await?;
     for name in ["a", "b", "c", "d"] {
         login_attempt(&server, name, "x", "192.0.2.7")
@@ -375,10 +395,60 @@ async fn failed_logins_from_one_address_are_throttled_whatever_the_user() -> any
             .status,
         StatusCode::OK
     );
-    // Only the last hop counts: a client cannot claim another address in front of the proxy's.
-    login_attempt(&server, "alice", "right", "192.0.2.8, 192.0.2.7")
+    // A client that is not a trusted proxy cannot claim another address.
+    login_attempt_via(&server, "alice", "right", "192.0.2.7", Some("192.0.2.8"))
         .await?
         .assert_error(StatusCode::TOO_MANY_REQUESTS)?;
+
+    // Behind a trusted proxy, the client is the nearest hop the proxy did not add itself;
+    // what the client put in front of it does not count.
+    server.state.trusted_proxies = std::sync::Arc::new(TrustedProxies::new(&["10.9.0.0/16"]));
+    login_attempt_via(
+        &server,
+        "alice",
+        "right",
+        "10.9.0.1",
+        Some("192.0.2.8, 192.0.2.7"),
+    )
+    .await?
+    .assert_error(StatusCode::TOO_MANY_REQUESTS)?;
+    assert_eq!(
+        login_attempt_via(
+            &server,
+            "alice",
+            "right",
+            "10.9.0.1",
+            Some("192.0.2.7, 192.0.2.8")
+        )
+        .await?
+        .status,
+        StatusCode::OK
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_guesses_for_one_user_evaluate_at_most_the_budget() -> anyhow::Result<()> {
+    let server = limited(crate::support::Provider::Sqlite, 5, 1000).await?;
+    server.user("root", "the-right-one", true).await?;
+    let attempts = (0..64).map(|i| {
+        let server = &server;
+        async move { login_attempt(server, "root", &format!("guess-{i}"), "198.51.100.4").await }
+    });
+    let replies = futures::future::join_all(attempts).await;
+    let mut checked = 0;
+    for reply in replies {
+        let reply = reply?;
+        match reply.status {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => anyhow::bail!("unexpected {other}: {reply:?}"),
+        }
+    }
+    assert_eq!(
+        checked, 5,
+        "passwords evaluated out of 64 concurrent guesses"
+    );
     Ok(())
 }
 
