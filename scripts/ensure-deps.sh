@@ -2,12 +2,14 @@
 # Makes sure this machine has what `make test` needs, and says what is missing when it cannot.
 #
 # - System programs: PostgreSQL (initdb, postgres), redis-server, ffmpeg/ffprobe, haproxy,
-#   nginx, wrk, setpriv. As root on Debian, missing ones are installed with apt-get
+#   nginx, wrk, setpriv, node and npm, chromium (the web client's browser test). As root on Debian, missing ones are installed with apt-get
 #   (`apt-get update` runs once, and only when something is missing). Otherwise each missing
 #   program is listed with the package that provides it, and the script exits non-zero.
 # - Python tools (kubernetes-validate, jsonschema, jellyfin-apiclient-python): a virtualenv in
 #   build/venv from the pins in scripts/requirements-test.txt, rebuilt only when that file (or
 #   the Python interpreter) changed since the venv was made.
+# - Node packages of e2e/clients/node (@jellyfin/sdk, axios, playwright-core) from its
+#   package-lock.json with `npm ci`, redone only when the lock file changed.
 #
 # Idempotent, and silent when everything is already there.
 set -euo pipefail
@@ -46,6 +48,8 @@ find_missing() {
     have nginx || missing+=("nginx|nginx-light")
     have wrk || missing+=("wrk|wrk")
     have setpriv || missing+=("setpriv|util-linux")
+    { have node && have npm; } || missing+=("node and npm|nodejs npm")
+    have chromium || missing+=("chromium|chromium")
     have_python_venv || missing+=("python3 with venv and ensurepip|python3-venv")
 }
 
@@ -119,7 +123,31 @@ if command -v flock >/dev/null; then
     flock 9
 fi
 
+readonly node_dir=e2e/clients/node
+readonly node_stamp=$node_dir/node_modules/.package-lock.sha256
+
+ensure_node_modules() {
+    command -v npm >/dev/null || return 1
+    local key
+    key=$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)
+    if [[ -f $node_stamp && $(<"$node_stamp") == "$key" ]]; then
+        return 0
+    fi
+    say "installing $node_dir's packages from its package-lock.json"
+    local log
+    log=$(mktemp)
+    if ! (cd "$node_dir" && npm ci --no-audit --no-fund) >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        say "npm ci failed (output above)"
+        return 1
+    fi
+    rm -f "$log"
+    echo "$key" >"$node_stamp"
+}
+
 status=0
 ensure_system_programs || status=1
 ensure_venv || status=1
+ensure_node_modules || status=1
 exit "$status"

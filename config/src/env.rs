@@ -170,6 +170,9 @@ pub(crate) fn apply(config: &mut ServerConfig, env: &dyn Source) -> Result<(), C
     if let Some(v) = boolean(env, "EPHYRA_DISCOVERY")? {
         config.discovery = v;
     }
+    if let Some(v) = env.get("EPHYRA_WEB_DIR").filter(|v| !v.is_empty()) {
+        config.web.dir = Some(PathBuf::from(v));
+    }
     if let Some(v) = env.get("EPHYRA_LOG") {
         config.log.level = v;
     }

@@ -13,3 +13,4 @@ mod leadership;
 mod python_client;
 mod replicas;
 mod single;
+mod web_client;

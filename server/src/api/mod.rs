@@ -10,6 +10,10 @@
 //! `crate::jf::Path<JfId>`, bodies with `crate::jf::Json`, so bad input is a 400 in the common
 //! error shape.
 
+pub mod acting;
+pub mod client;
+pub mod dashboard;
+pub mod displayprefs;
 pub mod dto;
 pub mod images;
 pub mod items;
@@ -35,4 +39,7 @@ pub fn router() -> Router<AppState> {
         .merge(images::router())
         .merge(playback::router())
         .merge(playstate::router())
+        .merge(client::router())
+        .merge(dashboard::router())
+        .merge(displayprefs::router())
 }

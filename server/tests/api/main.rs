@@ -24,3 +24,4 @@ mod socket;
 mod store;
 mod system;
 mod users;
+mod webclient;
