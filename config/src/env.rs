@@ -178,6 +178,9 @@ pub(crate) fn apply(config: &mut ServerConfig, env: &dyn Source) -> Result<(), C
             .map(str::to_owned)
             .collect();
     }
+    if let Some(v) = env.get("EPHYRA_WEB_DIR").filter(|v| !v.is_empty()) {
+        config.web.dir = Some(PathBuf::from(v));
+    }
     if let Some(v) = env.get("EPHYRA_LOG") {
         config.log.level = v;
     }

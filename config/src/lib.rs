@@ -54,6 +54,7 @@ pub const ENV_KEYS: &[&str] = &[
     "EPHYRA_TRUSTED_PROXIES",
     "EPHYRA_LOG",
     "EPHYRA_LOG_FORMAT",
+    "EPHYRA_WEB_DIR",
 ];
 
 /// Everything that can be wrong with a configuration. Each variant names the key at fault and
@@ -141,6 +142,10 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     /// Log filter and format.
     pub log: LogConfig,
+    /// The web client (a built jellyfin-web) served at `/web/`. Left out of rendered files
+    /// while unset.
+    #[serde(skip_serializing_if = "WebConfig::is_unset")]
+    pub web: WebConfig,
 }
 
 impl Default for ServerConfig {
@@ -164,6 +169,7 @@ impl Default for ServerConfig {
             discovery: true,
             trusted_proxies: Vec::new(),
             log: LogConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -424,6 +430,22 @@ impl JobsConfig {
     /// True when nothing is set (the defaults apply).
     pub fn is_unset(&self) -> bool {
         *self == JobsConfig::default()
+    }
+}
+
+/// The web client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebConfig {
+    /// Folder holding a built jellyfin-web (its `dist/`, with `index.html`), served at
+    /// `/web/`; unset: `/web/` answers a page saying how to add one. `EPHYRA_WEB_DIR`.
+    pub dir: Option<PathBuf>,
+}
+
+impl WebConfig {
+    /// True when nothing is set.
+    pub fn is_unset(&self) -> bool {
+        *self == WebConfig::default()
     }
 }
 

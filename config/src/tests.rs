@@ -40,8 +40,10 @@ fn environment_overrides_every_documented_key() {
         ("EPHYRA_LOG_FORMAT", "json"),
         ("EPHYRA_JOB_WORKERS", "5"),
         ("EPHYRA_JOB_VISIBILITY_SECONDS", "12"),
+        ("EPHYRA_WEB_DIR", "/srv/jellyfin-web"),
     ]);
     let config = load(env).unwrap();
+    assert_eq!(config.web.dir, Some(PathBuf::from("/srv/jellyfin-web")));
     assert_eq!(config.listen, "127.0.0.1:18096".parse().unwrap());
     assert_eq!(config.admin_listen, "127.0.0.1:19096".parse().unwrap());
     assert_eq!(config.database.kind(), Some(DatabaseKind::Postgres));

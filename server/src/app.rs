@@ -1,7 +1,8 @@
-//! Assembly and serving: [`app`] builds the public router (every request lowercased, traced,
-//! counted, CORS-enabled, body-limited), [`admin_app`] the admin router (`/metrics`), and
-//! [`run`] opens the store, starts the listeners (the public one through
-//! [`crate::listener`], which bounds connections) and shuts down gracefully.
+//! Assembly and serving: [`app`] builds the public router (the web client's files at `/web/`;
+//! every other request lowercased, traced, counted, CORS-enabled, body-limited),
+//! [`admin_app`] the admin router (`/metrics`), and [`run`] opens the store, starts the
+//! listeners (the public one through [`crate::listener`], which bounds connections) and shuts
+//! down gracefully.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ pub const JOBS_GRACE: Duration = Duration::from_secs(5);
 
 /// The public router: the Jellyfin API and health checks.
 pub fn app(state: AppState) -> Router {
+    let web_dir = state.config.web.dir.clone();
     let routes = crate::api::router()
         .merge(crate::health::router())
         .fallback(not_found)
@@ -45,7 +47,8 @@ pub fn app(state: AppState) -> Router {
     // Lowercasing must happen before routing, so it wraps the routed service; CORS answers
     // preflights before anything else.
     let lowercased = middleware::map_request(lowercase_path).layer(routes);
-    Router::new().fallback_service(CorsLayer::permissive().layer(lowercased))
+    // The web client's files keep their case, so they are routed before lowercasing.
+    crate::web::router(web_dir).fallback_service(CorsLayer::permissive().layer(lowercased))
 }
 
 /// The admin router: Prometheus metrics, on its own listener.

@@ -14,3 +14,4 @@ mod leadership;
 mod python_client;
 mod replicas;
 mod single;
+mod web_client;

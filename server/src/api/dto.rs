@@ -70,11 +70,18 @@ impl UserDto {
             policy: UserPolicy::of(user),
         }
     }
+
+    /// The same DTO carrying the user's saved configuration.
+    pub fn with_configuration(mut self, configuration: UserConfiguration) -> Self {
+        self.configuration = configuration;
+        self
+    }
 }
 
-/// Jellyfin's `UserConfiguration`, with its defaults (not yet editable here).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "PascalCase")]
+/// Jellyfin's `UserConfiguration`, with its defaults; a user saves theirs with
+/// `POST /Users/{id}/Configuration` (read leniently: keys in any case, missing ones default).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 #[allow(clippy::struct_excessive_bools)] // mirrors Jellyfin's DTO field for field
 pub struct UserConfiguration {
     /// Preferred audio language ("" = any).
@@ -88,7 +95,7 @@ pub struct UserConfiguration {
     /// Views grouped into one.
     pub grouped_folders: Vec<String>,
     /// `Default`, `Always`, `OnlyForced`, `None`, `Smart`.
-    pub subtitle_mode: &'static str,
+    pub subtitle_mode: String,
     /// Show the collections view.
     pub display_collections_view: bool,
     /// Allow a local-network password.
@@ -117,7 +124,7 @@ impl Default for UserConfiguration {
             subtitle_language_preference: String::new(),
             display_missing_episodes: false,
             grouped_folders: Vec::new(),
-            subtitle_mode: "Default",
+            subtitle_mode: "Default".to_owned(),
             display_collections_view: false,
             enable_local_password: false,
             ordered_views: Vec::new(),

@@ -1,10 +1,14 @@
 //! Browsing: user views (libraries), item listings and search, one item, TV seasons, episodes
 //! and next-up, continue watching (Resume), recently added (Latest), and the library refresh.
 //!
+//! Also what jellyfin-web's item pages ask beside the item: similar items, theme media,
+//! intros, special features, local trailers, filter choices, and the name lists (genres,
+//! studios, people) that Ephyra does not store and answers empty, as Jellyfin does.
+//!
 //! Every route exists in both of Jellyfin's styles: the new one (`/Items?userId=`,
 //! `/UserViews`, `/UserItems/Resume`) that the TypeScript SDK uses and the legacy one
-//! (`/Users/{userId}/Items`, `/Users/{userId}/Views`, ...) that the Python client uses. Both
-//! resolve the user the same way: the token's user, or another one for administrators.
+//! (`/Users/{userId}/Items`, `/Users/{userId}/Views`, ...) that the Python client uses. One
+//! handler serves both: [`ActingUser`] reads the user from either place.
 //!
 //! Listings include `MediaSources`, `MediaStreams` and `Chapters` only when `fields=` asks;
 //! `GET /Items/{id}` always includes them. `/Items/Latest` answers a bare array.
@@ -20,6 +24,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use self::dto::{BaseItemDto, Fields, Related, item_dto, library_dto};
+use crate::api::acting::{ActingUser, ItemId};
 use crate::api::dto::QueryResult;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -27,19 +32,47 @@ use crate::jf::{JfId, Json, List, Path, Query};
 use crate::state::AppState;
 use crate::store::items::{Item, ItemKind, ItemQuery, Library, SortBy};
 
-/// The routes.
+/// The routes. Each handler serves both route styles (see [`ActingUser`]).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/userviews", get(views))
-        .route("/users/{userid}/views", get(views_legacy))
+        .route("/users/{userid}/views", get(views))
         .route("/items", get(items))
-        .route("/users/{userid}/items", get(items_legacy))
+        .route("/users/{userid}/items", get(items))
         .route("/items/latest", get(latest))
-        .route("/users/{userid}/items/latest", get(latest_legacy))
+        .route("/users/{userid}/items/latest", get(latest))
         .route("/useritems/resume", get(resume))
-        .route("/users/{userid}/items/resume", get(resume_legacy))
+        .route("/users/{userid}/items/resume", get(resume))
         .route("/items/{itemid}", get(item))
-        .route("/users/{userid}/items/{itemid}", get(item_legacy))
+        .route("/users/{userid}/items/{itemid}", get(item))
+        .route("/items/{itemid}/similar", get(similar))
+        .route("/items/{itemid}/thememedia", get(theme_media))
+        .route("/items/{itemid}/themesongs", get(theme_list))
+        .route("/items/{itemid}/themevideos", get(theme_list))
+        .route("/items/{itemid}/intros", get(no_extras_page))
+        .route("/users/{userid}/items/{itemid}/intros", get(no_extras_page))
+        .route("/items/{itemid}/specialfeatures", get(no_extras))
+        .route(
+            "/users/{userid}/items/{itemid}/specialfeatures",
+            get(no_extras),
+        )
+        .route("/items/{itemid}/localtrailers", get(no_extras))
+        .route(
+            "/users/{userid}/items/{itemid}/localtrailers",
+            get(no_extras),
+        )
+        .route("/items/filters", get(filters))
+        .route("/items/filters2", get(filters2))
+        .route("/items/counts", get(counts))
+        .route("/genres", get(no_names))
+        .route("/studios", get(no_names))
+        .route("/persons", get(no_names))
+        .route("/artists", get(no_names))
+        .route("/artists/albumartists", get(no_names))
+        .route("/musicgenres", get(no_names))
+        .route("/channels", get(no_names))
+        .route("/movies/recommendations", get(no_recommendations))
+        .route("/shows/upcoming", get(no_names))
         .route("/shows/{seriesid}/seasons", get(seasons))
         .route("/shows/{seriesid}/episodes", get(episodes))
         .route("/shows/nextup", get(next_up))
@@ -92,11 +125,10 @@ impl std::str::FromStr for ItemFilter {
 }
 
 /// The query of every listing. Keys in any case; lists comma-separated or repeated; values
-/// Ephyra does not know are dropped.
+/// Ephyra does not know are dropped. The acting user comes from [`ActingUser`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct ListParams {
-    user_id: Option<JfId>,
     parent_id: Option<JfId>,
     recursive: Option<bool>,
     include_item_types: List<String>,
@@ -109,10 +141,21 @@ struct ListParams {
     limit: Option<i64>,
     search_term: Option<String>,
     ids: List<JfId>,
+    exclude_item_ids: List<JfId>,
     filters: List<ItemFilter>,
     is_played: Option<bool>,
     is_favorite: Option<bool>,
     is_folder: Option<bool>,
+    years: List<i64>,
+    name_starts_with: Option<String>,
+    name_less_than: Option<String>,
+    name_starts_with_or_greater: Option<String>,
+    genres: List<String>,
+    genre_ids: List<String>,
+    studio_ids: List<String>,
+    person_ids: List<String>,
+    tags: List<String>,
+    official_ratings: List<String>,
     series_id: Option<JfId>,
     season_id: Option<JfId>,
     season: Option<i64>,
@@ -136,6 +179,10 @@ impl ListParams {
         Fields::from_names(self.fields.as_slice())
     }
 
+    fn page(&self) -> Page {
+        Page::new(self.start_index, self.limit)
+    }
+
     /// `sortBy` paired with `sortOrder` by position (a single order applies to all).
     fn sort(&self) -> Vec<(SortBy, bool)> {
         let orders = self.sort_order.as_slice();
@@ -150,8 +197,22 @@ impl ListParams {
             .collect()
     }
 
+    /// True when the listing filters on metadata Ephyra does not store (genres, studios,
+    /// people, tags, ratings): no item has any, so nothing matches.
+    fn asks_for_missing_metadata(&self) -> bool {
+        !(self.genres.is_empty()
+            && self.genre_ids.is_empty()
+            && self.studio_ids.is_empty()
+            && self.person_ids.is_empty()
+            && self.tags.is_empty()
+            && self.official_ratings.is_empty())
+    }
+
     /// The store query these parameters describe, or `None` when nothing can match.
     fn to_query(&self, user: JfId) -> Option<ItemQuery> {
+        if self.asks_for_missing_metadata() {
+            return None;
+        }
         let mut include = kinds(&self.include_item_types)?;
         let exclude = kinds(&self.exclude_item_types).unwrap_or_default();
         if !self.media_types.is_empty() {
@@ -188,12 +249,14 @@ impl ListParams {
         } else {
             self.is_played
         };
+        let page = self.page();
         Some(ItemQuery {
             user_id: Some(user),
             recursive: self.recursive.unwrap_or(false),
             include_kinds: include,
             exclude_kinds: exclude,
             ids: self.ids.0.clone(),
+            exclude_ids: self.exclude_item_ids.0.clone(),
             search_term: self.search_term.clone(),
             is_played,
             is_favorite: if filters.contains(&ItemFilter::IsFavorite) {
@@ -202,9 +265,15 @@ impl ListParams {
                 self.is_favorite
             },
             is_resumable: filters.contains(&ItemFilter::IsResumable),
+            years: self.years.0.clone(),
+            name_starts_with: self
+                .name_starts_with
+                .clone()
+                .or_else(|| self.name_starts_with_or_greater.clone()),
+            name_less_than: self.name_less_than.clone(),
             sort: self.sort(),
-            start_index: self.start_index.unwrap_or(0).max(0),
-            limit: self.limit.map(|l| l.max(0)),
+            start_index: page.start,
+            limit: page.limit,
             ..ItemQuery::default()
         })
     }
@@ -219,6 +288,79 @@ fn restrict(current: Vec<ItemKind>, allowed: &[ItemKind]) -> Vec<ItemKind> {
             .into_iter()
             .filter(|k| allowed.contains(k))
             .collect()
+    }
+}
+
+/// `startIndex` and `limit` of a listing, read once (negative values count as 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Page {
+    start: i64,
+    limit: Option<i64>,
+}
+
+impl Page {
+    fn new(start: Option<i64>, limit: Option<i64>) -> Page {
+        Page {
+            start: start.unwrap_or(0).max(0),
+            limit: limit.map(|l| l.max(0)),
+        }
+    }
+
+    /// This page of a list held in memory, and the list's length.
+    fn slice<T>(self, all: Vec<T>) -> (Vec<T>, i64) {
+        let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
+        let skip = usize::try_from(self.start).unwrap_or(usize::MAX);
+        let take = self
+            .limit
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(usize::MAX);
+        (all.into_iter().skip(skip).take(take).collect(), total)
+    }
+
+    /// Jellyfin's `QueryResult` for this page.
+    fn result<T>(self, items: Vec<T>, total: i64) -> Json<QueryResult<T>> {
+        Json(QueryResult {
+            items,
+            total_record_count: u64::try_from(total).unwrap_or(0),
+            start_index: u64::try_from(self.start).unwrap_or(0),
+        })
+    }
+
+    fn empty<T>(self) -> Json<QueryResult<T>> {
+        self.result(Vec::new(), 0)
+    }
+}
+
+/// What a `parentId` names, asked of the store once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parent {
+    /// A library: its items.
+    Library(JfId),
+    /// A series or season: what is under it.
+    Item(JfId),
+    /// Nothing Ephyra knows: an empty answer.
+    Unknown,
+}
+
+impl Parent {
+    async fn of(state: &AppState, id: JfId) -> Result<Parent, ApiError> {
+        if state.store.library(id).await?.is_some() {
+            Ok(Parent::Library(id))
+        } else if state.store.item(id, None).await?.is_some() {
+            Ok(Parent::Item(id))
+        } else {
+            Ok(Parent::Unknown)
+        }
+    }
+
+    /// Narrows `query` to this parent; false when nothing can match.
+    fn narrow(self, query: &mut ItemQuery) -> bool {
+        match self {
+            Parent::Library(id) => query.library_id = Some(id),
+            Parent::Item(id) => query.ancestor_id = Some(id),
+            Parent::Unknown => return false,
+        }
+        true
     }
 }
 
@@ -275,48 +417,58 @@ pub async fn dtos(
         .collect())
 }
 
-fn page(items: Vec<BaseItemDto>, total: i64, start: i64) -> Json<QueryResult<BaseItemDto>> {
-    Json(QueryResult {
-        items,
-        total_record_count: u64::try_from(total).unwrap_or(0),
-        start_index: u64::try_from(start).unwrap_or(0),
-    })
-}
-
-fn empty_page(start: i64) -> Json<QueryResult<BaseItemDto>> {
-    page(Vec::new(), 0, start)
+/// Runs a store query and builds the page's DTOs.
+async fn query_page(
+    state: &AppState,
+    user: JfId,
+    query: &ItemQuery,
+    fields: Fields,
+    page: Page,
+) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    let found = state.store.query_items(query).await?;
+    let dtos = dtos(state, &found.items, user, fields).await?;
+    Ok(page.result(dtos, found.total))
 }
 
 // ----- views -----------------------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct ViewParams {
-    user_id: Option<JfId>,
-}
-
+/// The user's libraries, in the order of their `OrderedViews` setting (others after, by
+/// name), without the ones they left out of "My media".
 async fn views(
     State(state): State<AppState>,
-    caller: AuthUser,
-    Query(params): Query<ViewParams>,
+    user: ActingUser,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    caller.acting_for(params.user_id)?;
-    let libraries = state.store.libraries().await?;
+    let libraries = user_libraries(&state, user.id).await?;
     let views = library_dtos(&state, &libraries).await?;
     let total = i64::try_from(views.len()).unwrap_or(0);
-    Ok(page(views, total, 0))
+    Ok(Page::default().result(views, total))
 }
 
-async fn views_legacy(
-    State(state): State<AppState>,
-    caller: AuthUser,
-    Path(user_id): Path<JfId>,
-) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    caller.acting_for(Some(user_id))?;
-    let libraries = state.store.libraries().await?;
-    let views = library_dtos(&state, &libraries).await?;
-    let total = i64::try_from(views.len()).unwrap_or(0);
-    Ok(page(views, total, 0))
+async fn user_libraries(state: &AppState, user: JfId) -> Result<Vec<Library>, ApiError> {
+    let mut libraries = state.store.libraries().await?;
+    let Some(user) = state.store.user_by_id(user).await? else {
+        return Ok(libraries);
+    };
+    let config = crate::api::users::user_dto(state, &user)
+        .await?
+        .configuration;
+    let excluded = |id: JfId| {
+        config
+            .my_media_excludes
+            .iter()
+            .any(|e| e.parse::<JfId>().ok() == Some(id))
+    };
+    libraries.retain(|l| !excluded(l.id));
+    let rank = |id: JfId| {
+        config
+            .ordered_views
+            .iter()
+            .position(|v| v.parse::<JfId>().ok() == Some(id))
+            .unwrap_or(usize::MAX)
+    };
+    // Stable: libraries not in the order keep their order by name.
+    libraries.sort_by_key(|l| rank(l.id));
+    Ok(libraries)
 }
 
 async fn library_dtos(
@@ -340,147 +492,257 @@ async fn library_dtos(
 
 // ----- listings --------------------------------------------------------------------------
 
+/// `/Items`: children of a library or folder, or search across everything.
 async fn items(
     State(state): State<AppState>,
-    caller: AuthUser,
+    user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let user = caller.acting_for(params.user_id)?;
-    list(&state, user, params).await
-}
-
-async fn items_legacy(
-    State(state): State<AppState>,
-    caller: AuthUser,
-    Path(user_id): Path<JfId>,
-    Query(params): Query<ListParams>,
-) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let user = caller.acting_for(Some(user_id))?;
-    list(&state, user, params).await
-}
-
-/// `/Items`: children of a library or folder, or search across everything.
-async fn list(
-    state: &AppState,
-    user: JfId,
-    params: ListParams,
-) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let start = params.start_index.unwrap_or(0).max(0);
+    let user = user.id;
+    let page = params.page();
     let Some(mut query) = params.to_query(user) else {
-        return Ok(empty_page(start));
+        return Ok(page.empty());
     };
     match params.parent_id {
         Some(parent) => {
-            if state.store.library(parent).await?.is_some() {
-                query.library_id = Some(parent);
-            } else if state.store.item(parent, None).await?.is_some() {
-                query.ancestor_id = Some(parent);
-            } else {
-                return Ok(empty_page(start));
+            if !Parent::of(&state, parent).await?.narrow(&mut query) {
+                return Ok(page.empty());
             }
         }
         // The user's root: its children are the libraries (Jellyfin lists the views).
         None if !query.recursive && query.ids.is_empty() && query.search_term.is_none() => {
-            let libraries = state.store.libraries().await?;
-            let views = library_dtos(state, &libraries).await?;
-            let total = i64::try_from(views.len()).unwrap_or(0);
-            let views = views
-                .into_iter()
-                .skip(usize::try_from(start).unwrap_or(0))
-                .take(
-                    params
-                        .limit
-                        .and_then(|l| usize::try_from(l).ok())
-                        .unwrap_or(usize::MAX),
-                )
-                .collect();
-            return Ok(page(views, total, start));
+            let libraries = user_libraries(&state, user).await?;
+            let (shown, total) = page.slice(libraries);
+            return Ok(page.result(library_dtos(&state, &shown).await?, total));
         }
         None => {
             // Searching by id or text looks everywhere.
             query.recursive = true;
         }
     }
-    let found = state.store.query_items(&query).await?;
-    let dtos = dtos(state, &found.items, user, params.fields()).await?;
-    Ok(page(dtos, found.total, start))
+    query_page(&state, user, &query, params.fields(), page).await
 }
 
 // ----- one item --------------------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct ItemParams {
-    user_id: Option<JfId>,
-}
-
+/// An item with every field, or a library's view.
 async fn item(
     State(state): State<AppState>,
-    caller: AuthUser,
-    Path(item_id): Path<JfId>,
-    Query(params): Query<ItemParams>,
+    user: ActingUser,
+    ItemId(id): ItemId,
 ) -> Result<Json<BaseItemDto>, ApiError> {
-    let user = caller.acting_for(params.user_id)?;
-    one_item(&state, user, item_id).await
-}
-
-async fn item_legacy(
-    State(state): State<AppState>,
-    caller: AuthUser,
-    Path((user_id, item_id)): Path<(JfId, JfId)>,
-) -> Result<Json<BaseItemDto>, ApiError> {
-    let user = caller.acting_for(Some(user_id))?;
-    one_item(&state, user, item_id).await
-}
-
-/// An item with every field, or a library's view.
-async fn one_item(state: &AppState, user: JfId, id: JfId) -> Result<Json<BaseItemDto>, ApiError> {
     if let Some(library) = state.store.library(id).await? {
-        let mut views = library_dtos(state, &[library]).await?;
+        let mut views = library_dtos(&state, &[library]).await?;
         return views
             .pop()
             .map(Json)
             .ok_or_else(|| ApiError::not_found("Item not found."));
     }
-    let item = state
-        .store
-        .item(id, Some(user))
-        .await?
-        .ok_or_else(|| ApiError::not_found("Item not found."))?;
-    let mut dtos = dtos(state, &[item], user, Fields::ALL).await?;
+    let item = existing_item(&state, user.id, id).await?;
+    let mut dtos = dtos(&state, &[item], user.id, Fields::ALL).await?;
     dtos.pop()
         .map(Json)
         .ok_or_else(|| ApiError::not_found("Item not found."))
 }
 
-// ----- latest, resume --------------------------------------------------------------------
-
-async fn latest(
-    State(state): State<AppState>,
-    caller: AuthUser,
-    Query(params): Query<ListParams>,
-) -> Result<Json<Vec<BaseItemDto>>, ApiError> {
-    let user = caller.acting_for(params.user_id)?;
-    latest_for(&state, user, params).await
+/// The item a route names, or 404.
+async fn existing_item(state: &AppState, user: JfId, id: JfId) -> Result<Item, ApiError> {
+    state
+        .store
+        .item(id, Some(user))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Item not found."))
 }
 
-async fn latest_legacy(
+/// Most candidates `similar` reads to choose from.
+const SIMILAR_CANDIDATES: i64 = 500;
+
+/// `/Items/{id}/Similar`: items of the same kind in the same library, those from the nearest
+/// years first. (Jellyfin ranks by shared genres, studios and people; Ephyra stores none of
+/// those, so release year is the closeness it can measure.)
+async fn similar(
     State(state): State<AppState>,
-    caller: AuthUser,
-    Path(user_id): Path<JfId>,
+    user: ActingUser,
+    ItemId(id): ItemId,
     Query(params): Query<ListParams>,
-) -> Result<Json<Vec<BaseItemDto>>, ApiError> {
-    let user = caller.acting_for(Some(user_id))?;
-    latest_for(&state, user, params).await
+) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    let page = Page::new(None, Some(params.limit.unwrap_or(12).clamp(0, 100)));
+    let item = existing_item(&state, user.id, id).await?;
+    let kind = match item.kind {
+        ItemKind::Movie => ItemKind::Movie,
+        ItemKind::Series | ItemKind::Season | ItemKind::Episode => ItemKind::Series,
+    };
+    let own_series = item.series_id.unwrap_or(item.id);
+    let found = state
+        .store
+        .query_items(&ItemQuery {
+            user_id: Some(user.id),
+            library_id: Some(item.library_id),
+            recursive: true,
+            include_kinds: vec![kind],
+            exclude_ids: vec![item.id, own_series],
+            sort: vec![(SortBy::ProductionYear, false)],
+            limit: Some(SIMILAR_CANDIDATES),
+            ..ItemQuery::default()
+        })
+        .await?;
+    let year = item.production_year.unwrap_or(0);
+    let mut candidates = found.items;
+    candidates.sort_by_key(|c| (c.production_year.unwrap_or(0) - year).abs());
+    let (shown, total) = page.slice(candidates);
+    let dtos = dtos(&state, &shown, user.id, params.fields()).await?;
+    Ok(page.result(dtos, total))
 }
 
-/// Recently added films and episodes, newest first; with `groupItems` (the default) several
-/// new episodes of one series show as that series.
-async fn latest_for(
+/// `/Items/{id}/ThemeMedia`: Ephyra keeps no theme songs or videos, so all three lists are
+/// empty (Jellyfin's answer for an item without any).
+async fn theme_media(
+    State(state): State<AppState>,
+    user: ActingUser,
+    ItemId(id): ItemId,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    existing_item(&state, user.id, id).await?;
+    let empty = || serde_json::json!({ "OwnerId": id, "Items": [], "TotalRecordCount": 0, "StartIndex": 0 });
+    Ok(Json(serde_json::json!({
+        "ThemeVideosResult": empty(),
+        "ThemeSongsResult": empty(),
+        "SoundtrackSongsResult": empty(),
+    })))
+}
+
+async fn theme_list(
+    State(state): State<AppState>,
+    user: ActingUser,
+    ItemId(id): ItemId,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    existing_item(&state, user.id, id).await?;
+    Ok(Json(
+        serde_json::json!({ "OwnerId": id, "Items": [], "TotalRecordCount": 0, "StartIndex": 0 }),
+    ))
+}
+
+/// Intros: none (Ephyra plays no pre-rolls). A `QueryResult`, as Jellyfin answers.
+async fn no_extras_page(
+    State(state): State<AppState>,
+    user: ActingUser,
+    ItemId(id): ItemId,
+) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    existing_item(&state, user.id, id).await?;
+    Ok(Page::default().empty())
+}
+
+/// Special features and local trailers: none are scanned yet. A bare array, as Jellyfin
+/// answers.
+async fn no_extras(
+    State(state): State<AppState>,
+    user: ActingUser,
+    ItemId(id): ItemId,
+) -> Result<Json<Vec<BaseItemDto>>, ApiError> {
+    existing_item(&state, user.id, id).await?;
+    Ok(Json(Vec::new()))
+}
+
+/// Genres, studios, people, artists, channels, upcoming episodes: Ephyra stores none, so
+/// the answer is Jellyfin's empty `QueryResult`.
+async fn no_names(
+    _user: ActingUser,
+    Query(params): Query<ListParams>,
+) -> Json<QueryResult<BaseItemDto>> {
+    params.page().empty()
+}
+
+/// Film recommendations need the genres and people Ephyra does not store: none.
+async fn no_recommendations(_user: ActingUser) -> Json<Vec<serde_json::Value>> {
+    Json(Vec::new())
+}
+
+/// `/Items/Filters` (legacy filter dialog): the years present; no genres, tags or ratings.
+async fn filters(
+    State(state): State<AppState>,
+    user: ActingUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let years = filter_years(&state, user.id, &params).await?;
+    Ok(Json(serde_json::json!({
+        "Genres": [],
+        "Tags": [],
+        "OfficialRatings": [],
+        "Years": years,
+    })))
+}
+
+/// `/Items/Filters2`: genres and tags, of which Ephyra stores none.
+async fn filters2(_user: ActingUser) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "Genres": [], "Tags": [] }))
+}
+
+async fn filter_years(
     state: &AppState,
     user: JfId,
-    params: ListParams,
+    params: &ListParams,
+) -> Result<Vec<i64>, ApiError> {
+    let Some(mut query) = params.to_query(user) else {
+        return Ok(Vec::new());
+    };
+    query.recursive = true;
+    if let Some(parent) = params.parent_id
+        && !Parent::of(state, parent).await?.narrow(&mut query)
+    {
+        return Ok(Vec::new());
+    }
+    Ok(state.store.production_years(&query).await?)
+}
+
+/// `/Items/Counts`: how many films, series and episodes the user can see.
+async fn counts(
+    State(state): State<AppState>,
+    user: ActingUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let count = |kind: ItemKind| {
+        let state = state.clone();
+        async move {
+            state
+                .store
+                .query_items(&ItemQuery {
+                    user_id: Some(user.id),
+                    recursive: true,
+                    include_kinds: vec![kind],
+                    limit: Some(0),
+                    ..ItemQuery::default()
+                })
+                .await
+                .map(|p| p.total)
+        }
+    };
+    let movies = count(ItemKind::Movie).await?;
+    let series = count(ItemKind::Series).await?;
+    let episodes = count(ItemKind::Episode).await?;
+    Ok(Json(serde_json::json!({
+        "MovieCount": movies,
+        "SeriesCount": series,
+        "EpisodeCount": episodes,
+        "ArtistCount": 0,
+        "ProgramCount": 0,
+        "TrailerCount": 0,
+        "SongCount": 0,
+        "AlbumCount": 0,
+        "MusicVideoCount": 0,
+        "BoxSetCount": 0,
+        "BookCount": 0,
+        "ItemCount": movies + series + episodes,
+    })))
+}
+
+// ----- latest, resume --------------------------------------------------------------------
+
+/// Recently added films and episodes, newest first; with `groupItems` (the default) several
+/// new episodes of one series show as that series. A bare array, as Jellyfin answers.
+async fn latest(
+    State(state): State<AppState>,
+    user: ActingUser,
+    Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<BaseItemDto>>, ApiError> {
+    let user = user.id;
     let limit = usize::try_from(params.limit.unwrap_or(20).clamp(0, 500)).unwrap_or(20);
     let include = match kinds(&params.include_item_types) {
         Some(k) if !k.is_empty() => restrict(k, &[ItemKind::Movie, ItemKind::Episode]),
@@ -500,16 +762,14 @@ async fn latest_for(
         limit: Some(i64::try_from(limit.saturating_mul(8).max(64)).unwrap_or(i64::MAX)),
         ..ItemQuery::default()
     };
-    if let Some(parent) = params.parent_id {
-        if state.store.library(parent).await?.is_some() {
-            query.library_id = Some(parent);
-        } else {
-            query.ancestor_id = Some(parent);
-        }
+    if let Some(parent) = params.parent_id
+        && !Parent::of(&state, parent).await?.narrow(&mut query)
+    {
+        return Ok(Json(Vec::new()));
     }
     let found = state.store.query_items(&query).await?;
     let group = params.group_items.unwrap_or(true);
-    // (representative item, series to show instead, number of new episodes)
+    // (representative item, number of new episodes of its series)
     let mut entries: Vec<(Item, usize)> = Vec::new();
     let mut series_slot: HashMap<JfId, usize> = HashMap::new();
     for item in found.items {
@@ -541,65 +801,39 @@ async fn latest_for(
             _ => shown.push(item),
         }
     }
-    let mut dtos = dtos(state, &shown, user, params.fields()).await?;
-    for dto in &mut dtos {
-        if let Some(count) = shown
-            .iter()
-            .find(|i| i.id.to_n() == dto.id)
-            .and_then(|i| new_counts.get(&i.id))
-        {
+    let mut dtos = dtos(&state, &shown, user, params.fields()).await?;
+    for (dto, item) in dtos.iter_mut().zip(&shown) {
+        if let Some(count) = new_counts.get(&item.id) {
             dto.child_count = Some(*count);
         }
     }
     Ok(Json(dtos))
 }
 
+/// Films and episodes with a resume position, most recently played first.
 async fn resume(
     State(state): State<AppState>,
-    caller: AuthUser,
+    user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let user = caller.acting_for(params.user_id)?;
-    resume_for(&state, user, params).await
-}
-
-async fn resume_legacy(
-    State(state): State<AppState>,
-    caller: AuthUser,
-    Path(user_id): Path<JfId>,
-    Query(params): Query<ListParams>,
-) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let user = caller.acting_for(Some(user_id))?;
-    resume_for(&state, user, params).await
-}
-
-/// Films and episodes with a resume position, most recently played first.
-async fn resume_for(
-    state: &AppState,
-    user: JfId,
-    params: ListParams,
-) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let start = params.start_index.unwrap_or(0).max(0);
+    let user = user.id;
+    let page = params.page();
     let Some(mut query) = params.to_query(user) else {
-        return Ok(empty_page(start));
+        return Ok(page.empty());
     };
     query.recursive = true;
     query.is_resumable = true;
     query.include_kinds = restrict(query.include_kinds, &[ItemKind::Movie, ItemKind::Episode]);
     if query.include_kinds.is_empty() {
-        return Ok(empty_page(start));
+        return Ok(page.empty());
     }
     query.sort = vec![(SortBy::DatePlayed, true)];
-    if let Some(parent) = params.parent_id {
-        if state.store.library(parent).await?.is_some() {
-            query.library_id = Some(parent);
-        } else {
-            query.ancestor_id = Some(parent);
-        }
+    if let Some(parent) = params.parent_id
+        && !Parent::of(&state, parent).await?.narrow(&mut query)
+    {
+        return Ok(page.empty());
     }
-    let found = state.store.query_items(&query).await?;
-    let dtos = dtos(state, &found.items, user, params.fields()).await?;
-    Ok(page(dtos, found.total, start))
+    query_page(&state, user, &query, params.fields(), page).await
 }
 
 // ----- TV ----------------------------------------------------------------------------------
@@ -616,33 +850,28 @@ async fn series(state: &AppState, id: JfId, user: JfId) -> Result<Item, ApiError
 
 async fn seasons(
     State(state): State<AppState>,
-    caller: AuthUser,
+    user: ActingUser,
     Path(series_id): Path<JfId>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let user = caller.acting_for(params.user_id)?;
-    let series = series(&state, series_id, user).await?;
-    let found = state
-        .store
-        .query_items(&ItemQuery {
-            user_id: Some(user),
-            ancestor_id: Some(series.id),
-            include_kinds: vec![ItemKind::Season],
-            sort: vec![(SortBy::IndexNumber, false)],
-            ..ItemQuery::default()
-        })
-        .await?;
-    let dtos = dtos(&state, &found.items, user, params.fields()).await?;
-    Ok(page(dtos, found.total, 0))
+    let series = series(&state, series_id, user.id).await?;
+    let query = ItemQuery {
+        user_id: Some(user.id),
+        ancestor_id: Some(series.id),
+        include_kinds: vec![ItemKind::Season],
+        sort: vec![(SortBy::IndexNumber, false)],
+        ..ItemQuery::default()
+    };
+    query_page(&state, user.id, &query, params.fields(), Page::default()).await
 }
 
 async fn episodes(
     State(state): State<AppState>,
-    caller: AuthUser,
+    user: ActingUser,
     Path(series_id): Path<JfId>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let user = caller.acting_for(params.user_id)?;
+    let user = user.id;
     let series = series(&state, series_id, user).await?;
     let ancestor = match (params.season_id, params.season) {
         (Some(season), _) => season,
@@ -678,99 +907,75 @@ async fn episodes(
             .unwrap_or(0);
         episodes.drain(..at);
     }
-    let total = i64::try_from(episodes.len()).unwrap_or(0);
-    let start = params.start_index.unwrap_or(0).max(0);
-    let episodes: Vec<Item> = episodes
-        .into_iter()
-        .skip(usize::try_from(start).unwrap_or(0))
-        .take(
-            params
-                .limit
-                .and_then(|l| usize::try_from(l).ok())
-                .unwrap_or(usize::MAX),
-        )
-        .collect();
-    let dtos = dtos(&state, &episodes, user, params.fields()).await?;
-    Ok(page(dtos, total, start))
+    let page = params.page();
+    let (shown, total) = page.slice(episodes);
+    let dtos = dtos(&state, &shown, user, params.fields()).await?;
+    Ok(page.result(dtos, total))
 }
 
 /// For each series the user has watched: the first unplayed episode after the one watched
-/// last; for an explicitly named series that nobody watched yet, its first episode. Series
-/// whose last watched episode was played most recently come first.
+/// last, series watched most recently first (the store computes it, one row per series); for
+/// an explicitly named series that nobody watched yet, its first episode.
 async fn next_up(
     State(state): State<AppState>,
-    caller: AuthUser,
+    user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let user = caller.acting_for(params.user_id)?;
-    let mut query = ItemQuery {
-        user_id: Some(user),
-        recursive: true,
-        include_kinds: vec![ItemKind::Episode],
-        sort: vec![
-            (SortBy::ParentIndexNumber, false),
-            (SortBy::IndexNumber, false),
-        ],
-        ..ItemQuery::default()
+    let user = user.id;
+    let page = params.page();
+    let library = match (params.series_id, params.parent_id) {
+        (None, Some(parent)) => match Parent::of(&state, parent).await? {
+            Parent::Library(id) => Some(id),
+            // A series as parent narrows like `seriesId`.
+            Parent::Item(_) => None,
+            Parent::Unknown => return Ok(page.empty()),
+        },
+        _ => None,
     };
-    if let Some(series) = params.series_id {
-        query.ancestor_id = Some(series);
-    } else if let Some(parent) = params.parent_id {
-        if state.store.library(parent).await?.is_some() {
-            query.library_id = Some(parent);
-        } else {
-            query.ancestor_id = Some(parent);
-        }
+    let series = params.series_id.or(match params.parent_id {
+        Some(p) if library.is_none() => Some(p),
+        _ => None,
+    });
+    let mut ids = state.store.next_up(user, library, series).await?;
+    if ids.is_empty()
+        && let Some(series) = params.series_id
+    {
+        let first = state
+            .store
+            .query_items(&ItemQuery {
+                user_id: Some(user),
+                ancestor_id: Some(series),
+                recursive: true,
+                include_kinds: vec![ItemKind::Episode],
+                is_played: Some(false),
+                sort: vec![
+                    (SortBy::ParentIndexNumber, false),
+                    (SortBy::IndexNumber, false),
+                ],
+                limit: Some(1),
+                ..ItemQuery::default()
+            })
+            .await?;
+        ids.extend(first.items.iter().map(|e| e.id));
     }
-    let episodes = state.store.query_items(&query).await?.items;
-    let mut by_series: Vec<(JfId, Vec<Item>)> = Vec::new();
-    for episode in episodes {
-        let Some(series) = episode.series_id else {
-            continue;
-        };
-        match by_series.iter_mut().find(|(s, _)| *s == series) {
-            Some((_, list)) => list.push(episode),
-            None => by_series.push((series, vec![episode])),
-        }
-    }
-    let mut next: Vec<(i64, Item)> = Vec::new();
-    for (_, list) in by_series {
-        let last_watched = list
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.user_data.played)
-            .max_by_key(|(i, e)| (e.user_data.last_played_at.unwrap_or(0), *i));
-        match last_watched {
-            Some((at, watched)) => {
-                let when = watched.user_data.last_played_at.unwrap_or(0);
-                if let Some(upcoming) = list.iter().skip(at + 1).find(|e| !e.user_data.played) {
-                    next.push((when, upcoming.clone()));
-                }
-            }
-            None if params.series_id.is_some() => {
-                if let Some(first) = list.iter().find(|e| !e.user_data.played) {
-                    next.push((0, first.clone()));
-                }
-            }
-            None => {}
-        }
-    }
-    next.sort_by_key(|(when, _)| std::cmp::Reverse(*when));
-    let total = i64::try_from(next.len()).unwrap_or(0);
-    let start = params.start_index.unwrap_or(0).max(0);
-    let shown: Vec<Item> = next
-        .into_iter()
-        .map(|(_, e)| e)
-        .skip(usize::try_from(start).unwrap_or(0))
-        .take(
-            params
-                .limit
-                .and_then(|l| usize::try_from(l).ok())
-                .unwrap_or(usize::MAX),
-        )
-        .collect();
-    let dtos = dtos(&state, &shown, user, params.fields()).await?;
-    Ok(page(dtos, total, start))
+    let (shown_ids, total) = page.slice(ids);
+    let mut found = if shown_ids.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .query_items(&ItemQuery {
+                user_id: Some(user),
+                ids: shown_ids.clone(),
+                ..ItemQuery::default()
+            })
+            .await?
+            .items
+    };
+    // Back into the store's next-up order.
+    found.sort_by_key(|e| shown_ids.iter().position(|id| *id == e.id));
+    let dtos = dtos(&state, &found, user, params.fields()).await?;
+    Ok(page.result(dtos, total))
 }
 
 // ----- library refresh -------------------------------------------------------------------

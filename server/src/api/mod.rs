@@ -10,6 +10,10 @@
 //! `crate::jf::Path<JfId>`, bodies with `crate::jf::Json`, so bad input is a 400 in the common
 //! error shape.
 
+pub mod acting;
+pub mod client;
+pub mod dashboard;
+pub mod displayprefs;
 pub mod dto;
 pub mod extras;
 pub mod images;
@@ -40,4 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(playstate::router())
         .merge(startup::router())
         .merge(startup::wizard_support_router())
+        .merge(client::router())
+        .merge(dashboard::router())
+        .merge(displayprefs::router())
 }

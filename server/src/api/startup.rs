@@ -50,7 +50,6 @@ pub fn wizard_support_router() -> Router<AppState> {
         .route("/localization/options", get(localization_options))
         .route("/localization/cultures", get(localization_cultures))
         .route("/localization/countries", get(localization_countries))
-        .route("/library/virtualfolders", get(virtual_folders))
 }
 
 /// True while the wizard is open. Once seen closed it is remembered in this replica (it never
@@ -68,7 +67,7 @@ pub async fn is_open(state: &AppState) -> Result<bool, ApiError> {
 
 /// Jellyfin's `FirstTimeSetupOrElevated`: anyone while the wizard is open, else an
 /// administrator.
-async fn setup_or_admin(state: &AppState, caller: &MaybeAuthUser) -> Result<bool, ApiError> {
+pub(crate) async fn setup_or_admin(state: &AppState, caller: &MaybeAuthUser) -> Result<bool, ApiError> {
     if is_open(state).await? {
         return Ok(true);
     }

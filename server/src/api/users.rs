@@ -1,5 +1,10 @@
 //! Users and login: `POST /Users/AuthenticateByName`, `/Users/Me`, `/Users/{userId}`,
-//! `/Users/Public`, `/Users` (administrators), `POST /Users/New` (administrators).
+//! `/Users/Public`, `/Users` (administrators), `POST /Users/New` (administrators); a user's
+//! configuration and password; the administrator's policy changes and deletion.
+//!
+//! Every change that must end a user's sessions (password, disabling, deletion) revokes their
+//! tokens in the database and then on every replica through the coordinator, so no cached
+//! token keeps working anywhere.
 //!
 //! Login follows Jellyfin: the authorization header must name Client, Device, DeviceId and
 //! Version (400 otherwise); a wrong user or password is 401 with nothing written; a login
@@ -12,13 +17,15 @@ use std::net::{IpAddr, SocketAddr};
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::routing::{get, post};
+use http::StatusCode;
 use http::request::Parts;
 use serde::Deserialize;
 
-use crate::api::dto::{AuthenticationResult, SessionInfoDto, UserDto};
+use crate::api::dto::{AuthenticationResult, SessionInfoDto, UserConfiguration, UserDto};
 use crate::auth::{AuthUser, ClientHeader, new_token, password};
+use crate::coord::Revocation;
 use crate::error::ApiError;
-use crate::jf::{JfId, Json, Path};
+use crate::jf::{JfId, Json, Path, Query};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::users::{DeviceInfo, User};
@@ -31,7 +38,15 @@ pub fn router() -> Router<AppState> {
         .route("/users/me", get(me))
         .route("/users/new", post(create_user))
         .route("/users", get(list_users))
-        .route("/users/{userid}", get(user_by_id))
+        .route(
+            "/users/{userid}",
+            get(user_by_id).post(update_user).delete(delete_user),
+        )
+        .route("/users/{userid}/configuration", post(save_configuration))
+        .route("/users/{userid}/policy", post(save_policy))
+        .route("/users/{userid}/password", post(change_password))
+        .route("/users/configuration", post(save_configuration_query))
+        .route("/users/password", post(change_password_query))
 }
 
 /// Body of `AuthenticateByName` (property names in any case; unknown keys ignored).
@@ -170,11 +185,7 @@ async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<User
         .user_by_id(caller.user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The user no longer exists."))?;
-    Ok(Json(UserDto::new(
-        &user,
-        state.server_id,
-        state.server_name(),
-    )))
+    Ok(Json(user_dto(&state, &user).await?))
 }
 
 async fn user_by_id(
@@ -188,11 +199,7 @@ async fn user_by_id(
         .user_by_id(user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("User not found."))?;
-    Ok(Json(UserDto::new(
-        &user,
-        state.server_id,
-        state.server_name(),
-    )))
+    Ok(Json(user_dto(&state, &user).await?))
 }
 
 async fn list_users(
@@ -246,4 +253,266 @@ async fn create_user(
         state.server_id,
         state.server_name(),
     )))
+}
+
+/// A user's DTO with their saved configuration.
+pub async fn user_dto(state: &AppState, user: &User) -> Result<UserDto, ApiError> {
+    let configuration = match state.store.user_configuration(user.id).await? {
+        // A row this server wrote; should it not parse, the defaults are the safe answer.
+        Some(body) => serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| crate::jf::from_value(v).ok())
+            .unwrap_or_default(),
+        None => UserConfiguration::default(),
+    };
+    Ok(UserDto::new(user, state.server_id, state.server_name()).with_configuration(configuration))
+}
+
+/// The user named in the path, or 404.
+async fn existing_user(state: &AppState, id: JfId) -> Result<User, ApiError> {
+    state
+        .store
+        .user_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found."))
+}
+
+/// `?userId=` of the routes that take the user from the query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UserParam {
+    user_id: Option<JfId>,
+}
+
+async fn save_configuration(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(requested): Path<JfId>,
+    Json(configuration): Json<UserConfiguration>,
+) -> Result<StatusCode, ApiError> {
+    store_configuration(&state, &caller, Some(requested), &configuration).await
+}
+
+async fn save_configuration_query(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(params): Query<UserParam>,
+    Json(configuration): Json<UserConfiguration>,
+) -> Result<StatusCode, ApiError> {
+    store_configuration(&state, &caller, params.user_id, &configuration).await
+}
+
+async fn store_configuration(
+    state: &AppState,
+    caller: &AuthUser,
+    requested: Option<JfId>,
+    configuration: &UserConfiguration,
+) -> Result<StatusCode, ApiError> {
+    let user = caller.acting_for(requested)?;
+    existing_user(state, user).await?;
+    let body = serde_json::to_string(configuration).map_err(ApiError::internal)?;
+    state.store.save_user_configuration(user, &body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The part of `UserPolicy` Ephyra stores; the rest of a posted policy is accepted and left
+/// at Jellyfin's defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct PolicyUpdate {
+    is_administrator: Option<bool>,
+    is_hidden: Option<bool>,
+    is_disabled: Option<bool>,
+}
+
+/// `POST /Users/{id}/Policy` (administrators). Disabling revokes the user's tokens; the last
+/// administrator who can sign in cannot be demoted or disabled, and nobody disables themself.
+async fn save_policy(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(user_id): Path<JfId>,
+    Json(policy): Json<PolicyUpdate>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let user = existing_user(&state, user_id).await?;
+    let is_admin = policy.is_administrator.unwrap_or(user.is_admin);
+    let is_hidden = policy.is_hidden.unwrap_or(user.is_hidden);
+    let is_disabled = policy.is_disabled.unwrap_or(user.is_disabled);
+    if is_disabled && user_id == caller.user_id {
+        return Err(ApiError::bad_request(
+            "You cannot disable your own account.",
+        ));
+    }
+    let was_active_admin = user.is_admin && !user.is_disabled;
+    if was_active_admin
+        && (!is_admin || is_disabled)
+        && state.store.count_active_admins().await? <= 1
+    {
+        return Err(ApiError::bad_request(
+            "There must be at least one administrator who can sign in.",
+        ));
+    }
+    state
+        .store
+        .set_user_flags(user_id, is_admin, is_hidden, is_disabled)
+        .await?;
+    // A changed role or a disabled account must reach every replica's token cache now.
+    if is_disabled != user.is_disabled || is_admin != user.is_admin {
+        state
+            .coordinator
+            .revoke_tokens(Revocation::User(user_id))
+            .await;
+    }
+    tracing::info!(user_id = %user_id, is_admin, is_disabled, "user policy changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /Users/{id}` (administrators): the user, their tokens, devices and data.
+async fn delete_user(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(user_id): Path<JfId>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let user = existing_user(&state, user_id).await?;
+    if user_id == caller.user_id {
+        return Err(ApiError::bad_request("You cannot delete your own account."));
+    }
+    if user.is_admin && !user.is_disabled && state.store.count_active_admins().await? <= 1 {
+        return Err(ApiError::bad_request(
+            "There must be at least one administrator who can sign in.",
+        ));
+    }
+    state.store.delete_user(user_id).await?;
+    state
+        .coordinator
+        .revoke_tokens(Revocation::User(user_id))
+        .await;
+    tracing::info!(user_id = %user_id, "user deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Jellyfin's `UpdateUserPassword`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct PasswordChange {
+    current_pw: Option<String>,
+    new_pw: Option<String>,
+    reset_password: bool,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ClientAddr(addr): ClientAddr,
+    Path(user_id): Path<JfId>,
+    Json(change): Json<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    set_password(&state, &caller, addr, Some(user_id), change).await
+}
+
+async fn change_password_query(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ClientAddr(addr): ClientAddr,
+    Query(params): Query<UserParam>,
+    Json(change): Json<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    set_password(&state, &caller, addr, params.user_id, change).await
+}
+
+/// Changes or (administrators, `ResetPassword`) clears a password, as Jellyfin does: a user
+/// changing their own password gives the current one; an administrator changing someone
+/// else's does not. Every other token of the user is revoked on every replica; the caller's
+/// own token stays valid.
+async fn set_password(
+    state: &AppState,
+    caller: &AuthUser,
+    addr: Option<IpAddr>,
+    requested: Option<JfId>,
+    change: PasswordChange,
+) -> Result<StatusCode, ApiError> {
+    let user_id = caller.acting_for(requested)?;
+    let user = existing_user(state, user_id).await?;
+    let keep = (user_id == caller.user_id).then_some(caller.token_id);
+    if change.reset_password {
+        caller.require_admin()?;
+        state.store.set_password(user_id, None, keep).await?;
+    } else {
+        if !caller.is_admin || user_id == caller.user_id {
+            let current = change.current_pw.unwrap_or_default();
+            if let Err(retry_after_secs) = state.login_limiter.check(&user.name, addr) {
+                return Err(ApiError::TooManyRequests { retry_after_secs });
+            }
+            let ok = match user.password_hash.as_deref() {
+                None => current.is_empty(),
+                Some(hash) => password::verify(&current, Some(hash))
+                    .await
+                    .map_err(ApiError::internal)?,
+            };
+            if !ok {
+                state.login_limiter.failed(&user.name, addr);
+                return Err(ApiError::forbidden("Invalid user or password entered."));
+            }
+        }
+        let new = change.new_pw.unwrap_or_default();
+        let hash = if new.is_empty() {
+            None
+        } else {
+            Some(password::hash(&new).await.map_err(ApiError::internal)?)
+        };
+        state
+            .store
+            .set_password(user_id, hash.as_deref(), keep)
+            .await?;
+    }
+    state
+        .coordinator
+        .revoke_tokens(Revocation::User(user_id))
+        .await;
+    tracing::info!(user_id = %user_id, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The part of a posted `UserDto` Ephyra applies: the name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UserUpdate {
+    name: Option<String>,
+}
+
+/// `POST /Users/{id}` (the profile page's Save): renames the user (themself or, for an
+/// administrator, anyone); 409 when the name is taken.
+async fn update_user(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(requested): Path<JfId>,
+    Json(update): Json<UserUpdate>,
+) -> Result<StatusCode, ApiError> {
+    let user_id = caller.acting_for(Some(requested))?;
+    let user = existing_user(&state, user_id).await?;
+    if let Some(name) = update.name.as_deref().map(str::trim)
+        && name != user.name
+    {
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(ApiError::bad_request(
+                "Name is required (1 to 100 characters).",
+            ));
+        }
+        match state.store.rename_user(user_id, name).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(ApiError::Conflict(format!(
+                    "A user named {name} already exists."
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // Cached token owners carry the name.
+        state
+            .coordinator
+            .revoke_tokens(Revocation::User(user_id))
+            .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -328,6 +328,14 @@ pub struct ItemQuery {
     pub start_index: i64,
     /// Rows to return at most.
     pub limit: Option<i64>,
+    /// Not these ids (a film's similar items leave the film out).
+    pub exclude_ids: Vec<JfId>,
+    /// Only these production years.
+    pub years: Vec<i64>,
+    /// Sort name starts with this text, without regard to case (the A–Z picker).
+    pub name_starts_with: Option<String>,
+    /// Sort name sorts before this text, without regard to case (the picker's `#`).
+    pub name_less_than: Option<String>,
 }
 
 /// A page of items and the total that matched.
@@ -816,6 +824,72 @@ impl Store {
         Ok(ItemPage { items, total })
     }
 
+    /// Production years of the items a query matches, newest first (the year filter's
+    /// choices). Paging and sorting of the query are ignored.
+    pub async fn production_years(&self, query: &ItemQuery) -> StoreResult<Vec<i64>> {
+        let mut sql = Sql::new("SELECT DISTINCT i.production_year AS year ");
+        sql.push(ITEM_FROM).text(user_key(query.user_id));
+        push_filters(&mut sql, query);
+        sql.push(" AND i.production_year IS NOT NULL ORDER BY i.production_year DESC");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>("year").map_err(Into::into))
+            .collect()
+    }
+
+    /// "Next up" for `user`: for every series in which the user played an episode, the first
+    /// unplayed episode after the one played last (by season, then episode number), series
+    /// played most recently first. Computed in the database: one row per series, never every
+    /// episode. `library` and `series` narrow it.
+    pub async fn next_up(
+        &self,
+        user: JfId,
+        library: Option<JfId>,
+        series: Option<JfId>,
+    ) -> StoreResult<Vec<JfId>> {
+        let mut sql = Sql::new(
+            "SELECT a.played_at, (\
+             SELECT n.id FROM items n \
+             LEFT JOIN user_item_data nd ON nd.item_id = n.id AND nd.user_id = ",
+        );
+        let user_n = user.to_n();
+        sql.text(user_n.clone()).push(
+            " WHERE n.series_id = a.series_id AND n.kind = 'Episode' \
+             AND n.probe_error IS NULL AND COALESCE(nd.played, 0) = 0 \
+             AND (COALESCE(n.parent_index_number, 0) > a.season \
+             OR (COALESCE(n.parent_index_number, 0) = a.season \
+             AND COALESCE(n.index_number, 0) > a.episode)) \
+             ORDER BY COALESCE(n.parent_index_number, 0), COALESCE(n.index_number, 0), \
+             n.sort_name, n.id LIMIT 1) AS next_id \
+             FROM (SELECT i.series_id, COALESCE(ud.last_played_at, 0) AS played_at, \
+             COALESCE(i.parent_index_number, 0) AS season, \
+             COALESCE(i.index_number, 0) AS episode, \
+             ROW_NUMBER() OVER (PARTITION BY i.series_id ORDER BY \
+             COALESCE(ud.last_played_at, 0) DESC, COALESCE(i.parent_index_number, 0) DESC, \
+             COALESCE(i.index_number, 0) DESC) AS rn \
+             FROM items i JOIN user_item_data ud ON ud.item_id = i.id AND ud.user_id = ",
+        );
+        sql.text(user_n).push(
+            " WHERE i.kind = 'Episode' AND ud.played = 1 AND i.series_id IS NOT NULL \
+             AND i.probe_error IS NULL",
+        );
+        if let Some(library) = library {
+            sql.push(" AND i.library_id = ").text(library.to_n());
+        }
+        if let Some(series) = series {
+            sql.push(" AND i.series_id = ").text(series.to_n());
+        }
+        sql.push(") a WHERE a.rn = 1 ORDER BY a.played_at DESC, a.series_id");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            if let Some(id) = get_opt_id(row, "next_id")? {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
     /// Media streams of items, by item, in stream order.
     pub async fn media_streams(&self, ids: &[JfId]) -> StoreResult<HashMap<JfId, Vec<StreamInfo>>> {
         let mut out: HashMap<JfId, Vec<StreamInfo>> = HashMap::new();
@@ -1069,6 +1143,32 @@ fn push_filters(sql: &mut Sql, q: &ItemQuery) {
     }
     if q.is_resumable {
         sql.push(" AND COALESCE(ud.playback_position_ticks, 0) > 0");
+    }
+    if !q.exclude_ids.is_empty() {
+        sql.push(" AND i.id NOT IN (")
+            .texts(q.exclude_ids.iter().map(|i| i.to_n()))
+            .push(")");
+    }
+    if !q.years.is_empty() {
+        sql.push(" AND i.production_year IN (");
+        for (n, year) in q.years.iter().enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.int(*year);
+        }
+        sql.push(")");
+    }
+    if let Some(prefix) = q.name_starts_with.as_deref().filter(|p| !p.is_empty()) {
+        let mut pattern = like_pattern(prefix);
+        pattern.remove(0);
+        sql.push(" AND LOWER(i.sort_name) LIKE ")
+            .text(pattern)
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(bound) = q.name_less_than.as_deref().filter(|b| !b.is_empty()) {
+        sql.push(" AND LOWER(i.sort_name) < ")
+            .text(bound.to_lowercase());
     }
 }
 

@@ -224,6 +224,87 @@ impl Store {
         Ok(())
     }
 
+    /// Sets or clears (`None`) a user's password and revokes their tokens except `keep` (the
+    /// token of a user changing their own password stays signed in, as in Jellyfin).
+    pub async fn set_password(
+        &self,
+        user_id: JfId,
+        password_hash: Option<&str>,
+        keep: Option<JfId>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id.to_n())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM access_tokens WHERE user_id = $1 AND id <> $2")
+            .bind(user_id.to_n())
+            .bind(keep.map_or_else(|| "-".to_owned(), |k| k.to_n()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the three policy flags Ephyra stores. Disabling a user also revokes their tokens.
+    /// False when there is no such user.
+    pub async fn set_user_flags(
+        &self,
+        user_id: JfId,
+        is_admin: bool,
+        is_hidden: bool,
+        is_disabled: bool,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE users SET is_admin = $1, is_hidden = $2, is_disabled = $3 WHERE id = $4",
+        )
+        .bind(flag(is_admin))
+        .bind(flag(is_hidden))
+        .bind(flag(is_disabled))
+        .bind(user_id.to_n())
+        .execute(&mut *tx)
+        .await?;
+        if is_disabled {
+            sqlx::query("DELETE FROM access_tokens WHERE user_id = $1")
+                .bind(user_id.to_n())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Renames a user; a name taken (in any case) is [`StoreError::Conflict`].
+    pub async fn rename_user(&self, user_id: JfId, name: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET name = $1, name_key = $2 WHERE id = $3")
+            .bind(name.trim())
+            .bind(name_key(name))
+            .bind(user_id.to_n())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// How many administrators can still sign in (the last one may not be removed).
+    pub async fn count_active_admins(&self) -> StoreResult<i64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM users WHERE is_admin = 1 AND is_disabled = 0")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Deletes a user with their tokens, devices and data; true when the user existed.
+    pub async fn delete_user(&self, user_id: JfId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id.to_n())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Records a successful login: a new token for `device`, replacing the tokens this user
     /// held on the same device, and the device row. One transaction, one connection.
     pub async fn create_token(
@@ -389,5 +470,30 @@ impl Store {
             capabilities: row.try_get("capabilities")?,
             last_seen_at: row.try_get("last_seen_at")?,
         }))
+    }
+
+    /// Every device of every user, most recently seen first (at most 1000: the admin list).
+    pub async fn list_devices(&self) -> StoreResult<Vec<Device>> {
+        let rows = sqlx::query(
+            "SELECT user_id, device_id, device_name, client, app_version, capabilities, \
+             last_seen_at FROM devices ORDER BY last_seen_at DESC LIMIT 1000",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Device {
+                    user_id: get_id(row, "user_id")?,
+                    info: DeviceInfo {
+                        device_id: row.try_get("device_id")?,
+                        device_name: row.try_get("device_name")?,
+                        client: row.try_get("client")?,
+                        app_version: row.try_get("app_version")?,
+                    },
+                    capabilities: row.try_get("capabilities")?,
+                    last_seen_at: row.try_get("last_seen_at")?,
+                })
+            })
+            .collect()
     }
 }

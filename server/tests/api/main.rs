@@ -27,3 +27,4 @@ mod startup;
 mod store;
 mod system;
 mod users;
+mod webclient;
