@@ -19,6 +19,7 @@ pub mod jf;
 pub mod jobs;
 pub mod k8s;
 pub mod metrics;
+pub mod playback;
 pub mod sample;
 pub mod scan;
 pub mod sessions;

@@ -17,6 +17,7 @@ pub mod playback;
 pub mod playstate;
 pub mod quickconnect;
 pub mod sessions;
+pub mod subtitles;
 pub mod system;
 pub mod users;
 
@@ -34,5 +35,6 @@ pub fn router() -> Router<AppState> {
         .merge(items::router())
         .merge(images::router())
         .merge(playback::router())
+        .merge(subtitles::router())
         .merge(playstate::router())
 }

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod images;
 pub mod names;
 pub mod probe;
+pub mod subtitles;
 pub mod walk;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -326,6 +327,10 @@ impl LibraryScan<'_> {
         }
         drop(probed);
         self.store.remove_empty_folders(self.library_id).await?;
+
+        // 4b. External subtitles beside every video, changed or not.
+        let roots: Vec<PathBuf> = walked.iter().map(|w| w.root.clone()).collect();
+        subtitles::refresh(self.store, self.library_id, &roots).await?;
 
         // 5. Artwork.
         report.extracted_images += self.refresh_images(&walked).await?;

@@ -22,5 +22,6 @@ mod serving;
 mod sessions;
 mod socket;
 mod store;
+mod subtitles;
 mod system;
 mod users;
