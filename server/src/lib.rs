@@ -21,6 +21,7 @@ pub mod k8s;
 pub mod listener;
 pub mod localization;
 pub mod metrics;
+pub mod playback;
 pub mod sample;
 pub mod scan;
 pub mod sessions;

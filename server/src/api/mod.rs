@@ -23,6 +23,7 @@ pub mod playstate;
 pub mod quickconnect;
 pub mod sessions;
 pub mod startup;
+pub mod subtitles;
 pub mod system;
 pub mod users;
 
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(extras::router())
         .merge(images::router())
         .merge(playback::router())
+        .merge(subtitles::router())
         .merge(playstate::router())
         .merge(startup::router())
         .merge(startup::wizard_support_router())

@@ -22,8 +22,9 @@ use crate::auth::{AuthUser, request_token};
 use crate::error::ApiError;
 use crate::jf::{JfId, Json, Path, Query};
 use crate::metrics::Metrics;
+use crate::playback::decision::{self, Options, PlayMethod, Source, UrlParts};
+use crate::playback::profile::DeviceProfile;
 use crate::scan::media_path_for_serving;
-use crate::scan::probe::{StreamInfo, StreamKind};
 use crate::state::AppState;
 use crate::store::items::Item;
 use crate::stream::{ServeError, ServeOptions, content_type, serve_file};
@@ -50,53 +51,39 @@ pub fn router() -> Router<AppState> {
 struct PlaybackInfoBody {
     user_id: Option<JfId>,
     max_streaming_bitrate: Option<i64>,
+    start_time_ticks: Option<i64>,
     audio_stream_index: Option<i64>,
+    subtitle_stream_index: Option<i64>,
+    max_audio_channels: Option<i64>,
     media_source_id: Option<String>,
     device_profile: Option<DeviceProfile>,
     enable_direct_play: Option<bool>,
     enable_direct_stream: Option<bool>,
     enable_transcoding: Option<bool>,
+    allow_video_stream_copy: Option<bool>,
+    allow_audio_stream_copy: Option<bool>,
+    always_burn_in_subtitle_when_transcoding: Option<bool>,
 }
 
-/// The query of `PlaybackInfo` (older clients send these instead of a body).
+/// The query of `PlaybackInfo`: the `GET` form sends everything here, the `POST` form may
+/// send some of it here too (the body wins).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct PlaybackInfoParams {
     user_id: Option<JfId>,
     max_streaming_bitrate: Option<i64>,
+    start_time_ticks: Option<i64>,
     audio_stream_index: Option<i64>,
+    subtitle_stream_index: Option<i64>,
+    max_audio_channels: Option<i64>,
     media_source_id: Option<String>,
     device_id: Option<String>,
-}
-
-/// The parts of a `DeviceProfile` that decide direct play.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct DeviceProfile {
-    max_streaming_bitrate: Option<i64>,
-    direct_play_profiles: Vec<DirectPlayProfile>,
-    transcoding_profiles: Vec<TranscodingProfile>,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct DirectPlayProfile {
-    container: Option<String>,
-    video_codec: Option<String>,
-    audio_codec: Option<String>,
-    #[serde(rename = "Type")]
-    kind: Option<String>,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct TranscodingProfile {
-    container: Option<String>,
-    #[serde(rename = "Type")]
-    kind: Option<String>,
-    video_codec: Option<String>,
-    audio_codec: Option<String>,
-    protocol: Option<String>,
+    enable_direct_play: Option<bool>,
+    enable_direct_stream: Option<bool>,
+    enable_transcoding: Option<bool>,
+    allow_video_stream_copy: Option<bool>,
+    allow_audio_stream_copy: Option<bool>,
+    always_burn_in_subtitle_when_transcoding: Option<bool>,
 }
 
 /// `PlaybackInfoResponse`.
@@ -142,6 +129,15 @@ async fn playback_info_post(
     playback_info(&state, &caller, token, item_id, params, body).await
 }
 
+/// A `MediaSourceId` names the item's one source (N or dashed form); anything else is 404.
+fn check_media_source(item: &Item, requested: Option<&str>) -> Result<(), ApiError> {
+    match requested.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(()),
+        Some(text) if text.parse::<JfId>().is_ok_and(|id| id == item.id) => Ok(()),
+        Some(_) => Err(ApiError::not_found("Media source not found.")),
+    }
+}
+
 async fn playback_info(
     state: &AppState,
     caller: &AuthUser,
@@ -152,50 +148,118 @@ async fn playback_info(
 ) -> Result<Json<PlaybackInfoResponse>, ApiError> {
     let user = caller.acting_for(body.user_id.or(params.user_id))?;
     let item = playable_item(state, item_id, Some(user)).await?;
+    check_media_source(
+        &item,
+        body.media_source_id
+            .as_deref()
+            .or(params.media_source_id.as_deref()),
+    )?;
     let streams = state
         .store
         .media_streams(&[item.id])
         .await?
         .remove(&item.id)
         .unwrap_or_default();
-    let profile = body.device_profile.clone();
-    let max_bitrate = body
-        .max_streaming_bitrate
-        .or(params.max_streaming_bitrate)
-        .or(profile.as_ref().and_then(|p| p.max_streaming_bitrate));
-    let verdict = direct_play(&item, &streams, profile.as_ref(), max_bitrate);
+    let profile = body.device_profile.as_ref();
     let mut source = media_source(&item, streams.iter().map(media_stream).collect());
-    source.supports_direct_play = verdict.is_ok() && body.enable_direct_play != Some(false);
-    source.supports_direct_stream = verdict.is_ok() && body.enable_direct_stream != Some(false);
-    source.supports_transcoding = body.enable_transcoding != Some(false);
+    let options = Options {
+        profile,
+        max_bitrate: body
+            .max_streaming_bitrate
+            .or(params.max_streaming_bitrate)
+            .or(profile.and_then(|p| p.max_streaming_bitrate))
+            .filter(|b| *b > 0),
+        enable_direct_play: body
+            .enable_direct_play
+            .or(params.enable_direct_play)
+            .unwrap_or(true),
+        enable_direct_stream: body
+            .enable_direct_stream
+            .or(params.enable_direct_stream)
+            .unwrap_or(true),
+        enable_transcoding: body
+            .enable_transcoding
+            .or(params.enable_transcoding)
+            .unwrap_or(true),
+        allow_video_copy: body
+            .allow_video_stream_copy
+            .or(params.allow_video_stream_copy)
+            .unwrap_or(true),
+        allow_audio_copy: body
+            .allow_audio_stream_copy
+            .or(params.allow_audio_stream_copy)
+            .unwrap_or(true),
+        audio_stream_index: body.audio_stream_index.or(params.audio_stream_index),
+        subtitle_stream_index: body.subtitle_stream_index.or(params.subtitle_stream_index),
+        max_audio_channels: body.max_audio_channels.or(params.max_audio_channels),
+        always_burn_in: body
+            .always_burn_in_subtitle_when_transcoding
+            .or(params.always_burn_in_subtitle_when_transcoding)
+            .unwrap_or(false),
+    };
+    let decision = decision::decide(
+        Source {
+            container: item.container.as_deref().unwrap_or_default(),
+            bitrate: item.bitrate,
+            streams: &streams,
+            default_audio_index: source.default_audio_stream_index,
+            default_subtitle_index: source.default_subtitle_stream_index,
+        },
+        options,
+    );
+    source.supports_direct_play = decision.supports_direct_play;
+    source.supports_direct_stream = decision.supports_direct_stream;
+    source.supports_transcoding = decision.supports_transcoding;
+    source.default_audio_stream_index = decision
+        .audio_stream_index
+        .or(source.default_audio_stream_index);
+    source.default_subtitle_stream_index = decision.subtitle_stream_index;
 
     let play_session_id = JfId::random().to_n();
-    if source.supports_transcoding {
-        let hls = HlsRequest {
-            item: &item,
-            streams: &streams,
-            profile: profile.as_ref(),
-            max_bitrate,
-            audio_stream_index: body
-                .audio_stream_index
-                .or(params.audio_stream_index)
-                .or(source.default_audio_stream_index),
-            device_id: params
-                .device_id
-                .clone()
-                .unwrap_or_else(|| caller.device.device_id.clone()),
-            play_session_id: &play_session_id,
-            token,
-            reasons: verdict.err().unwrap_or_default(),
-        };
-        let (url, video_codec) = hls.url();
-        tracing::debug!(%video_codec, "transcoding url built");
+    let start_time_ticks = body.start_time_ticks.or(params.start_time_ticks);
+    let item_n = item.id.to_n();
+    let mut subtitle_start = 0;
+    if let Some(plan) = &decision.transcode {
+        let device_id = params
+            .device_id
+            .clone()
+            .unwrap_or_else(|| caller.device.device_id.clone());
+        let url = plan.url(
+            UrlParts {
+                item_id: &item_n,
+                media_source_id: &item_n,
+                device_id: &device_id,
+                play_session_id: &play_session_id,
+                token: token.as_deref(),
+                start_time_ticks,
+            },
+            decision.reasons,
+        );
+        tracing::debug!(
+            method = decision.method.map_or("none", PlayMethod::as_str),
+            reasons = ?decision.reasons.names(),
+            "transcoding url built"
+        );
         source.transcoding_url = Some(url);
-        source.transcoding_sub_protocol = "hls";
-        source.transcoding_container = Some("ts");
+        source.transcoding_sub_protocol = plan.protocol;
+        source.transcoding_container = Some(match plan.container.as_str() {
+            "mp4" => "mp4",
+            "mkv" => "mkv",
+            "webm" => "webm",
+            _ => "ts",
+        });
+        if plan.protocol == "http" {
+            // A progressive transcode starts at the start position; HLS keeps timestamps.
+            subtitle_start = start_time_ticks.unwrap_or(0).max(0);
+        }
     }
-    // A client asking for another media source id gets the one source there is.
-    let _ = body.media_source_id.or(params.media_source_id);
+    crate::api::subtitles::set_delivery(
+        &mut source,
+        &decision.subtitles,
+        &item_n,
+        token.as_deref(),
+        subtitle_start,
+    );
     Ok(Json(PlaybackInfoResponse {
         media_sources: vec![source],
         play_session_id,
@@ -203,184 +267,17 @@ async fn playback_info(
 }
 
 /// A film or episode that can be played, or 404.
-async fn playable_item(state: &AppState, id: JfId, user: Option<JfId>) -> Result<Item, ApiError> {
+pub(crate) async fn playable_item(
+    state: &AppState,
+    id: JfId,
+    user: Option<JfId>,
+) -> Result<Item, ApiError> {
     state
         .store
         .item(id, user)
         .await?
         .filter(|i| !i.kind.is_folder() && i.path.is_some())
         .ok_or_else(|| ApiError::not_found("Item not found."))
-}
-
-/// Containers that are the same thing under another name.
-fn container_aliases(container: &str) -> &'static [&'static str] {
-    match container {
-        "mkv" | "matroska" => &["mkv", "matroska"],
-        "mp4" | "m4v" | "mov" => &["mp4", "m4v", "mov"],
-        "ts" | "mpegts" | "m2ts" => &["ts", "mpegts", "m2ts"],
-        "webm" => &["webm"],
-        "avi" => &["avi"],
-        _ => &[],
-    }
-}
-
-/// True when `list` (comma-separated, empty = anything) names `value`.
-fn list_accepts(list: Option<&str>, values: &[&str]) -> bool {
-    let Some(list) = list.map(str::trim).filter(|l| !l.is_empty()) else {
-        return true;
-    };
-    list.split(',')
-        .map(str::trim)
-        .any(|entry| values.iter().any(|v| v.eq_ignore_ascii_case(entry)))
-}
-
-/// Whether the client can play the file as it is; otherwise the transcode reasons.
-fn direct_play(
-    item: &Item,
-    streams: &[StreamInfo],
-    profile: Option<&DeviceProfile>,
-    max_bitrate: Option<i64>,
-) -> Result<(), Vec<&'static str>> {
-    if let (Some(max), Some(bitrate)) = (max_bitrate, item.bitrate)
-        && max > 0
-        && bitrate > max
-    {
-        return Err(vec!["ContainerBitrateExceedsLimit"]);
-    }
-    // Without a profile, a client is trusted to know what it plays.
-    let Some(profile) = profile else {
-        return Ok(());
-    };
-    let container = item.container.as_deref().unwrap_or_default();
-    let mut containers: Vec<&str> = container_aliases(container).to_vec();
-    if containers.is_empty() {
-        containers.push(container);
-    }
-    let codec_of = |kind: StreamKind| {
-        streams
-            .iter()
-            .find(|s| s.kind == kind)
-            .and_then(|s| s.codec.as_deref())
-    };
-    let video = codec_of(StreamKind::Video);
-    let audio = codec_of(StreamKind::Audio);
-    let mut reasons = vec!["ContainerNotSupported"];
-    for p in &profile.direct_play_profiles {
-        if p.kind
-            .as_deref()
-            .is_some_and(|k| !k.eq_ignore_ascii_case("Video"))
-        {
-            continue;
-        }
-        if !list_accepts(p.container.as_deref(), &containers) {
-            continue;
-        }
-        let video_ok = video.is_none_or(|c| list_accepts(p.video_codec.as_deref(), &[c]));
-        let audio_ok = audio.is_none_or(|c| list_accepts(p.audio_codec.as_deref(), &[c]));
-        if video_ok && audio_ok {
-            return Ok(());
-        }
-        reasons = Vec::new();
-        if !video_ok {
-            reasons.push("VideoCodecNotSupported");
-        }
-        if !audio_ok {
-            reasons.push("AudioCodecNotSupported");
-        }
-    }
-    Err(reasons)
-}
-
-/// The inputs of a `TranscodingUrl`.
-struct HlsRequest<'a> {
-    item: &'a Item,
-    streams: &'a [StreamInfo],
-    profile: Option<&'a DeviceProfile>,
-    max_bitrate: Option<i64>,
-    audio_stream_index: Option<i64>,
-    device_id: String,
-    play_session_id: &'a str,
-    token: Option<String>,
-    reasons: Vec<&'static str>,
-}
-
-impl HlsRequest<'_> {
-    /// `/videos/{id}/master.m3u8?...` as Jellyfin's `StreamInfo.ToUrl` writes it (relative;
-    /// clients prefix their server address). Returns the URL and the video codec chosen.
-    fn url(&self) -> (String, String) {
-        let hls_profile = self.profile.and_then(|p| {
-            p.transcoding_profiles.iter().find(|t| {
-                t.kind
-                    .as_deref()
-                    .is_none_or(|k| k.eq_ignore_ascii_case("Video"))
-                    && t.protocol
-                        .as_deref()
-                        .is_none_or(|p| p.eq_ignore_ascii_case("hls"))
-                    && t.container
-                        .as_deref()
-                        .is_none_or(|c| c.eq_ignore_ascii_case("ts"))
-            })
-        });
-        let first = |list: Option<&str>, default: &str| {
-            list.and_then(|l| l.split(',').map(str::trim).find(|c| !c.is_empty()))
-                .unwrap_or(default)
-                .to_ascii_lowercase()
-        };
-        let video_codec = first(hls_profile.and_then(|p| p.video_codec.as_deref()), "h264");
-        let audio_codec = first(hls_profile.and_then(|p| p.audio_codec.as_deref()), "aac");
-        let audio_bitrate: i64 = 192_000;
-        let source_bitrate = self.item.bitrate.unwrap_or(8_000_000);
-        let video_bitrate = self
-            .max_bitrate
-            .filter(|m| *m > 0)
-            .map_or(source_bitrate, |m| m.min(source_bitrate.max(1_000_000)))
-            .saturating_sub(audio_bitrate)
-            .max(500_000);
-        let id = self.item.id.to_n();
-        let mut q: Vec<(&str, String)> = vec![
-            ("DeviceId", self.device_id.clone()),
-            ("MediaSourceId", id.clone()),
-            ("VideoCodec", video_codec.clone()),
-            ("AudioCodec", audio_codec),
-        ];
-        if let Some(index) = self.audio_stream_index {
-            q.push(("AudioStreamIndex", index.to_string()));
-        }
-        q.push(("VideoBitrate", video_bitrate.to_string()));
-        q.push(("AudioBitrate", audio_bitrate.to_string()));
-        if let Some(video) = self.streams.iter().find(|s| s.kind == StreamKind::Video) {
-            if let Some(w) = video.width {
-                q.push(("MaxWidth", w.to_string()));
-            }
-            if let Some(h) = video.height {
-                q.push(("MaxHeight", h.to_string()));
-            }
-        }
-        q.extend([
-            ("SegmentContainer", "ts".to_owned()),
-            ("MinSegments", "1".to_owned()),
-            ("BreakOnNonKeyFrames", "True".to_owned()),
-            ("PlaySessionId", self.play_session_id.to_owned()),
-        ]);
-        if let Some(token) = &self.token {
-            q.push(("ApiKey", token.clone()));
-        }
-        q.push(("TranscodingMaxAudioChannels", "2".to_owned()));
-        if !self.reasons.is_empty() {
-            q.push(("TranscodeReasons", self.reasons.join(",")));
-        }
-        let query = q
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("&");
-        (format!("/videos/{id}/master.m3u8?{query}"), video_codec)
-    }
 }
 
 // ----- direct stream ---------------------------------------------------------------------
@@ -465,7 +362,7 @@ mod tests {
     use super::*;
     use crate::store::items::{ItemKind, UserData};
 
-    fn film(container: &str, bitrate: i64) -> Item {
+    fn film() -> Item {
         Item {
             id: JfId::from_bytes([7; 16]),
             library_id: JfId::from_bytes([2; 16]),
@@ -482,9 +379,9 @@ mod tests {
             premiere_date: None,
             overview: None,
             run_time_ticks: Some(1),
-            container: Some(container.to_owned()),
+            container: Some("mkv".to_owned()),
             size_bytes: Some(1),
-            bitrate: Some(bitrate),
+            bitrate: Some(1),
             file_mtime: None,
             date_created: 0,
             date_modified: 0,
@@ -494,111 +391,16 @@ mod tests {
         }
     }
 
-    fn h264_aac() -> Vec<StreamInfo> {
-        vec![
-            StreamInfo {
-                index: 0,
-                kind: StreamKind::Video,
-                codec: Some("h264".to_owned()),
-                width: Some(320),
-                height: Some(180),
-                ..StreamInfo::default()
-            },
-            StreamInfo {
-                index: 1,
-                kind: StreamKind::Audio,
-                codec: Some("aac".to_owned()),
-                ..StreamInfo::default()
-            },
-        ]
-    }
-
-    fn profile(container: &str, video: &str, audio: &str) -> DeviceProfile {
-        DeviceProfile {
-            direct_play_profiles: vec![DirectPlayProfile {
-                container: Some(container.to_owned()),
-                video_codec: Some(video.to_owned()),
-                audio_codec: Some(audio.to_owned()),
-                kind: Some("Video".to_owned()),
-            }],
-            ..DeviceProfile::default()
-        }
-    }
-
     #[test]
-    fn a_profile_that_accepts_container_and_codecs_allows_direct_play() {
-        let p = profile("mkv,webm", "h264,hevc", "aac,mp3");
-        assert_eq!(
-            direct_play(&film("mkv", 1000), &h264_aac(), Some(&p), None),
-            Ok(())
-        );
-        let p = profile("mp4", "", "");
-        assert_eq!(
-            direct_play(&film("m4v", 1000), &h264_aac(), Some(&p), None),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn an_unknown_container_or_codec_gives_transcode_reasons() {
-        let p = profile("mp4", "h264", "aac");
-        assert_eq!(
-            direct_play(&film("mkv", 1000), &h264_aac(), Some(&p), None),
-            Err(vec!["ContainerNotSupported"])
-        );
-        let p = profile("mkv", "hevc", "aac");
-        assert_eq!(
-            direct_play(&film("mkv", 1000), &h264_aac(), Some(&p), None),
-            Err(vec!["VideoCodecNotSupported"])
-        );
-    }
-
-    #[test]
-    fn a_bitrate_above_the_limit_prevents_direct_play() {
-        assert_eq!(
-            direct_play(&film("mkv", 9_000_000), &h264_aac(), None, Some(1_000_000)),
-            Err(vec!["ContainerBitrateExceedsLimit"])
-        );
-        assert_eq!(
-            direct_play(&film("mkv", 9_000_000), &h264_aac(), None, None),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn the_transcoding_url_is_relative_hls_with_the_session_and_token() {
-        let item = film("mkv", 2_000_000);
-        let streams = h264_aac();
-        let hls = HlsRequest {
-            item: &item,
-            streams: &streams,
-            profile: None,
-            max_bitrate: None,
-            audio_stream_index: Some(1),
-            device_id: "dev 1".to_owned(),
-            play_session_id: "abc",
-            token: Some("tok".to_owned()),
-            reasons: vec!["ContainerNotSupported"],
-        };
-        let (url, codec) = hls.url();
-        assert_eq!(codec, "h264");
-        assert!(
-            url.starts_with(
-                "/videos/07070707070707070707070707070707/master.m3u8?DeviceId=dev%201&"
-            ),
-            "{url}"
-        );
-        for part in [
-            "MediaSourceId=07070707070707070707070707070707",
-            "VideoCodec=h264",
-            "AudioCodec=aac",
-            "AudioStreamIndex=1",
-            "SegmentContainer=ts",
-            "PlaySessionId=abc",
-            "ApiKey=tok",
-            "TranscodeReasons=ContainerNotSupported",
-        ] {
-            assert!(url.contains(part), "{part} missing from {url}");
+    fn a_media_source_id_must_name_the_items_source() {
+        let item = film();
+        assert!(check_media_source(&item, None).is_ok());
+        assert!(check_media_source(&item, Some("")).is_ok());
+        assert!(check_media_source(&item, Some(&item.id.to_n())).is_ok());
+        assert!(check_media_source(&item, Some(&item.id.to_dashed())).is_ok());
+        for other in ["07070707070707070707070707070708", "nonsense"] {
+            let err = check_media_source(&item, Some(other)).unwrap_err();
+            assert_eq!(err.status(), http::StatusCode::NOT_FOUND);
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod images;
 pub mod names;
 pub mod place;
 pub mod probe;
+pub mod subtitles;
 pub mod walk;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -415,6 +416,10 @@ impl LibraryScan<'_> {
         self.store
             .set_scan_summary(self.library_id, &summary_json(report, &placed, &walked))
             .await?;
+
+        // 5b. External subtitles beside every video, changed or not.
+        let roots: Vec<PathBuf> = walked.iter().map(|w| w.root.clone()).collect();
+        subtitles::refresh(self.store, self.library_id, &roots).await?;
 
         // 6. Artwork.
         report.extracted_images += self.refresh_images(&walked).await?;

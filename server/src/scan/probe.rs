@@ -128,6 +128,12 @@ pub struct StreamInfo {
     pub is_forced: bool,
     /// Whether the video is interlaced.
     pub is_interlaced: bool,
+    /// Whether the track is flagged for the hearing impaired (SDH/CC).
+    pub is_hearing_impaired: bool,
+    /// A subtitle file beside the video rather than a stream inside it.
+    pub is_external: bool,
+    /// The file of an external subtitle. Never sent to clients.
+    pub path: Option<String>,
 }
 
 /// Runs ffprobe on `file`, killing it after `timeout`.
@@ -267,6 +273,9 @@ fn stream_info(raw: &RawStream) -> StreamInfo {
             .field_order
             .as_deref()
             .is_some_and(|f| !matches!(f, "progressive" | "unknown")),
+        is_hearing_impaired: disposition.hearing_impaired == 1,
+        is_external: false,
+        path: None,
     }
 }
 
@@ -337,6 +346,8 @@ struct RawDisposition {
     forced: i64,
     #[serde(default)]
     attached_pic: i64,
+    #[serde(default)]
+    hearing_impaired: i64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

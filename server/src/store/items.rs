@@ -659,9 +659,10 @@ impl Store {
                         "INSERT INTO media_streams (item_id, stream_index, kind, codec, profile, \
                          level, language, title, width, height, bit_rate, channels, \
                          channel_layout, sample_rate, average_frame_rate, pixel_format, \
-                         is_default, is_forced, is_interlaced) \
+                         is_default, is_forced, is_interlaced, is_hearing_impaired, \
+                         is_external, path) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                         $15, $16, $17, $18, $19)",
+                         $15, $16, $17, $18, $19, $20, $21, $22)",
                     )
                     .bind(item.id.to_n())
                     .bind(s.index)
@@ -682,10 +683,48 @@ impl Store {
                     .bind(flag(s.is_default))
                     .bind(flag(s.is_forced))
                     .bind(flag(s.is_interlaced))
+                    .bind(flag(s.is_hearing_impaired))
+                    .bind(flag(s.is_external))
+                    .bind(s.path.clone())
                     .execute(&mut *tx)
                     .await?;
                 }
             }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces an item's external subtitle streams (files beside the video) with `streams`,
+    /// leaving the streams of the file itself alone.
+    pub async fn replace_external_subtitles(
+        &self,
+        item_id: JfId,
+        streams: &[StreamInfo],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM media_streams WHERE item_id = $1 AND is_external = 1")
+            .bind(item_id.to_n())
+            .execute(&mut *tx)
+            .await?;
+        for s in streams {
+            sqlx::query(
+                "INSERT INTO media_streams (item_id, stream_index, kind, codec, language, title, \
+                 is_default, is_forced, is_hearing_impaired, is_external, path) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)",
+            )
+            .bind(item_id.to_n())
+            .bind(s.index)
+            .bind(s.kind.as_str())
+            .bind(s.codec.clone())
+            .bind(s.language.clone())
+            .bind(s.title.clone())
+            .bind(flag(s.is_default))
+            .bind(flag(s.is_forced))
+            .bind(flag(s.is_hearing_impaired))
+            .bind(s.path.clone())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -899,7 +938,8 @@ impl Store {
         let mut sql = Sql::new(
             "SELECT item_id, stream_index, kind, codec, profile, level, language, title, width, \
              height, bit_rate, channels, channel_layout, sample_rate, average_frame_rate, \
-             pixel_format, is_default, is_forced, is_interlaced FROM media_streams \
+             pixel_format, is_default, is_forced, is_interlaced, is_hearing_impaired, \
+             is_external, path FROM media_streams \
              WHERE item_id IN (",
         );
         sql.texts(ids.iter().map(|i| i.to_n()))
@@ -926,6 +966,9 @@ impl Store {
                 is_default: get_bool(&row, "is_default")?,
                 is_forced: get_bool(&row, "is_forced")?,
                 is_interlaced: get_bool(&row, "is_interlaced")?,
+                is_hearing_impaired: get_bool(&row, "is_hearing_impaired")?,
+                is_external: get_bool(&row, "is_external")?,
+                path: row.try_get("path")?,
             };
             out.entry(get_id(&row, "item_id")?)
                 .or_default()

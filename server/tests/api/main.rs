@@ -25,6 +25,7 @@ mod sessions;
 mod socket;
 mod startup;
 mod store;
+mod subtitles;
 mod system;
 mod users;
 mod webclient;

@@ -77,6 +77,20 @@ with_library_on_both_providers! {
         assert_eq!(source["SupportsDirectPlay"], true);
         assert_eq!(source["SupportsDirectStream"], true);
         assert_eq!(source["SupportsTranscoding"], true);
+        // Jellyfin hands out a transcoding URL only when the file cannot be played as it is.
+        assert!(source.get("TranscodingUrl").is_none(), "{source}");
+        assert!(source.get("TranscodingContainer").is_none(), "{source}");
+        assert!(source["MediaStreams"].as_array().unwrap().len() >= 2);
+
+        // A profile that only plays mp4 remuxes the mkv through HLS, the video copied.
+        let mut body = body.clone();
+        body["DeviceProfile"]["DirectPlayProfiles"] = json!([{"Container": "mp4", "Type": "Video"}]);
+        let info = lib.server.post(&format!("/Items/{id}/PlaybackInfo"), Some(&lib.auth), Some(body)).await?.json()?;
+        let session = info["PlaySessionId"].as_str().unwrap();
+        let source = &info["MediaSources"][0];
+        assert_eq!(source["SupportsDirectPlay"], false);
+        assert_eq!(source["SupportsDirectStream"], false);
+        assert_eq!(source["SupportsTranscoding"], true);
         assert_eq!(source["TranscodingSubProtocol"], "hls");
         assert_eq!(source["TranscodingContainer"], "ts");
         let url = source["TranscodingUrl"].as_str().unwrap();
@@ -84,15 +98,16 @@ with_library_on_both_providers! {
         assert!(url.contains(&format!("PlaySessionId={session}")), "{url}");
         assert!(url.contains(&format!("ApiKey={}", lib.token)), "{url}");
         assert!(url.contains(&format!("MediaSourceId={id}")), "{url}");
-        assert!(source["MediaStreams"].as_array().unwrap().len() >= 2);
+        assert!(url.contains("TranscodeReasons=ContainerNotSupported"), "{url}");
+        assert!(url.contains("AllowVideoStreamCopy=true"), "{url}");
 
-        // A profile that only plays mp4 must transcode the mkv.
+        // Without a transcoding profile, a file the client cannot play cannot be offered.
         let body = json!({"DeviceProfile": {"DirectPlayProfiles": [{"Container": "mp4", "Type": "Video"}]}});
         let info = lib.server.post(&format!("/Items/{id}/PlaybackInfo"), Some(&lib.auth), Some(body)).await?.json()?;
         let source = &info["MediaSources"][0];
         assert_eq!(source["SupportsDirectPlay"], false);
-        assert_eq!(source["SupportsDirectStream"], false);
-        assert!(source["TranscodingUrl"].as_str().unwrap().contains("TranscodeReasons=ContainerNotSupported"));
+        assert_eq!(source["SupportsTranscoding"], false);
+        assert!(source.get("TranscodingUrl").is_none());
 
         // The GET form, and the errors.
         let info = lib.json(&format!("/Items/{id}/PlaybackInfo?UserId={}", lib.user_id())).await?;
@@ -274,4 +289,76 @@ async fn a_link_inside_the_library_pointing_outside_is_never_scanned_nor_served(
     let search = lib.json("/Items?Recursive=true&SearchTerm=secret").await?;
     assert_eq!(search["TotalRecordCount"], 0);
     Ok(())
+}
+
+crate::with_subtitle_library_on_both_providers! {
+    async fn chrome_plays_the_mp4_as_it_is_and_gets_hls_for_the_hevc_ac3_matroska(lib) {
+        use crate::subtitles::{HEVC_FILM, playback_info};
+        let mp4 = lib.id_of("Tiny Planet").await?;
+        let info = playback_info(&lib, &mp4, json!({})).await?;
+        let source = &info["MediaSources"][0];
+        assert_eq!(source["SupportsDirectPlay"], true, "{source}");
+        assert!(source.get("TranscodingUrl").is_none(), "{source}");
+
+        let mkv = lib.id_of(HEVC_FILM).await?;
+        let info = playback_info(&lib, &mkv, json!({})).await?;
+        let source = &info["MediaSources"][0];
+        assert_eq!(source["SupportsDirectPlay"], false);
+        assert_eq!(source["SupportsDirectStream"], false);
+        assert_eq!(source["TranscodingSubProtocol"], "hls");
+        assert_eq!(source["TranscodingContainer"], "mp4", "Chrome asks fMP4 first");
+        let url = source["TranscodingUrl"].as_str().unwrap();
+        let hevc = source["MediaStreams"].as_array().unwrap().iter()
+            .any(|s| s["Type"] == "Video" && s["Codec"] == "hevc");
+        assert!(url.contains("TranscodeReasons=ContainerNotSupported"), "{url}");
+        assert!(url.contains("AudioCodecNotSupported"), "AC3 is not for browsers: {url}");
+        assert!(url.contains("AudioCodec=aac"), "{url}");
+        assert!(url.contains("AllowAudioStreamCopy=false"), "{url}");
+        if hevc {
+            assert!(url.contains("AllowVideoStreamCopy=true"), "HEVC is copied: {url}");
+        } else {
+            assert!(url.contains("VideoCodecNotSupported"), "{url}");
+            assert!(url.contains("AllowVideoStreamCopy=false"), "{url}");
+        }
+        assert!(url.contains("VideoCodec=h264,"), "H.264 is the codec encoded to: {url}");
+
+        // The chosen audio and subtitle streams.
+        let subtitle = source["MediaStreams"].as_array().unwrap().iter()
+            .find(|s| s["Type"] == "Subtitle").unwrap()["Index"].as_i64().unwrap();
+        let info = playback_info(&lib, &mkv, json!({
+            "AudioStreamIndex": 1, "SubtitleStreamIndex": subtitle, "MediaSourceId": mkv,
+            "AllowVideoStreamCopy": false
+        })).await?;
+        let source = &info["MediaSources"][0];
+        assert_eq!(source["DefaultSubtitleStreamIndex"], subtitle);
+        assert_eq!(source["DefaultAudioStreamIndex"], 1);
+        let url = source["TranscodingUrl"].as_str().unwrap();
+        assert!(url.contains("AudioStreamIndex=1&"), "{url}");
+        assert!(url.contains("AllowVideoStreamCopy=false"), "{url}");
+        assert!(!url.contains("SubtitleMethod"), "text subtitles stay external: {url}");
+        let sub = source["MediaStreams"].as_array().unwrap().iter()
+            .find(|s| s["Index"] == subtitle).unwrap();
+        assert_eq!(sub["DeliveryMethod"], "External");
+
+        // An unknown media source is 404.
+        let reply = lib.server.post(
+            &format!("/Items/{mkv}/PlaybackInfo"), Some(&lib.auth),
+            Some(json!({"MediaSourceId": "0123456789abcdef0123456789abcdef"})),
+        ).await?;
+        reply.assert_error(StatusCode::NOT_FOUND)?;
+        lib.get(&format!("/Items/{mkv}/PlaybackInfo?MediaSourceId=nonsense")).await?.assert_error(StatusCode::NOT_FOUND)?;
+
+        // The GET form reads its flags from the query.
+        let info = lib.json(&format!(
+            "/Items/{mp4}/PlaybackInfo?UserId={}&MaxStreamingBitrate=100000&StartTimeTicks=50000000&MediaSourceId={mp4}",
+            lib.user_id()
+        )).await?;
+        let source = &info["MediaSources"][0];
+        assert_eq!(source["SupportsDirectPlay"], false, "over the bitrate limit");
+        let url = source["TranscodingUrl"].as_str().unwrap();
+        assert!(url.contains("TranscodeReasons=ContainerBitrateExceedsLimit"), "{url}");
+        assert!(url.contains("StartTimeTicks=50000000"), "{url}");
+        assert!(url.contains("VideoBitrate=64000"), "the floor Jellyfin keeps: {url}");
+        Ok(())
+    }
 }

@@ -175,6 +175,15 @@ pub struct MediaStream {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<i64>,
     pub is_original: bool,
+    /// Subtitles in `PlaybackInfo`: `External`, `Embed`, `Hls`, `Encode` or `Drop`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_method: Option<&'static str>,
+    /// Subtitles delivered `External`: where the client fetches them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_url: Option<String>,
+    /// Whether `DeliveryUrl` points outside the server (never, for Ephyra).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_external_url: Option<bool>,
 }
 
 /// `MediaSourceInfo`: one playable version of an item (Ephyra has one per file).
@@ -547,7 +556,7 @@ pub fn media_stream(s: &StreamInfo) -> MediaStream {
         sample_rate: s.sample_rate,
         is_default: s.is_default,
         is_forced: s.is_forced,
-        is_hearing_impaired: false,
+        is_hearing_impaired: s.is_hearing_impaired,
         height: s.height,
         width: s.width,
         average_frame_rate: s.frame_rate,
@@ -559,12 +568,15 @@ pub fn media_stream(s: &StreamInfo) -> MediaStream {
             _ => None,
         },
         index: s.index,
-        is_external: false,
+        is_external: s.is_external,
         is_text_subtitle_stream: text_subtitle,
         supports_external_stream: text_subtitle,
         pixel_format: s.pixel_format.clone(),
         level: s.level,
         is_original: false,
+        delivery_method: None,
+        delivery_url: None,
+        is_external_url: None,
     }
 }
 
@@ -576,7 +588,8 @@ fn aspect_ratio(width: i64, height: i64) -> String {
     format!("{}:{}", width / g, height / g)
 }
 
-/// `1080p H264 SDR`, `English - AAC - Stereo - Default`, `French - SUBRIP - Forced`.
+/// `1080p H264 SDR`, `English - AAC - Stereo - Default`; subtitles as
+/// `scan::subtitles::display_title` writes them (`French - Forced - SUBRIP`).
 fn display_title(s: &StreamInfo) -> String {
     let codec = s.codec.as_deref().map(str::to_ascii_uppercase);
     let language = s.language.as_deref().map(language_name);
@@ -596,6 +609,7 @@ fn display_title(s: &StreamInfo) -> String {
                 .join(" ");
             return line;
         }
+        StreamKind::Subtitle => return crate::scan::subtitles::display_title(s),
         StreamKind::Audio => {
             parts.extend(language);
             parts.extend(codec);
@@ -635,7 +649,10 @@ fn language_name(code: &str) -> String {
         "jpn" | "ja" => "Japanese",
         "por" | "pt" => "Portuguese",
         "dut" | "nld" | "nl" => "Dutch",
-        other => return other.to_owned(),
+        other => {
+            return crate::scan::subtitles::language_name(other)
+                .map_or_else(|| other.to_owned(), str::to_owned);
+        }
     }
     .to_owned()
 }
