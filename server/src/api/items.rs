@@ -51,16 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/items/{itemid}/themevideos", get(theme_list))
         .route("/items/{itemid}/intros", get(no_extras_page))
         .route("/users/{userid}/items/{itemid}/intros", get(no_extras_page))
-        .route("/items/{itemid}/specialfeatures", get(no_extras))
-        .route(
-            "/users/{userid}/items/{itemid}/specialfeatures",
-            get(no_extras),
-        )
-        .route("/items/{itemid}/localtrailers", get(no_extras))
-        .route(
-            "/users/{userid}/items/{itemid}/localtrailers",
-            get(no_extras),
-        )
+        // Special features and local trailers: `api::extras`, from the scanner's extras.
         .route("/items/filters", get(filters))
         .route("/items/filters2", get(filters2))
         .route("/items/counts", get(counts))
@@ -629,17 +620,6 @@ async fn no_extras_page(
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
     existing_item(&state, user.id, id).await?;
     Ok(Page::default().empty())
-}
-
-/// Special features and local trailers: none are scanned yet. A bare array, as Jellyfin
-/// answers.
-async fn no_extras(
-    State(state): State<AppState>,
-    user: ActingUser,
-    ItemId(id): ItemId,
-) -> Result<Json<Vec<BaseItemDto>>, ApiError> {
-    existing_item(&state, user.id, id).await?;
-    Ok(Json(Vec::new()))
 }
 
 /// Genres, studios, people, artists, channels, upcoming episodes: Ephyra stores none, so
