@@ -2,7 +2,7 @@
 # Makes sure this machine has what `make test` needs, and says what is missing when it cannot.
 #
 # - System programs: PostgreSQL (initdb, postgres), redis-server, ffmpeg/ffprobe, haproxy,
-#   nginx, wrk, setpriv. As root on Debian, missing ones are installed with apt-get
+#   nginx, wrk, setpriv, chromium and npm (the HLS test plays in headless Chromium). As root on Debian, missing ones are installed with apt-get
 #   (`apt-get update` runs once, and only when something is missing). Otherwise each missing
 #   program is listed with the package that provides it, and the script exits non-zero.
 # - Python tools (kubernetes-validate, jsonschema, jellyfin-apiclient-python): a virtualenv in
@@ -46,6 +46,8 @@ find_missing() {
     have nginx || missing+=("nginx|nginx-light")
     have wrk || missing+=("wrk|wrk")
     have setpriv || missing+=("setpriv|util-linux")
+    have chromium || missing+=("chromium|chromium")
+    have npm || missing+=("npm|npm")
     have_python_venv || missing+=("python3 with venv and ensurepip|python3-venv")
 }
 
@@ -119,7 +121,16 @@ if command -v flock >/dev/null; then
     flock 9
 fi
 
+# playwright-core and hls.js for the browser HLS test, from e2e/web/package-lock.json.
+ensure_web() {
+    [[ -d e2e/web/node_modules/hls.js && -d e2e/web/node_modules/playwright-core ]] && return 0
+    command -v npm >/dev/null || return 1
+    say "installing e2e/web (playwright-core, hls.js) with npm ci"
+    (cd e2e/web && npm ci --no-audit --no-fund --silent) || { say "npm ci failed"; return 1; }
+}
+
 status=0
 ensure_system_programs || status=1
 ensure_venv || status=1
+ensure_web || status=1
 exit "$status"

@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod transcode;
 
 pub use app::{RunError, admin_app, app, run, serve, start};
 pub use error::ApiError;

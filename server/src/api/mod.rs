@@ -11,6 +11,7 @@
 //! error shape.
 
 pub mod dto;
+pub mod hls;
 pub mod images;
 pub mod items;
 pub mod playback;
@@ -35,4 +36,5 @@ pub fn router() -> Router<AppState> {
         .merge(images::router())
         .merge(playback::router())
         .merge(playstate::router())
+        .merge(hls::router())
 }

@@ -9,6 +9,7 @@ mod conventions;
 mod coord;
 mod discovery;
 mod health;
+mod hls;
 mod images;
 mod items;
 mod jobs;
