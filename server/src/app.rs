@@ -344,6 +344,8 @@ pub async fn serve(
             "job workers did not stop in time; their jobs are retried after the visibility timeout"
         );
     }
+    // No ffmpeg outlives the server, and the replica's transcode folder is left empty.
+    state.transcodes.stop_all().await;
     state.coordinator.shutdown().await;
     state.store.close().await;
     if let Err(e) = &result {

@@ -28,6 +28,7 @@ pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod transcode;
 pub mod web;
 
 pub use app::{RunError, admin_app, app, run, serve, start};

@@ -99,6 +99,19 @@ pub struct Metrics {
     pub redis_up: Gauge,
     /// Token lookups answered from the in-process cache.
     pub token_cache_hits: Counter,
+    /// ffmpeg transcodes running now on this replica.
+    pub active_transcodes: Gauge,
+    /// ffmpeg transcodes started, over the process's life.
+    pub transcodes_started: Counter,
+    /// 1 for the hardware path transcodes use (`software`, `vaapi`, `qsv`, `nvenc`).
+    pub transcode_path: Family<PathLabels, Gauge>,
+}
+
+/// Labels of the transcode path gauge.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PathLabels {
+    /// The path in use.
+    pub path: String,
 }
 
 impl Default for Metrics {
@@ -131,6 +144,9 @@ impl Metrics {
         let leader_transitions = Counter::default();
         let redis_up = Gauge::default();
         let token_cache_hits = Counter::default();
+        let active_transcodes = Gauge::default();
+        let transcodes_started = Counter::default();
+        let transcode_path = Family::<PathLabels, Gauge>::default();
         start_time_seconds.set(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -216,6 +232,22 @@ impl Metrics {
             token_cache_hits.clone(),
         );
 
+        registry.register(
+            "active_transcodes",
+            "ffmpeg transcodes running now on this replica",
+            active_transcodes.clone(),
+        );
+        registry.register(
+            "transcodes_started",
+            "ffmpeg transcodes started",
+            transcodes_started.clone(),
+        );
+        registry.register(
+            "transcode_path",
+            "1 for the hardware path transcodes use",
+            transcode_path.clone(),
+        );
+
         Metrics {
             registry,
             http_requests,
@@ -235,6 +267,9 @@ impl Metrics {
             leader_transitions,
             redis_up,
             token_cache_hits,
+            active_transcodes,
+            transcodes_started,
+            transcode_path,
         }
     }
 

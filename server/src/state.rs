@@ -15,6 +15,7 @@ use crate::jf::JfId;
 use crate::metrics::Metrics;
 use crate::sessions::{Outbound, Sessions};
 use crate::store::Store;
+use crate::transcode::Transcodes;
 
 /// Shared by all requests; cheap to clone.
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct AppState {
     /// A session WebSocket silent this long is dropped (Jellyfin: 60 s); clients are told to
     /// send a KeepAlive every half of it.
     pub socket_timeout: Duration,
+    /// This replica's transcodes (HLS and progressive).
+    pub transcodes: Transcodes,
 }
 
 impl AppState {
@@ -78,6 +81,15 @@ impl AppState {
             Arc::clone(&sessions),
             store.clone(),
         ));
+        let transcodes = Transcodes::new(
+            config.transcode_dir(),
+            usize::try_from(config.transcode.max_concurrent).unwrap_or(usize::MAX),
+            Duration::from_secs(u64::from(config.transcode.idle_timeout_seconds)),
+            config.ffmpeg.ffmpeg.clone(),
+            Arc::clone(&metrics),
+        );
+        let shutdown = CancellationToken::new();
+        crate::transcode::start(&transcodes, &config, shutdown.clone()).await;
         Ok(AppState {
             store,
             config: Arc::new(config),
@@ -91,8 +103,9 @@ impl AppState {
             trusted_proxies,
             accepting: Arc::new(AtomicBool::new(true)),
             wizard_closed: Arc::new(AtomicBool::new(false)),
-            shutdown: CancellationToken::new(),
+            shutdown,
             socket_timeout: Duration::from_secs(60),
+            transcodes,
         })
     }
 

@@ -534,3 +534,92 @@ async fn run(mut command: tokio::process::Command, binary: &Path) -> Result<Stri
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// Which codecs a [`generate_coded_video`] file carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codecs {
+    /// H.264 8-bit with stereo AAC, at 24000/1001 fps (the fractional rate whose segment
+    /// grid drifts when segment lengths are not whole frames).
+    H264AacNtsc,
+    /// HEVC 8-bit with AC-3 5.1 (what a browser cannot play as it is).
+    HevcAc3Surround,
+    /// HEVC 10-bit (`yuv420p10le`) with stereo AAC.
+    Hevc10BitAac,
+}
+
+/// Writes a `seconds` long Matroska file with `codecs` to `path` (creating its folder):
+/// 320x180 `testsrc2` with a keyframe every 48 frames and a 440 Hz tone, so transcodes of it
+/// are quick and their audio continuity measurable.
+pub async fn generate_coded_video(
+    path: &Path,
+    seconds: u32,
+    codecs: Codecs,
+) -> Result<(), SupportError> {
+    create_parent(path)?;
+    let rate = match codecs {
+        Codecs::H264AacNtsc => "24000/1001",
+        Codecs::HevcAc3Surround | Codecs::Hevc10BitAac => "24",
+    };
+    let mut args: Vec<String> = [
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size=320x180:rate={rate}"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-map",
+        "0:v:0",
+        "-map",
+        "1:a:0",
+        "-t",
+        &seconds.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let video: &[&str] = match codecs {
+        Codecs::H264AacNtsc => &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "48",
+            "-keyint_min",
+            "48",
+            "-sc_threshold",
+            "0",
+        ],
+        Codecs::HevcAc3Surround => &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-x265-params",
+            "keyint=48:min-keyint=48:scenecut=0:log-level=error",
+        ],
+        Codecs::Hevc10BitAac => &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p10le",
+            "-x265-params",
+            "keyint=48:min-keyint=48:scenecut=0:log-level=error",
+        ],
+    };
+    args.extend(video.iter().map(|s| (*s).to_owned()));
+    let audio: &[&str] = match codecs {
+        Codecs::HevcAc3Surround => &["-c:a", "ac3", "-ac", "6", "-b:a", "384k"],
+        Codecs::H264AacNtsc | Codecs::Hevc10BitAac => &["-c:a", "aac", "-ac", "2", "-b:a", "96k"],
+    };
+    args.extend(audio.iter().map(|s| (*s).to_owned()));
+    args.extend(["-f".to_owned(), "matroska".to_owned()]);
+    ffmpeg(&args, path).await
+}

@@ -16,6 +16,7 @@ pub mod dashboard;
 pub mod displayprefs;
 pub mod dto;
 pub mod extras;
+pub mod hls;
 pub mod images;
 pub mod items;
 pub mod playback;
@@ -49,4 +50,5 @@ pub fn router() -> Router<AppState> {
         .merge(client::router())
         .merge(dashboard::router())
         .merge(displayprefs::router())
+        .merge(hls::router())
 }

@@ -313,8 +313,17 @@ async fn stream_with_container(
     caller: AuthUser,
     method: Method,
     headers: HeaderMap,
-    Path((item_id, _container)): Path<(JfId, String)>,
+    Path((item_id, container)): Path<(JfId, String)>,
+    params: Result<Query<crate::transcode::request::StreamParams>, ApiError>,
 ) -> Result<Response, ApiError> {
+    // Codec or bitrate parameters without `static=true` ask for a transcode (api::hls); a
+    // query that does not parse is a direct stream, as before.
+    if let Ok(Query(params)) = &params
+        && method == Method::GET
+        && crate::api::hls::wants_transcode(params)
+    {
+        return crate::api::hls::progressive(&state, &caller, item_id, &container, params).await;
+    }
     // The container in the URL only mirrors `MediaSource.Container`; the file is sent as it
     // is (no remuxing), and the name is never used to find it.
     serve_item(&state, &caller, &method, &headers, item_id).await

@@ -72,6 +72,8 @@ struct PlaybackReport {
     item_id: Option<JfId>,
     position_ticks: Option<i64>,
     failed: Option<bool>,
+    /// Ends (Stopped) or keeps alive (Progress) the session's transcodes.
+    play_session_id: Option<String>,
 }
 
 /// The query of the path-style reports (`?positionTicks=`).
@@ -120,6 +122,9 @@ async fn progress(
     Json(body): Json<PlaybackReport>,
 ) -> Result<StatusCode, ApiError> {
     let item = item_of(&body)?;
+    if let Some(session) = body.play_session_id.as_deref() {
+        state.transcodes.ping_session(session);
+    }
     apply(
         &state,
         caller.user_id,
@@ -138,6 +143,9 @@ async fn stopped(
 ) -> Result<StatusCode, ApiError> {
     let item = item_of(&body)?;
     let failed = body.failed.unwrap_or(false);
+    if let Some(session) = body.play_session_id.as_deref() {
+        state.transcodes.stop_session(session).await;
+    }
     apply(
         &state,
         caller.user_id,
@@ -149,8 +157,22 @@ async fn stopped(
     .await
 }
 
-/// Keeps a transcode alive; direct streams need nothing.
-async fn ping(_caller: AuthUser) -> StatusCode {
+/// The query of `/Sessions/Playing/Ping`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct PingParams {
+    play_session_id: Option<String>,
+}
+
+/// Keeps the session's transcodes alive; direct streams need nothing.
+async fn ping(
+    State(state): State<AppState>,
+    _caller: AuthUser,
+    Query(p): Query<PingParams>,
+) -> StatusCode {
+    if let Some(session) = p.play_session_id.as_deref() {
+        state.transcodes.ping_session(session);
+    }
     StatusCode::NO_CONTENT
 }
 

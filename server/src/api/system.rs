@@ -66,6 +66,8 @@ pub struct SystemInfo {
     transcoding_temp_path: String,
     cast_receiver_applications: Vec<serde_json::Value>,
     system_architecture: &'static str,
+    /// Ephyra: the transcoding path in use (`software`, `vaapi`, `qsv`, `nvenc`).
+    transcoding_hardware_path: &'static str,
 }
 
 async fn public(state: &AppState, headers: &HeaderMap) -> PublicSystemInfo {
@@ -122,9 +124,10 @@ async fn info(
         can_self_restart: false,
         can_launch_web_browser: false,
         has_update_available: false,
-        transcoding_temp_path: String::new(),
+        transcoding_temp_path: state.transcodes.dir().to_string_lossy().into_owned(),
         cast_receiver_applications: Vec::new(),
         system_architecture: architecture(),
+        transcoding_hardware_path: state.transcodes.hw().name(),
     })
 }
 

@@ -66,7 +66,9 @@ impl Snapshot {
             ready,
             role: role_of(state.coordinator.current_term().as_ref()),
             active_sessions: gauge(state.metrics.websocket_connections.get()),
-            active_transcodes: gauge(state.metrics.active_streams.get()),
+            active_transcodes: gauge(
+                state.metrics.active_streams.get() + state.metrics.active_transcodes.get(),
+            ),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }

@@ -22,6 +22,7 @@
 pub mod items;
 pub mod jobs;
 pub mod leader;
+pub mod media_index;
 pub mod prefs;
 pub mod userdata;
 pub mod users;

@@ -10,6 +10,7 @@ mod coord;
 mod discovery;
 mod hardening;
 mod health;
+mod hls;
 mod images;
 mod items;
 mod jobs;
