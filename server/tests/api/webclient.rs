@@ -132,7 +132,7 @@ with_library_on_both_providers! {
              &EnableTotalRecordCount=false&DisableFirstEpisode=false\
              &NextUpDateCutoff=2026-01-01T00%3A00%3A00.000Z&EnableResumable=false&EnableRewatching=false"
         )).await?;
-        assert_eq!(ids(&next_up), [second.clone()]);
+        assert_eq!(ids(&next_up), [second.as_str()]);
         assert_eq!(next_up["Items"][0]["SeriesName"], "Test Show");
         assert_eq!(next_up["Items"][0]["Type"], "Episode");
 
@@ -219,7 +219,7 @@ with_library_on_both_providers! {
         let similar = lib.json(&format!(
             "/Items/{tiny}/Similar?userId={uid}&limit=12&fields=PrimaryImageAspectRatio%2CCanDelete"
         )).await?;
-        assert_eq!(ids(&similar), [big.clone()], "the other film, never the film itself");
+        assert_eq!(ids(&similar), [big.as_str()], "the other film, never the film itself");
         let series = lib.id_of("Test Show").await?;
         let show_similar = lib.json(&format!("/Items/{series}/Similar?userId={uid}&limit=12")).await?;
         assert_eq!(show_similar["TotalRecordCount"], 0, "the only series has nothing similar");
