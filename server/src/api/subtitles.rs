@@ -319,7 +319,8 @@ async fn extract(
         .map_err(ApiError::internal)?;
     let partial = dir.join(format!(".{}.{}", JfId::random().to_n(), format.extension()));
     let child = tokio::process::Command::new(&state.config.ffmpeg.ffmpeg)
-        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        // `-copyts`: cue times stay on the file's own timeline, as the video segments are.
+        .args(["-v", "error", "-nostdin", "-y", "-copyts", "-i"])
         .arg(prefixed_file_arg(video))
         .args(["-map", &format!("0:{index}"), "-an", "-vn", "-c:s"])
         .arg(format.ffmpeg_codec())

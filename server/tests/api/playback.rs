@@ -61,7 +61,7 @@ with_library_on_both_providers! {
                                          "Context": "Streaming"}]
             }
         });
-        let reply = lib.server.post(&format!("/Items/{id}/PlaybackInfo"), Some(&lib.auth), Some(body)).await?;
+        let reply = lib.server.post(&format!("/Items/{id}/PlaybackInfo"), Some(&lib.auth), Some(body.clone())).await?;
         assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
         let info = reply.json()?;
         let session = info["PlaySessionId"].as_str().unwrap();

@@ -34,15 +34,13 @@ fn has_libx265() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("libx265"))
 }
 
-/// Adds to the sample library: subtitles beside Big Buck Test, and `Hevc Film (2020).mkv`
+/// Adds to the sample library: subtitles beside Big Buck Test, and `Hevc Film.mkv`
 /// (HEVC or MPEG-4 video, AC3 5.1, an embedded English subrip stream).
 pub fn add_subtitle_media(media: &Path) -> Result<()> {
     let films = media.join("films");
     std::fs::write(films.join("Big Buck Test (2019).en.srt"), EN_SRT)?;
     std::fs::write(films.join("Big Buck Test (2019).fr.forced.ass"), FR_ASS)?;
-    let dir = films.join("Hevc Film (2020)");
-    std::fs::create_dir_all(&dir)?;
-    let srt = dir.join("embedded.txt");
+    let srt = media.join("embedded.txt");
     std::fs::write(&srt, EN_SRT)?;
     let video = if has_libx265() {
         vec![
@@ -81,7 +79,7 @@ pub fn add_subtitle_media(media: &Path) -> Result<()> {
             "-metadata:s:s:0",
             "language=eng",
         ])
-        .arg(dir.join("Hevc Film (2020).mkv"))
+        .arg(films.join("Hevc Film.mkv"))
         .status()
         .context("run ffmpeg")?;
     ensure!(status.success(), "ffmpeg could not make the HEVC film");
@@ -193,6 +191,18 @@ fn cues(text: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Cue times equal within 20 ms: muxing the subrip stream next to AC3 shifts the whole
+/// Matroska timeline by a few milliseconds, and extraction keeps the file's own times.
+fn assert_cues_near(actual: &[(f64, f64)], expected: &[(f64, f64)]) {
+    assert_eq!(actual.len(), expected.len(), "{actual:?} vs {expected:?}");
+    for (a, e) in actual.iter().zip(expected) {
+        assert!(
+            (a.0 - e.0).abs() < 0.02 && (a.1 - e.1).abs() < 0.02,
+            "{actual:?} vs {expected:?}"
+        );
+    }
+}
+
 async fn text(lib: &Scanned, uri: &str) -> Result<(String, String)> {
     let reply = lib.get(uri).await?;
     ensure!(reply.status == StatusCode::OK, "GET {uri}: {reply:?}");
@@ -292,7 +302,7 @@ with_subtitle_library_on_both_providers! {
         let index = subs[0]["Index"].as_i64().unwrap();
         let uri = format!("/Videos/{id}/{id}/Subtitles/{index}/0/Stream.vtt");
         let (vtt, _) = text(&lib, &uri).await?;
-        assert_eq!(cues(&vtt), [(1.0, 2.0), (5.0, 6.5), (9.0, 10.0)]);
+        assert_cues_near(&cues(&vtt), &[(1.0, 2.0), (5.0, 6.5), (9.0, 10.0)]);
         let cache = lib.server.state.config.transcode_dir().join("subtitles");
         let cached: Vec<_> = std::fs::read_dir(&cache)?.filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().starts_with(&id)).collect();
@@ -312,7 +322,7 @@ with_subtitle_library_on_both_providers! {
         let second = format!("/Videos/{id}/{id}/Subtitles/{index}/{}", segments[1]);
         let (vtt, _) = text(&lib, &second).await?;
         assert!(vtt.contains("X-TIMESTAMP-MAP=MPEGTS:900000"));
-        assert_eq!(cues(&vtt), [(5.0, 6.5), (9.0, 10.0)]);
+        assert_cues_near(&cues(&vtt), &[(5.0, 6.5), (9.0, 10.0)]);
         Ok(())
     }
 
