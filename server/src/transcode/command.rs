@@ -282,18 +282,30 @@ impl Run<'_> {
             )) => {
                 let frame = codec.frame_samples();
                 let rate = f64::from(*sample_rate);
+                let preroll = if spec.encodes_video() {
+                    AUDIO_PREROLL_SECONDS
+                } else {
+                    0.0
+                };
                 let frames = if self.segment == 0 {
                     (self.grid.origin * rate / frame as f64).floor()
                 } else {
-                    ((seg.start - AUDIO_PREROLL_SECONDS) * rate / frame as f64).floor()
+                    ((seg.start - preroll) * rate / frame as f64).floor()
                 };
                 let samples = frames.max(0.0) as u64 * frame;
                 (samples as f64 / rate, Some(samples))
             }
             _ => (seg.start, None),
         };
-        let seek = audio_start.min(seg.start - 0.25);
         let encodes = spec.encodes_video();
+        // A copied video must begin exactly on the boundary keyframe: the input seek lands on
+        // it (ffmpeg 5.1's `noise` bsf sees copied packets in the muxer's time base, not the
+        // one it reports, so it cannot trim them). Encoded audio then has no pre-roll.
+        let seek = if encodes {
+            audio_start.min(seg.start - 0.25)
+        } else {
+            seg.start - 0.0005
+        };
         if encodes {
             push(self.hw.init_args());
             push(self.hw.decode_args());
@@ -323,12 +335,6 @@ impl Run<'_> {
         match &spec.video {
             VideoOut::Copy => {
                 push(strings(&["-c:v", "copy"]));
-                // Video before the run's first keyframe (open-GOP leading pictures, or what the
-                // seek landed on) belongs to an earlier chunk.
-                push(vec![
-                    "-bsf:v".into(),
-                    format!("noise=drop=lt(pts*tb\\,{})", secs(seg.start - 0.0005)),
-                ]);
             }
             VideoOut::Encode {
                 codec,
@@ -394,12 +400,15 @@ impl Run<'_> {
                     ]);
                 }
             }
-            // Audio before the boundary belongs to the previous segment; a hair below it so
-            // a packet exactly on it stays (the muxer puts it after the keyframe).
-            push(vec![
-                "-bsf:a".into(),
-                format!("noise=drop=lt(pts*tb\\,{})", secs(audio_cut - 0.000_001)),
-            ]);
+            // Encoded audio before the boundary belongs to the previous segment, a hair below it
+            // so a packet exactly on it stays (the muxer puts it after the keyframe). Copied
+            // packets before the seek point are dropped by ffmpeg itself.
+            if matches!(audio, AudioOut::Encode { .. }) {
+                push(vec![
+                    "-bsf:a".into(),
+                    format!("noise=drop=lt(pts*tb\\,{})", secs(audio_cut - 0.000_001)),
+                ]);
+            }
         }
         let ext = spec.container.extension();
         push(strings(&[
@@ -613,9 +622,8 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         for part in [
-            "-ss 5.750000 -copyts -fflags +genpts -i file:/m/a.mkv",
-            "-c:v copy -bsf:v noise=drop=lt(pts*tb\\,5.999500)",
-            "-c:a copy -bsf:a noise=drop=lt(pts*tb\\,5.916999)",
+            "-ss 5.999500 -copyts -fflags +genpts -i file:/m/a.mkv",
+            "-c:v copy -c:a copy -avoid_negative_ts",
             "-start_number 3 -hls_segment_type fmp4 -hls_fmp4_init_filename init.mp4",
         ] {
             assert!(cmd.contains(part), "`{part}` missing from\n{cmd}");
