@@ -632,7 +632,7 @@ fn nxnn(stem: &str) -> Option<Marker> {
 fn continuation(stem: &str, mut at: usize) -> (Option<u32>, usize) {
     static NEXT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r"(?i)^(?:(?:-|\s-\s)?(?:s?\d{1,4})?[ex]{1,2}(\d{1,4})|-(\d{1,3}))(?:[^a-z0-9]|$)",
+            r"(?i)^(?:(?:-|\s-\s)?(?:s?\d{1,4})?[ex]{1,2}(\d{1,4})|-(\d{1,3}))(?:[^a-z0-9]|[ex]\d|$)",
         )
         .expect("valid regex")
     });

@@ -121,7 +121,6 @@ fn extra_by_folder(path: &Path) -> Option<(ExtraType, usize)> {
 fn place_episode(path: &Path) -> Role {
     let folders = folder_list(path);
     let extra = extra_by_folder(path)
-        .map(|(t, at)| (t, at))
         .or_else(|| names::extra_name_type(stem(path)).map(|t| (t, folders.len())));
     if let Some((extra_type, at)) = extra {
         let series_folder = folders
@@ -268,7 +267,9 @@ fn stack<'a>(
     files: &[&'a Path],
     roles: &mut HashMap<&'a Path, Role>,
 ) -> (Vec<&'a Path>, HashSet<&'a Path>) {
-    let mut groups: BTreeMap<(String, String, bool), Vec<(u32, &'a Path)>> = BTreeMap::new();
+    // (base in lower case, marker word, lettered) → (part number, file).
+    type Parts<'p> = Vec<(u32, &'p Path)>;
+    let mut groups: BTreeMap<(String, String, bool), Parts<'a>> = BTreeMap::new();
     for file in files {
         if let Some(part) = names::stack_part(stem(file)) {
             groups
