@@ -1,6 +1,7 @@
 //! Harness for black-box tests over the built binaries: start `ephyra-server` processes with a
 //! given environment, wait until they answer, stop them gently (SIGTERM) or brutally (SIGKILL);
-//! a [`LocalCluster`] of replicas over one PostgreSQL and one Redis, [`Haproxy`] in front of it,
+//! a [`LocalCluster`] of replicas over one PostgreSQL and one Redis, [`Haproxy`] or the real
+//! Traefik ([`traefik::Traefik`]) in front of it,
 //! and a [`JellyfinClient`] that does what an app does.
 //!
 //! The binaries are the ones `cargo test --workspace` (or `cargo build -p ephyra-server`) put
@@ -11,6 +12,7 @@ pub mod client;
 pub mod cluster;
 pub mod haproxy;
 mod server;
+pub mod traefik;
 pub mod wait;
 
 pub use client::JellyfinClient;

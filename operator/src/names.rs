@@ -206,6 +206,10 @@ impl Names {
     pub fn headers_middleware(&self) -> String {
         self.with("headers")
     }
+    /// The Traefik retry Middleware.
+    pub fn retry_middleware(&self) -> String {
+        self.with("retry")
+    }
 
     /// Labels that select one component's pods (also the Service and PDB selectors).
     pub fn selector(&self, component: Component) -> BTreeMap<String, String> {

@@ -2,8 +2,9 @@
 //!
 //! The local HA stack (real PostgreSQL, Redis, HAProxy and `ephyra-server` replicas on
 //! 127.0.0.1) runs in every `cargo test`: `replicas`, `leadership`, `jobs`, `failover`,
-//! `degraded`. Cluster tests need a Kubernetes API server; without `KUBECONFIG` they are
-//! reported as ignored with the reason, and `make e2e` runs them when a kubeconfig is given.
+//! `degraded`, and `traefik` (the real Traefik v3 with the route the operator renders).
+//! Cluster tests need a Kubernetes API server; without `KUBECONFIG` they are reported as
+//! ignored with the reason, and `make e2e` runs them when a kubeconfig is given.
 
 mod cluster;
 mod degraded;
@@ -14,4 +15,5 @@ mod leadership;
 mod python_client;
 mod replicas;
 mod single;
+mod traefik;
 mod web_client;

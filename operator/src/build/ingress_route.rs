@@ -3,8 +3,15 @@
 //! cluster without Traefik's CRDs still gets everything else.
 //!
 //! `nativeLB` stays off: with it Traefik would send to the Service's ClusterIP and per-pod
-//! stickiness would be lost. Traefik's own health checks do not apply to ordinary Services;
+//! stickiness would be lost. Traefik's active health checks do not apply to ordinary Services;
 //! the pods' readiness probe decides who is in the pool.
+//!
+//! Failover without `502`: when a replica dies, its pod stays in the endpoints for a second or
+//! more, and Traefik keeps sending the clients stuck to it there. A Retry middleware alone does
+//! not help, because each retry follows the sticky cookie back to the dead pod. With a passive
+//! health check on the service, the failed attempts mark that pod down at once, so the retry
+//! that follows goes to a live replica and Traefik rewrites the client's cookie. Measured with
+//! the real Traefik in `e2e/tests/e2e/traefik.rs` (figures in `docs/ha.md`).
 
 use kube::core::GroupVersionKind;
 use serde_json::{Map, Value, json};
@@ -39,6 +46,18 @@ fn ingress(v: &ValidatedCluster) -> Option<&Ingress> {
     v.ingress.as_ref()
 }
 
+/// Attempts the retry middleware makes; with [`PASSIVE_MAX_FAILED_ATTEMPTS`] below it, the last
+/// attempt always goes to another replica than the one that refused the first.
+pub const RETRY_ATTEMPTS: u32 = 3;
+/// Wait before the first retry (the next ones back off from it).
+pub const RETRY_INITIAL_INTERVAL: &str = "50ms";
+/// Failed attempts (refused connections or `5xx`) within [`PASSIVE_FAILURE_WINDOW`] that take a
+/// pod out of Traefik's pool. Two, so a single error answer does not move a client.
+pub const PASSIVE_MAX_FAILED_ATTEMPTS: u32 = 2;
+/// How long the failures are counted, and how long a pod stays out once they are reached:
+/// longer than Kubernetes takes to drop a dead pod from the endpoints.
+pub const PASSIVE_FAILURE_WINDOW: &str = "10s";
+
 /// The IngressRoute as JSON (`None` without `spec.ingress`).
 pub fn ingress_route_value(v: &ValidatedCluster) -> Option<Value> {
     let ing = ingress(v)?;
@@ -57,7 +76,10 @@ pub fn ingress_route_value(v: &ValidatedCluster) -> Option<Value> {
         "routes": [{
             "kind": "Rule",
             "match": format!("Host(`{}`)", ing.host),
-            "middlewares": [{"name": v.names.headers_middleware()}],
+            "middlewares": [
+                {"name": v.names.headers_middleware()},
+                {"name": v.names.retry_middleware()},
+            ],
             "services": [{
                 "kind": "Service",
                 "name": v.names.client_service(),
@@ -65,6 +87,10 @@ pub fn ingress_route_value(v: &ValidatedCluster) -> Option<Value> {
                 "nativeLB": false,
                 "passHostHeader": true,
                 "sticky": {"cookie": Value::Object(cookie)},
+                "passiveHealthCheck": {
+                    "maxFailedAttempts": PASSIVE_MAX_FAILED_ATTEMPTS,
+                    "failureWindow": PASSIVE_FAILURE_WINDOW,
+                },
             }],
         }],
     });
@@ -103,16 +129,37 @@ pub fn middleware_value(v: &ValidatedCluster) -> Option<Value> {
     }))
 }
 
+/// The retry Middleware as JSON (`None` without `spec.ingress`): requests that could not reach
+/// a replica (refused or reset before an answer) are sent again; answers are never retried.
+pub fn retry_middleware_value(v: &ValidatedCluster) -> Option<Value> {
+    ingress(v)?;
+    Some(json!({
+        "apiVersion": format!("{TRAEFIK_GROUP}/{TRAEFIK_VERSION}"),
+        "kind": "Middleware",
+        "metadata": meta(v, v.names.retry_middleware(), Component::Server),
+        "spec": {"retry": {
+            "attempts": RETRY_ATTEMPTS,
+            "initialInterval": RETRY_INITIAL_INTERVAL,
+        }},
+    }))
+}
+
 /// The IngressRoute as a child.
 pub fn ingress_route(v: &ValidatedCluster) -> Result<Child, BuildError> {
     let (gvk, plural) = ingress_route_gvk();
     Child::dynamic(&gvk, plural, ingress_route_value(v).unwrap_or_default())
 }
 
-/// The Middleware as a child.
+/// The headers Middleware as a child.
 pub fn middleware(v: &ValidatedCluster) -> Result<Child, BuildError> {
     let (gvk, plural) = middleware_gvk();
     Child::dynamic(&gvk, plural, middleware_value(v).unwrap_or_default())
+}
+
+/// The retry Middleware as a child.
+pub fn retry_middleware(v: &ValidatedCluster) -> Result<Child, BuildError> {
+    let (gvk, plural) = middleware_gvk();
+    Child::dynamic(&gvk, plural, retry_middleware_value(v).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -126,9 +173,10 @@ mod tests {
     fn ingress_route_and_middleware_render_as_expected() {
         let v = default_cluster();
         insta::assert_snapshot!(format!(
-            "{}---\n{}",
+            "{}---\n{}---\n{}",
             yaml(&ingress_route_value(&v).unwrap()),
-            yaml(&middleware_value(&v).unwrap())
+            yaml(&middleware_value(&v).unwrap()),
+            yaml(&retry_middleware_value(&v).unwrap())
         ));
     }
 
@@ -177,8 +225,32 @@ mod tests {
     }
 
     #[test]
+    fn the_route_retries_refused_requests_and_drops_a_failing_pod_from_the_pool() {
+        let v = default_cluster();
+        let route = ingress_route_value(&v).unwrap();
+        let retry = retry_middleware_value(&v).unwrap();
+        assert_eq!(
+            route["spec"]["routes"][0]["middlewares"][1]["name"],
+            retry["metadata"]["name"]
+        );
+        let attempts = retry["spec"]["retry"]["attempts"].as_u64().unwrap();
+        let passive = &route["spec"]["routes"][0]["services"][0]["passiveHealthCheck"];
+        let max_failed = passive["maxFailedAttempts"].as_u64().unwrap();
+        // The pod is out of the pool before the last attempt is made.
+        assert!(
+            max_failed < attempts,
+            "{max_failed} failures, {attempts} attempts"
+        );
+        assert_eq!(passive["failureWindow"], PASSIVE_FAILURE_WINDOW);
+    }
+
+    #[test]
     fn no_ingress_spec_means_no_traefik_objects() {
         let v = validated(MediaServerCluster::test().without_ingress());
-        assert!(ingress_route_value(&v).is_none() && middleware_value(&v).is_none());
+        assert!(
+            ingress_route_value(&v).is_none()
+                && middleware_value(&v).is_none()
+                && retry_middleware_value(&v).is_none()
+        );
     }
 }

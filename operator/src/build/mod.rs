@@ -217,6 +217,7 @@ pub fn desired(v: &ValidatedCluster, inputs: &BuildInputs) -> Result<Vec<Child>,
 
     if v.ingress.is_some() {
         out.push(ingress_route::middleware(v)?);
+        out.push(ingress_route::retry_middleware(v)?);
         out.push(ingress_route::ingress_route(v)?);
     }
     Ok(out)
@@ -525,6 +526,10 @@ pub fn optional_objects(v: &ValidatedCluster) -> (Vec<ObjectRef>, Vec<ObjectRef>
         (
             ApiResource::from_gvk_with_plural(&mw, mw_plural),
             n.headers_middleware(),
+        ),
+        (
+            ApiResource::from_gvk_with_plural(&mw, mw_plural),
+            n.retry_middleware(),
         ),
     ];
     (core, traefik)
