@@ -27,6 +27,9 @@ pub mod types {
     pub const LEADER_ELECTED: &str = "LeaderElected";
     /// Serving, but with less redundancy than asked for.
     pub const DEGRADED: &str = "Degraded";
+    /// How the first person signs in: the initial administrator's Secret, or the first-run
+    /// wizard; False when the Secret the spec names is missing.
+    pub const FIRST_SIGN_IN: &str = "FirstSignIn";
 }
 
 /// `True`, `False` or `Unknown`.

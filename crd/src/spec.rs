@@ -166,6 +166,12 @@ pub struct ServerSpec {
     /// Extra environment variables for the server container (EPHYRA_* overrides).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+
+    /// The first administrator, created by the server once, when its database has no user
+    /// (a password changed later is never overwritten). Without it, the first person to open
+    /// the web client creates the administrator in Jellyfin's first-run wizard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_admin: Option<InitialAdminSpec>,
 }
 
 impl Default for ServerSpec {
@@ -177,8 +183,45 @@ impl Default for ServerSpec {
             log_level: default_log_level(),
             server_name: None,
             env: Vec::new(),
+            initial_admin: None,
         }
     }
+}
+
+/// The first administrator's account.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new(r"self.userName.matches('^\\S(.*\\S)?$')").message("initialAdmin.userName must not be blank or start or end with a space"))]
+#[serde(rename_all = "camelCase")]
+pub struct InitialAdminSpec {
+    /// User name to sign in with (matched without regard to case).
+    #[schemars(length(min = 1, max = 100))]
+    pub user_name: String,
+
+    /// Where the password is: `key` of an existing Secret. Leave out to have the operator
+    /// generate a password into the Secret `<cluster>-admin` (key `password`), read with
+    /// `kubectl get secret <cluster>-admin -o jsonpath='{.data.password}' | base64 -d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<PasswordSecretRef>,
+}
+
+/// A key of a Secret holding a password.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordSecretRef {
+    /// Name of the Secret, in the cluster's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Key inside the Secret.
+    #[serde(default = "default_password_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_password_key() -> String {
+    "password".to_owned()
 }
 
 fn default_server_image() -> String {

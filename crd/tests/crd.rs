@@ -274,6 +274,36 @@ fn invalid_specs_are_refused_with_a_message_a_person_understands() {
             json!({"hardwareAcceleration": {"kind": "Intel", "renderGroup": -5}}),
             "spec.hardwareAcceleration.renderGroup",
         ),
+        (
+            "initial administrator with an empty user name",
+            json!({"server": {"initialAdmin": {"userName": ""}}}),
+            "spec.server.initialAdmin.userName",
+        ),
+        (
+            "initial administrator with a blank user name",
+            json!({"server": {"initialAdmin": {"userName": "   "}}}),
+            "initialAdmin.userName must not be blank",
+        ),
+        (
+            "initial administrator with a padded user name",
+            json!({"server": {"initialAdmin": {"userName": " admin"}}}),
+            "initialAdmin.userName must not be blank or start or end with a space",
+        ),
+        (
+            "initial administrator without a user name",
+            json!({"server": {"initialAdmin": {"passwordSecret": {"name": "family-admin"}}}}),
+            "userName",
+        ),
+        (
+            "initial administrator password in a Secret with an invalid name",
+            json!({"server": {"initialAdmin": {"userName": "admin", "passwordSecret": {"name": "Family Admin"}}}}),
+            "spec.server.initialAdmin.passwordSecret.name",
+        ),
+        (
+            "initial administrator password under an empty key",
+            json!({"server": {"initialAdmin": {"userName": "admin", "passwordSecret": {"name": "family-admin", "key": ""}}}}),
+            "spec.server.initialAdmin.passwordSecret.key",
+        ),
     ];
     assert!(table.len() >= 12);
     for (what, patch, expected) in table {

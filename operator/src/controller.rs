@@ -224,6 +224,7 @@ async fn reconcile_valid(
 
     let inputs = BuildInputs {
         postgres_password: postgres_password(&ctx.client, v).await?,
+        admin_password: admin_password(&ctx.client, v).await?,
     };
     let children = build::desired(v, &inputs)?;
     let (traefik_children, core_children): (Vec<Child>, Vec<Child>) =
@@ -278,6 +279,8 @@ async fn reconcile_valid(
         || observed.database_secret == SecretCheck::KeyMissing
         || observed.redis_secret == SecretCheck::Missing
         || observed.redis_secret == SecretCheck::KeyMissing
+        || observed.admin_secret == SecretCheck::Missing
+        || observed.admin_secret == SecretCheck::KeyMissing
         || observed.media_claim == SecretCheck::Missing;
     Ok(Action::requeue(if waiting {
         WAIT_FOR_DEPENDENCY
@@ -311,7 +314,50 @@ async fn postgres_password(client: &Client, v: &ValidatedCluster) -> Result<Secr
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
             .filter(|p| !p.is_empty())
             .map(SecretValue::new)
-            .ok_or(Error::PasswordMissing { name }),
+            .ok_or(Error::PasswordMissing {
+                name,
+                advice: "restore it (the database was initialised with that password) or \
+                         delete the Secret and the database claim to start afresh",
+            }),
+    }
+}
+
+/// The generated initial-administrator password: the existing `<cluster>-admin` Secret's, or
+/// a new one when there is none (like [`postgres_password`]).
+async fn admin_password(client: &Client, v: &ValidatedCluster) -> Result<SecretValue, Error> {
+    let generated = v
+        .initial_admin
+        .as_ref()
+        .is_some_and(|a| a.password == crate::validate::AdminPassword::Generated);
+    if !generated {
+        // Not used: no Secret is built.
+        return Ok(SecretValue::new(String::new()));
+    }
+    let name = v.names.admin();
+    let api: Api<Secret> = Api::namespaced(client.clone(), v.names.namespace().as_str());
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetObject {
+            kind: "Secret".to_owned(),
+            name: name.clone(),
+            source,
+        })?;
+    match existing {
+        None => Ok(generate_password()),
+        Some(secret) => secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(build::admin::PASSWORD_KEY))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|p| !p.is_empty())
+            .map(SecretValue::new)
+            .ok_or(Error::PasswordMissing {
+                name,
+                advice: "restore it, or delete the Secret to have a new password generated \
+                         (the server creates the administrator only in an empty database, so \
+                         a new password applies only to a new database)",
+            }),
     }
 }
 
@@ -383,6 +429,14 @@ async fn observe(
         Redis::External(r) => secret_check(&ctx.client, ns, r).await?,
         Redis::Managed(_) => SecretCheck::NotNeeded,
     };
+    let admin_secret = match (&v.initial_admin, v.admin_password_ref()) {
+        (Some(admin), Some((name, key)))
+            if admin.password != crate::validate::AdminPassword::Generated =>
+        {
+            secret_check(&ctx.client, ns, &ephyra_crd::SecretKeyRef { name, key }).await?
+        }
+        _ => SecretCheck::NotNeeded,
+    };
     let media_claim = match &v.media {
         MediaVolume::Claim(claim) => {
             let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
@@ -422,6 +476,7 @@ async fn observe(
         media_claim,
         database_secret,
         redis_secret,
+        admin_secret,
         ingress,
         pods,
         changed: report.written().map(|(key, _)| key.clone()).collect(),

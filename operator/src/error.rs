@@ -85,15 +85,15 @@ pub enum Error {
         name: String,
     },
 
-    /// The managed PostgreSQL Secret exists without its password: generating a new one would
-    /// lock the server out of the existing database.
-    #[error(
-        "Secret {name} has no `password` key; restore it (the database was initialised with \
-         that password) or delete the Secret and the database claim to start afresh"
-    )]
+    /// A generated password's Secret exists without its password (managed PostgreSQL, or the
+    /// initial administrator): generating a new one would lock the server out of the existing
+    /// database, or state a password the administrator does not have.
+    #[error("Secret {name} has no `password` key; {advice}")]
     PasswordMissing {
         /// The Secret.
         name: String,
+        /// What a person can do.
+        advice: &'static str,
     },
 }
 

@@ -182,6 +182,10 @@ impl Names {
     pub fn postgres(&self) -> String {
         self.with("postgres")
     }
+    /// The Secret with the generated password of `spec.server.initialAdmin`.
+    pub fn admin(&self) -> String {
+        self.with("admin")
+    }
     /// Managed PostgreSQL headless Service.
     pub fn postgres_headless(&self) -> String {
         self.with("postgres-headless")

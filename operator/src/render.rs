@@ -64,6 +64,7 @@ pub fn objects(msc: &MediaServerCluster) -> Result<Vec<serde_json::Value>, Rende
     let v = validate(&msc)?;
     let inputs = BuildInputs {
         postgres_password: SecretValue::new(PASSWORD_PLACEHOLDER),
+        admin_password: SecretValue::new(PASSWORD_PLACEHOLDER),
     };
     build::desired(&v, &inputs)?
         .into_iter()

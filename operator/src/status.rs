@@ -47,6 +47,7 @@ pub const OPERATOR_CONDITIONS: &[&str] = &[
     types::REPLICAS_READY,
     types::INGRESS_READY,
     types::DEGRADED,
+    types::FIRST_SIGN_IN,
 ];
 
 /// What was found for a Secret the spec points at.
@@ -90,6 +91,8 @@ pub struct Observed {
     pub database_secret: SecretCheck,
     /// The external Redis Secret.
     pub redis_secret: SecretCheck,
+    /// The person's Secret with the initial administrator's password.
+    pub admin_secret: SecretCheck,
     /// The route.
     pub ingress: IngressState,
     /// Names of the server pods that exist.
@@ -151,6 +154,37 @@ fn secret_condition(
                 secret.name, secret.key
             ),
         ),
+    }
+}
+
+/// The `FirstSignIn` condition: where the initial administrator's password is, or the wizard;
+/// False naming the Secret or key that is missing (the replicas cannot start without it).
+fn first_sign_in(v: &ValidatedCluster, check: SecretCheck) -> (bool, &'static str, String) {
+    let where_ = crate::build::admin::where_to_sign_in(v);
+    let Some(admin) = &v.initial_admin else {
+        return (true, "Wizard", where_);
+    };
+    let (secret, key) = v.admin_password_ref().unwrap_or_default();
+    let ns = v.names.namespace().as_str();
+    match (&admin.password, check) {
+        (crate::validate::AdminPassword::Generated, _) => (true, "GeneratedSecret", where_),
+        (_, SecretCheck::Missing) => (
+            false,
+            "SecretNotFound",
+            format!(
+                "Secret {secret} (key {key}) with the initial administrator's password does not \
+                 exist in namespace {ns}; the replicas start once it does"
+            ),
+        ),
+        (_, SecretCheck::KeyMissing) => (
+            false,
+            "SecretKeyMissing",
+            format!(
+                "Secret {secret} has no key {key} holding the initial administrator's password; \
+                 the replicas start once it does"
+            ),
+        ),
+        _ => (true, "ExternalSecret", where_),
     }
 }
 
@@ -280,6 +314,17 @@ pub fn compute(
         &now,
     );
 
+    let (admin_ok, admin_reason, admin_message) = first_sign_in(v, obs.admin_secret);
+    set(
+        c,
+        types::FIRST_SIGN_IN,
+        admin_ok,
+        admin_reason,
+        admin_message,
+        generation,
+        &now,
+    );
+
     let sts_status = obs.server.as_ref().and_then(|s| s.status.as_ref());
     let ready = sts_status.and_then(|s| s.ready_replicas).unwrap_or(0);
     let existing = sts_status.map(|s| s.replicas).unwrap_or(0);
@@ -345,6 +390,7 @@ pub fn compute(
         (db_ok, "DatabaseNotReady", types::DATABASE_READY),
         (redis_ok, "RedisNotReady", types::REDIS_READY),
         (storage_ok, "StorageNotReady", types::STORAGE_READY),
+        (admin_ok, "AdminSecretMissing", types::FIRST_SIGN_IN),
         (ready >= 1, "NoReplicaReady", types::REPLICAS_READY),
         (ingress_ok, "IngressNotReady", types::INGRESS_READY),
     ]
@@ -787,7 +833,23 @@ pub fn events(
             message,
         });
     }
-    for type_ in [types::DATABASE_READY, types::REDIS_READY] {
+    if let Some(message) = entered(
+        old,
+        new,
+        types::FIRST_SIGN_IN,
+        &["Wizard", "GeneratedSecret", "ExternalSecret"],
+    ) {
+        out.push(Notice {
+            warning: false,
+            reason: "FirstSignIn",
+            message,
+        });
+    }
+    for type_ in [
+        types::DATABASE_READY,
+        types::REDIS_READY,
+        types::FIRST_SIGN_IN,
+    ] {
         if let Some(message) = entered(old, new, type_, &["SecretNotFound", "SecretKeyMissing"]) {
             out.push(Notice {
                 warning: true,
@@ -920,6 +982,7 @@ mod tests {
             media_claim: SecretCheck::NotNeeded,
             database_secret: SecretCheck::NotNeeded,
             redis_secret: SecretCheck::NotNeeded,
+            admin_secret: SecretCheck::NotNeeded,
             ingress: IngressState::Applied,
             pods: vec![],
             changed: vec![],
@@ -950,6 +1013,85 @@ mod tests {
             cond(&s, types::READY).message,
             "3 of 3 replicas serve https://jelly.test.example"
         );
+    }
+
+    fn with_admin(secret: Option<ephyra_crd::PasswordSecretRef>) -> ValidatedCluster {
+        let mut msc = MediaServerCluster::test();
+        msc.spec.server.initial_admin = Some(ephyra_crd::InitialAdminSpec {
+            user_name: "household-head".to_owned(),
+            password_secret: secret,
+        });
+        validated(msc)
+    }
+
+    #[test]
+    fn first_sign_in_says_where_the_credentials_are_with_a_normal_event() {
+        let wizard = compute(&default_cluster(), &healthy(), None, at(10));
+        let c = cond(&wizard, types::FIRST_SIGN_IN);
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Wizard"));
+        assert!(c.message.contains("first-run wizard"), "{}", c.message);
+
+        let generated = compute(&with_admin(None), &healthy(), None, at(10));
+        let c = cond(&generated, types::FIRST_SIGN_IN);
+        assert_eq!(c.reason, "GeneratedSecret");
+        assert!(
+            c.message.contains("household-head")
+                && c.message.contains("Secret jelly-admin key password"),
+            "{}",
+            c.message
+        );
+        let notices = events(&[], &generated.conditions, &[], &[]);
+        let notice = notices
+            .iter()
+            .find(|n| n.reason == "FirstSignIn")
+            .expect("a FirstSignIn event");
+        assert!(!notice.warning);
+        assert!(
+            notice
+                .message
+                .contains("kubectl -n media-test get secret jelly-admin"),
+            "{}",
+            notice.message
+        );
+        // Published once, not on every reconcile.
+        assert!(events(&generated.conditions, &generated.conditions, &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn a_missing_admin_secret_or_key_is_named_and_blocks_ready() {
+        let v = with_admin(Some(ephyra_crd::PasswordSecretRef {
+            name: "family-vault".to_owned(),
+            key: "pw".to_owned(),
+        }));
+        for (check, reason) in [
+            (SecretCheck::Missing, "SecretNotFound"),
+            (SecretCheck::KeyMissing, "SecretKeyMissing"),
+        ] {
+            let mut obs = healthy();
+            obs.admin_secret = check;
+            let s = compute(&v, &obs, None, at(10));
+            let c = cond(&s, types::FIRST_SIGN_IN);
+            assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", reason));
+            assert!(
+                c.message.contains("family-vault") && c.message.contains("pw"),
+                "{}",
+                c.message
+            );
+            let ready = cond(&s, types::READY);
+            assert_eq!(
+                (ready.status.as_str(), ready.reason.as_str()),
+                ("False", "AdminSecretMissing")
+            );
+            let notices = events(&[], &s.conditions, &[], &[]);
+            assert!(notices.iter().any(|n| n.warning
+                && n.reason == "DependencyMissing"
+                && n.message.contains("family-vault")));
+        }
+        let mut obs = healthy();
+        obs.admin_secret = SecretCheck::Found;
+        let s = compute(&v, &obs, None, at(10));
+        assert_eq!(cond(&s, types::FIRST_SIGN_IN).reason, "ExternalSecret");
+        assert_eq!(cond(&s, types::READY).status, "True");
     }
 
     #[test]

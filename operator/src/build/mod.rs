@@ -10,6 +10,7 @@
 //! `DynamicObject` and its `ApiResource`) that `apply` writes by server-side apply and
 //! `render` prints.
 
+pub mod admin;
 pub mod config_map;
 pub mod config_volume;
 pub mod ingress_route;
@@ -42,6 +43,9 @@ pub struct BuildInputs {
     /// The managed PostgreSQL password: read from the existing Secret, or generated once by
     /// `apply` when there is none. Never logged ([`SecretValue`] does not print).
     pub postgres_password: SecretValue,
+    /// The generated password of `spec.server.initialAdmin` (unused when the spec names a
+    /// Secret or no administrator), kept the same way.
+    pub admin_password: SecretValue,
 }
 
 /// Why the desired objects could not be built. These are bugs or unrenderable values, never
@@ -181,6 +185,9 @@ pub fn desired(v: &ValidatedCluster, inputs: &BuildInputs) -> Result<Vec<Child>,
     ];
     let config_map = config_map::config_map(v)?;
     out.push(Child::typed(&config_map, false)?);
+    if let Some(secret) = admin::secret(v, &inputs.admin_password) {
+        out.push(Child::typed(&secret, false)?);
+    }
 
     if let Database::Managed(pg) = &v.database {
         out.push(Child::typed(
@@ -246,6 +253,7 @@ pub(crate) mod test_support {
     pub fn inputs() -> BuildInputs {
         BuildInputs {
             postgres_password: SecretValue::new("test-password-not-real"),
+            admin_password: SecretValue::new("test-admin-password-not-real"),
         }
     }
 

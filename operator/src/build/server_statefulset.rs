@@ -97,6 +97,12 @@ fn env(v: &ValidatedCluster) -> Vec<EnvVar> {
             "compute,video,utility",
         ));
     }
+    if let (Some(admin), Some((secret, key))) = (&v.initial_admin, v.admin_password_ref()) {
+        // Not optional: without the Secret or its key the pod does not start (the kubelet
+        // refuses the container), so no replica ever runs with half an administrator.
+        env.push(env_value("EPHYRA_ADMIN_USER", &admin.user_name));
+        env.push(env_from_secret("EPHYRA_ADMIN_PASSWORD", &secret, &key));
+    }
     env.extend(v.server.env.iter().cloned());
     env
 }
@@ -497,6 +503,49 @@ pub(crate) mod tests {
         assert_eq!(csc.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
         assert_eq!(csc.read_only_root_filesystem, Some(true));
         assert_eq!(pod.service_account_name.as_deref(), Some("jelly-server"));
+    }
+
+    #[test]
+    fn the_initial_admin_reaches_the_replicas_by_a_required_secret_reference() {
+        let env_of = |admin: Option<ephyra_crd::InitialAdminSpec>| {
+            let mut msc = MediaServerCluster::test();
+            msc.spec.server.initial_admin = admin;
+            pod(&build(&validated(msc))).containers[0]
+                .env
+                .clone()
+                .unwrap()
+        };
+        let none = env_of(None);
+        assert!(!none.iter().any(|e| e.name.starts_with("EPHYRA_ADMIN_")));
+        for (secret, expected) in [
+            (None, ("jelly-admin", "password")),
+            (
+                Some(ephyra_crd::PasswordSecretRef {
+                    name: "family-vault".to_owned(),
+                    key: "pw".to_owned(),
+                }),
+                ("family-vault", "pw"),
+            ),
+        ] {
+            let env = env_of(Some(ephyra_crd::InitialAdminSpec {
+                user_name: "household-head".to_owned(),
+                password_secret: secret,
+            }));
+            let find = |name: &str| env.iter().find(|e| e.name == name).unwrap().clone();
+            assert_eq!(
+                find("EPHYRA_ADMIN_USER").value.as_deref(),
+                Some("household-head")
+            );
+            let password = find("EPHYRA_ADMIN_PASSWORD");
+            assert!(password.value.is_none(), "never a literal password");
+            let key = password.value_from.unwrap().secret_key_ref.unwrap();
+            assert_eq!((key.name.as_str(), key.key.as_str()), expected);
+            assert_ne!(
+                key.optional,
+                Some(true),
+                "a missing Secret must stop the pod"
+            );
+        }
     }
 
     #[test]
