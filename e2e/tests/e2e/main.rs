@@ -10,6 +10,7 @@ mod cluster;
 mod degraded;
 mod failover;
 mod hardening;
+mod hls;
 mod jobs;
 mod leadership;
 mod python_client;

@@ -560,7 +560,8 @@ async fn similar(
     let page = Page::new(None, Some(params.limit.unwrap_or(12).clamp(0, 100)));
     let item = existing_item(&state, user.id, id).await?;
     let kind = match item.kind {
-        ItemKind::Movie => ItemKind::Movie,
+        // An extra (trailer, featurette) is like the films around it.
+        ItemKind::Movie | ItemKind::Trailer | ItemKind::Video => ItemKind::Movie,
         ItemKind::Series | ItemKind::Season | ItemKind::Episode => ItemKind::Series,
     };
     let own_series = item.series_id.unwrap_or(item.id);

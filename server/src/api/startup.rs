@@ -67,7 +67,10 @@ pub async fn is_open(state: &AppState) -> Result<bool, ApiError> {
 
 /// Jellyfin's `FirstTimeSetupOrElevated`: anyone while the wizard is open, else an
 /// administrator.
-pub(crate) async fn setup_or_admin(state: &AppState, caller: &MaybeAuthUser) -> Result<bool, ApiError> {
+pub(crate) async fn setup_or_admin(
+    state: &AppState,
+    caller: &MaybeAuthUser,
+) -> Result<bool, ApiError> {
     if is_open(state).await? {
         return Ok(true);
     }
@@ -234,7 +237,7 @@ async fn create_user(
         .ok_or_else(|| ApiError::bad_request("Name is required (1 to 100 characters)."))?;
     let pw = body.password.unwrap_or_default();
     password::check_strength(name, &pw).map_err(ApiError::bad_request)?;
-    let hash = password::hash(&pw).await.map_err(ApiError::internal)?;
+    let hash = password::hash(&pw).await?;
     match state.store.create_first_admin(name, &hash, false).await {
         Ok(user) => {
             tracing::info!(user_id = %user.id, "the first-run wizard created the first administrator");
@@ -310,4 +313,3 @@ async fn localization_countries(
     setup_or_user(&state, &caller).await?;
     Ok(Json(localization::countries()))
 }
-

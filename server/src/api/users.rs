@@ -441,25 +441,26 @@ async fn set_password(
     } else {
         if !caller.is_admin || user_id == caller.user_id {
             let current = change.current_pw.unwrap_or_default();
-            if let Err(retry_after_secs) = state.login_limiter.check(&user.name, addr) {
-                return Err(ApiError::TooManyRequests { retry_after_secs });
-            }
+            // Reserved before the current password is checked, as for a login.
+            let attempt = state
+                .login_limiter
+                .begin(&user.name, addr)
+                .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
             let ok = match user.password_hash.as_deref() {
                 None => current.is_empty(),
-                Some(hash) => password::verify(&current, Some(hash))
-                    .await
-                    .map_err(ApiError::internal)?,
+                Some(hash) => password::verify(&current, Some(hash)).await?,
             };
             if !ok {
-                state.login_limiter.failed(&user.name, addr);
+                attempt.failed();
                 return Err(ApiError::forbidden("Invalid user or password entered."));
             }
+            attempt.succeeded();
         }
         let new = change.new_pw.unwrap_or_default();
         let hash = if new.is_empty() {
             None
         } else {
-            Some(password::hash(&new).await.map_err(ApiError::internal)?)
+            Some(password::hash(&new).await?)
         };
         state
             .store
