@@ -126,7 +126,7 @@ impl Store {
         is_admin: bool,
     ) -> StoreResult<User> {
         let mut conn = self.pool().acquire().await?;
-        Store::insert_user(&mut *conn, name, password_hash, is_admin).await
+        Store::insert_user(&mut conn, name, password_hash, is_admin).await
     }
 
     /// Inserts a user on `conn` (a pooled connection or an open transaction).

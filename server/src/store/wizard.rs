@@ -103,7 +103,7 @@ impl Store {
         complete: bool,
     ) -> Result<User, FirstAdminError> {
         let mut tx = self.begin_write().await?;
-        let user = match Store::insert_user(&mut *tx, name, Some(password_hash), true).await {
+        let user = match Store::insert_user(&mut tx, name, Some(password_hash), true).await {
             Ok(user) => user,
             // The same name taken by a racing creator: that one won.
             Err(StoreError::Conflict(_)) => return Err(FirstAdminError::AlreadyExists),
