@@ -1193,9 +1193,11 @@ mod tests {
         let obs = healthy();
         let first = compute(&default_cluster(), &obs, None, at(10));
         let notices = events(&[], &first.conditions, &[], &[]);
+        // The first sign-in notice says once where the credentials are (or that the wizard is
+        // the way in); Ready once it is reached.
         assert_eq!(
             notices.iter().map(|n| n.reason).collect::<Vec<_>>(),
-            vec!["Ready"]
+            vec!["FirstSignIn", "Ready"]
         );
         let second = compute(&default_cluster(), &obs, Some(&first), at(20));
         assert!(events(&first.conditions, &second.conditions, &[], &[]).is_empty());
