@@ -35,7 +35,7 @@ async function main() {
     const api = jellyfin.createApi(best.address);
 
     // Sign in, then what the web client reads right after.
-    const auth = await getUserApi(api).authenticateUserByName({
+    const auth = await getAuthenticationApi(api).authenticateUserByName({
         authenticateUserByName: { Username: adminName, Pw: adminPassword }
     });
     api.accessToken = auth.data.AccessToken;
@@ -128,7 +128,7 @@ async function main() {
     const users = getUserApi(api);
     const created = (await users.createUserByName({ createUserByName: { Name: 'sdk-guest', Password: 'guest-pass' } })).data;
     const guestApi = jellyfin.createApi(best.address);
-    const guestAuth = await getUserApi(guestApi).authenticateUserByName({
+    const guestAuth = await getAuthenticationApi(guestApi).authenticateUserByName({
         authenticateUserByName: { Username: 'sdk-guest', Pw: 'guest-pass' }
     });
     guestApi.accessToken = guestAuth.data.AccessToken;

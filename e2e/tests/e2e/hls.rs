@@ -186,8 +186,10 @@ async fn a_transcode_survives_the_death_of_its_replica() -> anyhow::Result<()> {
         video_gap.abs() < 0.001,
         "video timestamps jump by {video_gap} s"
     );
+    // Audio may overlap by at most one AAC frame (the fresh encoder's priming frame), which
+    // players drop (hls.js restamps or drops frames that overlap); never a hole.
     assert!(
-        audio_gap.abs() < 0.001,
+        (-0.0215..0.001).contains(&audio_gap),
         "audio timestamps jump by {audio_gap} s"
     );
     Ok(())

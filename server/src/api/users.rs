@@ -13,6 +13,7 @@
 //! when every password slot is busy the answer is 503 with `Retry-After`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -29,6 +30,10 @@ use crate::jf::{JfId, Json, Path, Query};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::users::{DeviceInfo, User};
+
+/// How long a login waits for other attempts of the same user from the same address that are
+/// still being checked, before it is refused (their success would clear the way).
+const LOGIN_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -129,7 +134,11 @@ async fn authenticate_by_name(
     let pw = body.pw.unwrap_or_default();
 
     // Reserved before the password is checked: concurrent guesses cannot exceed the budget.
-    let attempt = match state.login_limiter.begin(name, addr) {
+    let attempt = match state
+        .login_limiter
+        .begin_patiently(name, addr, LOGIN_PATIENCE)
+        .await
+    {
         Ok(attempt) => attempt,
         Err(retry_after_secs) => {
             state.metrics.login_throttled.inc();

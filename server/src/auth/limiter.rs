@@ -230,6 +230,35 @@ impl LoginLimiter {
         (since < backoff).then(|| backoff - since)
     }
 
+    /// Like [`LoginLimiter::begin`], but while the budget is taken by attempts still being
+    /// checked (their outcome unknown: a success would clear them), waits for them, up to
+    /// `patience`, instead of refusing: many devices signing in at once with the right
+    /// password all get in, while concurrent guesses are still checked at most the free number
+    /// of times.
+    pub async fn begin_patiently(
+        &self,
+        user: &str,
+        address: Option<IpAddr>,
+        patience: Duration,
+    ) -> Result<LoginAttempt<'_>, u64> {
+        let deadline = Instant::now() + patience;
+        loop {
+            match self.begin(user, address) {
+                Ok(attempt) => return Ok(attempt),
+                Err(_) if Instant::now() < deadline && self.pending(user, address) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(secs) => return Err(secs),
+            }
+        }
+    }
+
+    /// Whether attempts for `user` from `address` are being checked right now.
+    fn pending(&self, user: &str, address: Option<IpAddr>) -> bool {
+        let key: PairKey = (user.trim().to_lowercase(), address.map(AddressKey::from));
+        self.book().pairs.get(&key).is_some_and(|p| p.in_flight > 0)
+    }
+
     /// Reserves an attempt for `user` from `address`, or `Err(seconds to wait)`.
     pub fn begin(&self, user: &str, address: Option<IpAddr>) -> Result<LoginAttempt<'_>, u64> {
         let now = Instant::now();

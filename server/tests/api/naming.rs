@@ -789,7 +789,7 @@ async fn the_api_serves_the_placed_library_as_jellyfin_clients_read_it() -> Resu
         // Multi-episode files carry their last episode.
         let multi = lib
             .json(
-                "/Items?Recursive=true&IncludeItemTypes=Episode&SearchTerm=Seven Thirty",
+                "/Items?Recursive=true&IncludeItemTypes=Episode&SearchTerm=Seven%20Thirty",
                 &viewer,
             )
             .await?;
