@@ -38,7 +38,7 @@ async function main() {
     const auth = await getAuthenticationApi(api).authenticateUserByName({
         authenticateUserByName: { Username: adminName, Pw: adminPassword }
     });
-    api.accessToken = auth.data.AccessToken;
+    api.update({ accessToken: auth.data.AccessToken });
     const userId = auth.data.User.Id;
     seen.signedInAs = auth.data.User.Name;
 
@@ -131,7 +131,7 @@ async function main() {
     const guestAuth = await getAuthenticationApi(guestApi).authenticateUserByName({
         authenticateUserByName: { Username: 'sdk-guest', Pw: 'guest-pass' }
     });
-    guestApi.accessToken = guestAuth.data.AccessToken;
+    guestApi.update({ accessToken: guestAuth.data.AccessToken });
     await getUserApi(guestApi).updateUserPassword({ userId: created.Id, updateUserPassword: { CurrentPw: 'guest-pass', NewPw: 'other-pass' } });
     const config2 = (await getUserApi(guestApi).getCurrentUser()).data.Configuration;
     await getUserApi(guestApi).updateUserConfiguration({ userId: created.Id, userConfiguration: { ...config2, SubtitleLanguagePreference: 'fra' } });
