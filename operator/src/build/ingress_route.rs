@@ -6,11 +6,12 @@
 //! stickiness would be lost. Traefik's active health checks do not apply to ordinary Services;
 //! the pods' readiness probe decides who is in the pool.
 //!
-//! Failover without `502`: when a replica dies, its pod stays in the endpoints for a second or
+//! Failover without a run of `502`s: when a replica dies, its pod stays in the endpoints for a second or
 //! more, and Traefik keeps sending the clients stuck to it there. A Retry middleware alone does
 //! not help, because each retry follows the sticky cookie back to the dead pod. With a passive
 //! health check on the service, the failed attempts mark that pod down at once, so the retry
-//! that follows goes to a live replica and Traefik rewrites the client's cookie. Measured with
+//! that follows goes to a live replica and Traefik rewrites the client's cookie (a request
+//! already written to the dead pod is not sent again: at most one `502` per client). Measured with
 //! the real Traefik in `e2e/tests/e2e/traefik.rs` (figures in `docs/ha.md`).
 
 use kube::core::GroupVersionKind;
