@@ -23,9 +23,6 @@ pub enum PasswordError {
     /// argon2 refused the input or parameters.
     #[error("cannot hash password: {0}")]
     Hash(String),
-    /// The blocking task did not complete.
-    #[error("password task failed")]
-    Join(#[from] tokio::task::JoinError),
     /// Every password slot stayed taken for [`QUEUE_WAIT`]: the caller should answer 503 with
     /// `Retry-After` rather than queue without bound.
     #[error("too many password checks at once")]
