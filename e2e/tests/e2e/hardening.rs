@@ -66,7 +66,6 @@ fn report(what: &str, before_kib: u64, peak_kib: u64, ceiling_mib: u64) {
 }
 
 #[tokio::test]
-#[ignore = "known defect: 100 concurrent wrong logins still grow RSS by ~420 MiB (4 argon2 at once, but the allocator keeps freed 19 MiB blocks per arena); the 192 MiB ceiling is not met yet"]
 async fn a_hundred_concurrent_wrong_logins_keep_memory_bounded() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = server(dir.path(), "login-flood").await?;
