@@ -3,7 +3,8 @@
 //! Anonymous, as in Jellyfin (clients put image URLs in `<img>` tags without a token). With a
 //! `tag` the answer may be cached for a year: the tag changes whenever the image does. Only
 //! images the scanner recorded are served, and only while their file still resolves inside
-//! the item's library folders or the extracted-images folder; resizing parameters
+//! the item's library folders or the extracted-images folder (a replica that did not scan
+//! extracts a missing frame again, from the item's video); resizing parameters
 //! (`maxWidth`, `quality`, ...) are accepted and ignored: the original is sent.
 
 use axum::Router;
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::jf::{JfId, Path, Query};
 use crate::scan::images::image_content_type;
-use crate::scan::media_path_for_serving;
+use crate::scan::{local_extracted_frame, media_path_for_serving};
 use crate::state::AppState;
 use crate::stream::{ServeError, ServeOptions, serve_file};
 
@@ -100,9 +101,15 @@ async fn serve_image(
         .image(item_id, image_type, index)
         .await?
         .ok_or_else(not_found)?;
-    let Some(path) = media_path_for_serving(&state.config, item.library_id, &image.path) else {
-        tracing::warn!(item_id = %item_id, "image file missing or outside the library; refused");
-        return Err(not_found());
+    let path = match media_path_for_serving(&state.config, item.library_id, &image.path) {
+        Some(path) => path,
+        // An extracted frame lives in the data folder of the replica that scanned.
+        None => local_extracted_frame(&state.config, &state.store, &image.path)
+            .await
+            .ok_or_else(|| {
+                tracing::warn!(item_id = %item_id, "image file missing or outside the library; refused");
+                not_found()
+            })?,
     };
     let options = ServeOptions {
         content_type: image_content_type(&path),

@@ -202,6 +202,58 @@ pub fn extracted_images_dir(config: &ServerConfig) -> PathBuf {
     config.data_dir.join("images")
 }
 
+/// Extracts the frame that stands for video item `id` (10 % in, as Jellyfin does: past
+/// titles, before credits) into this replica's extracted-images folder; returns its path.
+async fn extract_item_frame(
+    config: &ServerConfig,
+    id: JfId,
+    video: &Path,
+    runtime_ticks: Option<i64>,
+) -> Result<PathBuf, images::ExtractError> {
+    let output = extracted_images_dir(config).join(format!("{}.jpg", id.to_n()));
+    let at = runtime_ticks.map_or(0.0, |t| t as f64 / probe::TICKS_PER_SECOND as f64 / 10.0);
+    images::extract_frame(&config.ffmpeg.ffmpeg, video, &output, at, EXTRACT_TIMEOUT).await?;
+    Ok(output)
+}
+
+/// The local copy of an extracted frame recorded at `stored`, made now when this replica has
+/// none. Frames are extracted by the replica that scanned, into its own data folder, and each
+/// replica has its own: any replica must still serve any image, so one that lacks the file
+/// extracts the same frame from the same video (at most [`ON_DEMAND_EXTRACTIONS`] at once).
+/// `None` when `stored` is not an extracted frame or its video cannot give one.
+pub async fn local_extracted_frame(
+    config: &ServerConfig,
+    store: &Store,
+    stored: &Path,
+) -> Option<PathBuf> {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(ON_DEMAND_EXTRACTIONS);
+    let in_images_dir = stored.parent()?.file_name()? == "images";
+    let is_jpeg = stored.extension()? == "jpg";
+    let source: JfId = stored.file_stem()?.to_str()?.parse().ok()?;
+    if !(in_images_dir && is_jpeg) {
+        return None;
+    }
+    let local = extracted_images_dir(config).join(format!("{}.jpg", source.to_n()));
+    if tokio::fs::metadata(&local).await.is_ok() {
+        return local.canonicalize().ok();
+    }
+    let item = store.item(source, None).await.ok()??;
+    let video = PathBuf::from(item.path?);
+    // The video must still be inside its library, as for any file served.
+    let video = media_path_for_serving(config, item.library_id, &video)?;
+    let _slot = SLOTS.acquire().await.ok()?;
+    if tokio::fs::metadata(&local).await.is_err() {
+        if let Err(e) = extract_item_frame(config, source, &video, item.run_time_ticks).await {
+            tracing::warn!(item_id = %source, error = %e, "no frame extracted on demand");
+            return None;
+        }
+    }
+    local.canonicalize().ok()
+}
+
+/// Frames a replica extracts at once for images it lacks (each is one short ffmpeg run).
+const ON_DEMAND_EXTRACTIONS: usize = 2;
+
 /// One library's scan.
 struct LibraryScan<'a> {
     store: &'a Store,
@@ -740,26 +792,17 @@ impl LibraryScan<'_> {
             }
         }
 
-        let ffmpeg = self.config.ffmpeg.ffmpeg.clone();
         let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
         let mut done = futures::stream::iter(to_extract)
-            .map(|(id, video, runtime)| {
-                let output = extracted_dir.join(format!("{}.jpg", id.to_n()));
-                let ffmpeg = ffmpeg.clone();
-                async move {
-                    // 10 % in, as Jellyfin does: past titles, before credits.
-                    let at =
-                        runtime.map_or(0.0, |t| t as f64 / probe::TICKS_PER_SECOND as f64 / 10.0);
-                    let result =
-                        images::extract_frame(&ffmpeg, &video, &output, at, EXTRACT_TIMEOUT).await;
-                    (id, video, output, result)
-                }
+            .map(|(id, video, runtime)| async move {
+                let result = extract_item_frame(self.config, id, &video, runtime).await;
+                (id, video, result)
             })
             .buffer_unordered(concurrency);
         let mut extracted = 0;
-        while let Some((id, video, output, result)) = done.next().await {
+        while let Some((id, video, result)) = done.next().await {
             match result {
-                Ok(()) => {
+                Ok(output) => {
                     if let Some(image) = image_record(id, &output).await {
                         self.store.set_image(&image).await?;
                         extracted += 1;

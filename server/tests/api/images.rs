@@ -56,6 +56,29 @@ with_library_on_both_providers! {
         Ok(())
     }
 
+    async fn a_replica_that_did_not_scan_serves_extracted_frames_by_extracting_them_again(lib) {
+        // A second replica on the same database with a data folder of its own, as each pod
+        // has: the frames the first one extracted are not on its disk.
+        let dir = tempfile::tempdir()?;
+        let mut config = lib.server.config.clone();
+        config.data_dir = dir.path().to_path_buf();
+        let other = crate::support::TestServer::from_config(config, dir).await?;
+        for name in ["Tiny Planet", "Episode 2", "Test Show"] {
+            let id = lib.id_of(name).await?;
+            let first = lib.server.get(&format!("/Items/{id}/Images/Primary"), None).await?;
+            let reply = other.get(&format!("/Items/{id}/Images/Primary"), None).await?;
+            assert_eq!(reply.status, StatusCode::OK, "{name}");
+            assert_eq!(&reply.body[..2], &[0xff, 0xd8], "{name}: a JPEG");
+            assert_eq!(first.status, StatusCode::OK, "{name}");
+            assert!(reply.body == first.body, "{name}: the same frame");
+        }
+        // One frame per video asked for: Tiny Planet, Episode 2, and Episode 1 (whose frame
+        // the show borrows).
+        let made = std::fs::read_dir(other.config.data_dir.join("images"))?.count();
+        assert_eq!(made, 3);
+        Ok(())
+    }
+
     async fn missing_images_are_404_and_bad_requests_are_400(lib) {
         let series = lib.id_of("Test Show").await?;
         lib.server.get(&format!("/Items/{series}/Images/Backdrop"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
