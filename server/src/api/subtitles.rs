@@ -188,11 +188,19 @@ async fn serve(
     format: &str,
     params: StreamParams,
 ) -> Result<Response, ApiError> {
-    let output = Format::parse(format).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "Unsupported subtitle format '{format}': use vtt, srt, ass or ssa."
-        ))
-    })?;
+    // `js`/`json`: the cues as JSON for jellyfin-web's own renderer, made from WebVTT.
+    let as_json = ["js", "json"]
+        .iter()
+        .any(|j| format.eq_ignore_ascii_case(j));
+    let output = if as_json {
+        Format::Vtt
+    } else {
+        Format::parse(format).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Unsupported subtitle format '{format}': use vtt, srt, ass, ssa or js."
+            ))
+        })?
+    };
     let (item, stream) = subtitle_stream(state, caller, item_id, media_source_id, index).await?;
     let codec = stream.codec.clone().unwrap_or_default();
     if !is_text_subtitle_codec(Some(codec.as_str())) {
@@ -213,6 +221,9 @@ async fn serve(
         copy_timestamps: params.copy_timestamps.unwrap_or(false),
     };
     let mut text = subtitle_text::apply_window(&converted, output, window);
+    if as_json {
+        return Ok(axum::Json(subtitle_text::track_events(&text)).into_response());
+    }
     if output == Format::Vtt && params.add_vtt_time_map.unwrap_or(false) {
         text = subtitle_text::add_time_map(&text, HLS_MPEGTS_OFFSET_90K);
     }

@@ -262,6 +262,32 @@ fn window_blocks(text: &str, format: Format, window: Window) -> String {
     joined
 }
 
+/// Cues of SRT or WebVTT `text` as Jellyfin's `JsonWriter` writes them for `Stream.js`:
+/// `{"TrackEvents":[{"Id","Text","StartPositionTicks","EndPositionTicks"}]}`, the form
+/// jellyfin-web's own subtitle renderer fetches. Lines of a cue are joined with `\n`.
+pub fn track_events(text: &str) -> serde_json::Value {
+    let text = text.replace("\r\n", "\n");
+    let mut events = Vec::new();
+    for block in text.split("\n\n") {
+        let lines: Vec<&str> = block.trim_matches('\n').lines().collect();
+        let Some(timing) = lines.iter().position(|l| l.contains("-->")) else {
+            continue;
+        };
+        let (start_text, rest) = lines[timing].split_once("-->").unwrap_or_default();
+        let end_text = rest.split_whitespace().next().unwrap_or_default();
+        let (Some(start), Some(end)) = (parse_time(start_text), parse_time(end_text)) else {
+            continue;
+        };
+        events.push(serde_json::json!({
+            "Id": (events.len() + 1).to_string(),
+            "Text": lines[timing + 1..].join("\n"),
+            "StartPositionTicks": start,
+            "EndPositionTicks": end,
+        }));
+    }
+    serde_json::json!({ "TrackEvents": events })
+}
+
 fn window_ass(text: &str, window: Window) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
@@ -424,5 +450,22 @@ mod tests {
         assert!(cue_times(&out).is_empty());
         assert_eq!(Format::parse("SubRip"), Some(Format::Srt));
         assert_eq!(Format::parse("pgs"), None);
+    }
+
+    #[test]
+    fn cues_become_jellyfins_track_events() {
+        let vtt = "WEBVTT\n\n00:00:01.500 --> 00:00:03.000 line:90%\nHello\nthere\n\nbad --> time\nskipped\n\n1\n00:01:00.000 --> 00:01:02.250\nAgain\n";
+        let json = track_events(vtt);
+        assert_eq!(
+            json,
+            serde_json::json!({"TrackEvents": [
+                {"Id": "1", "Text": "Hello\nthere", "StartPositionTicks": 15_000_000, "EndPositionTicks": 30_000_000},
+                {"Id": "2", "Text": "Again", "StartPositionTicks": 600_000_000, "EndPositionTicks": 622_500_000},
+            ]})
+        );
+        assert_eq!(
+            track_events("WEBVTT\n"),
+            serde_json::json!({"TrackEvents": []})
+        );
     }
 }

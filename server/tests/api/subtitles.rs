@@ -289,6 +289,17 @@ with_subtitle_library_on_both_providers! {
         assert!(ass.contains("Panneau") && ass.contains("[Events]"), "{ass}");
         let (vtt, _) = text(&lib, &format!("/Videos/{id}/{id}/Subtitles/{fr}/0/Stream.vtt")).await?;
         assert_eq!(cues(&vtt), [(2.0, 3.0), (7.0, 8.0)]);
+
+        // `Stream.js`: what jellyfin-web's own renderer fetches (Jellyfin's JsonWriter shape).
+        let (js, content_type) = text(&lib, &format!("/Videos/{id}/{id}/Subtitles/{index}/0/Stream.js")).await?;
+        assert!(content_type.starts_with("application/json"), "{content_type}");
+        let events: Value = serde_json::from_str(&js)?;
+        let times: Vec<(i64, i64)> = events["TrackEvents"].as_array().unwrap().iter()
+            .map(|e| (e["StartPositionTicks"].as_i64().unwrap(), e["EndPositionTicks"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(times, [(10_000_000, 20_000_000), (50_000_000, 65_000_000), (90_000_000, 100_000_000)]);
+        assert!(events["TrackEvents"][0]["Text"].as_str().is_some_and(|t| !t.is_empty()), "{js}");
+        assert_eq!(events["TrackEvents"][0]["Id"], "1");
         Ok(())
     }
 
