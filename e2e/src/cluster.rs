@@ -72,6 +72,7 @@ enum Database {
 pub struct ClusterBuilder {
     replicas: usize,
     own_postgres: bool,
+    with_admin: bool,
     env: Vec<(String, String)>,
 }
 
@@ -79,6 +80,13 @@ impl ClusterBuilder {
     /// The cluster gets a PostgreSQL server of its own (needed to stop or kill it).
     pub fn own_postgres(mut self) -> Self {
         self.own_postgres = true;
+        self
+    }
+
+    /// No administrator is configured: the database starts empty and the first-run wizard is
+    /// the way in (as after `kubectl apply` without `initialAdmin`).
+    pub fn without_admin(mut self) -> Self {
+        self.with_admin = false;
         self
     }
 
@@ -130,16 +138,18 @@ impl ClusterBuilder {
                     data.join("transcode").display().to_string(),
                 ),
                 ("EPHYRA_LIBRARIES".to_owned(), libraries_env(library)),
-                ("EPHYRA_ADMIN_USER".to_owned(), ADMIN_USER.to_owned()),
-                (
-                    "EPHYRA_ADMIN_PASSWORD".to_owned(),
-                    ADMIN_PASSWORD.to_owned(),
-                ),
                 (
                     "EPHYRA_LOG".to_owned(),
                     "info,ephyra_server=debug".to_owned(),
                 ),
             ];
+            if self.with_admin {
+                env.push(("EPHYRA_ADMIN_USER".to_owned(), ADMIN_USER.to_owned()));
+                env.push((
+                    "EPHYRA_ADMIN_PASSWORD".to_owned(),
+                    ADMIN_PASSWORD.to_owned(),
+                ));
+            }
             env.extend(self.env.iter().cloned());
             cluster.replicas.push(Replica {
                 name,
@@ -244,6 +254,7 @@ impl LocalCluster {
         ClusterBuilder {
             replicas,
             own_postgres: false,
+            with_admin: true,
             env: Vec::new(),
         }
     }

@@ -274,6 +274,7 @@ async fn apply(
     failed: bool,
 ) -> Result<StatusCode, ApiError> {
     let item = playable(state, item_id).await?;
+    tracing::debug!(item_id = %item.id, ?report, position, failed, runtime = item.run_time_ticks, "play state report");
     let now = now_millis();
     let store = &state.store;
     match (report, position) {
