@@ -176,11 +176,31 @@ async fn a_transcode_survives_the_death_of_its_replica() -> anyhow::Result<()> {
     let p = packets(&file).await?;
     let video_gap = largest_gap(&p, true);
     let audio_gap = largest_gap(&p, false);
+    // At the splice itself: the last segment from A against the first from B.
+    let (last_a, first_b) = (
+        packets(&dir.path().join(format!("{}.ts", BEFORE - 1))).await?,
+        packets(&dir.path().join(format!("{BEFORE}.ts"))).await?,
+    );
+    let splice = |video: bool| {
+        let end = last_a
+            .iter()
+            .filter(|x| x.0 == video)
+            .map(|x| x.1 + x.2)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let start = first_b
+            .iter()
+            .filter(|x| x.0 == video)
+            .map(|x| x.1)
+            .fold(f64::INFINITY, f64::min);
+        start - end
+    };
     println!(
-        "HLS failover: stall {:.2} s from the kill to the next segment; largest gap across the splice: video {:.1} ms, audio {:.1} ms",
+        "HLS failover: stall {:.2} s from the kill to the next segment; largest gap anywhere in the joined segments: video {:.1} ms, audio {:.1} ms; at the splice (negative = overlap): video {:+.1} ms, audio {:+.1} ms",
         stall.as_secs_f64(),
         video_gap * 1000.0,
-        audio_gap * 1000.0
+        audio_gap * 1000.0,
+        splice(true) * 1000.0,
+        splice(false) * 1000.0
     );
     // One frame of the 4 fps film is 250 ms; audio frames are 21.3 ms.
     assert!(
@@ -370,26 +390,37 @@ async fn an_h264_mp4_hevc_surround_with_subtitle_and_10_bit_hevc_play_in_chromiu
     for name in ["Planet Walk", "Surround Film", "Deep Film"] {
         ids.push(cluster.wait_for_film(&admin, name).await?);
     }
-    // The subtitle's index as PlaybackInfo lists it (after the embedded streams).
-    let info = admin
-        .send(
-            Method::POST,
-            &format!("/Items/{}/PlaybackInfo?UserId={}", ids[1], login.user_id),
-            Some(serde_json::json!({})),
-            None,
-        )
-        .await?
-        .json::<serde_json::Value>()
-        .await?;
-    let subtitle_index = info["MediaSources"][0]["MediaStreams"]
-        .as_array()
-        .and_then(|streams| {
-            streams
-                .iter()
-                .find(|s| s["Type"] == "Subtitle" && s["IsExternal"] == true)
-        })
-        .and_then(|s| s["Index"].as_i64())
-        .ok_or_else(|| anyhow::anyhow!("the .en.srt is not listed: {info}"))?;
+    // The subtitle's index as PlaybackInfo lists it (after the embedded streams); the scan
+    // may list the film a moment before its subtitle.
+    let subtitle_index = ephyra_e2e::wait::eventually(
+        "the .en.srt to be listed",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async {
+            let info = admin
+                .send(
+                    Method::POST,
+                    &format!("/Items/{}/PlaybackInfo?UserId={}", ids[1], login.user_id),
+                    Some(serde_json::json!({})),
+                    None,
+                )
+                .await
+                .map_err(|e| format!("{e:#}"))?
+                .json::<serde_json::Value>()
+                .await
+                .map_err(|e| e.to_string())?;
+            info["MediaSources"][0]["MediaStreams"]
+                .as_array()
+                .and_then(|streams| {
+                    streams
+                        .iter()
+                        .find(|s| s["Type"] == "Subtitle" && s["IsExternal"] == true)
+                })
+                .and_then(|s| s["Index"].as_i64())
+                .ok_or_else(|| format!("not listed yet: {info}"))
+        },
+    )
+    .await?;
 
     // jellyfin-web's Chrome profile (the server's decision fixture); the page drops HEVC from
     // it when this Chromium cannot decode HEVC, as jellyfin-web does.

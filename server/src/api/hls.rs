@@ -68,11 +68,14 @@ async fn resolve(
         .await?
         .filter(|i| !i.kind.is_folder() && i.path.is_some())
         .ok_or_else(|| ApiError::not_found("Item not found."))?;
-    if let Some(source) = params.media_source_id.as_deref()
-        && source.parse::<JfId>().ok() != Some(item.id)
-    {
-        return Err(ApiError::not_found("Media source not found."));
-    }
+    // The item itself or the version the client picked.
+    let item = crate::api::playback::source_item(
+        state,
+        item,
+        params.media_source_id.as_deref(),
+        Some(caller.user_id),
+    )
+    .await?;
     let stored = item.path.as_deref().map(std::path::Path::new);
     let Some(path) = stored.and_then(|p| media_path_for_serving(&state.config, item.library_id, p))
     else {

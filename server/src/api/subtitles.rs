@@ -39,9 +39,6 @@ use crate::store::items::Item;
 pub const MAX_SUBTITLE_BYTES: u64 = 16 * 1024 * 1024;
 /// How long ffmpeg may take to extract or convert one subtitle stream.
 const FFMPEG_TIMEOUT: Duration = Duration::from_secs(120);
-/// The MPEG-TS timestamp of source time 0 in the HLS side's TS segments (Jellyfin's 900000 =
-/// 10 s, from `-max_delay 5000000`); see `/work/notes/interface-hls.md` §4.
-pub const HLS_MPEGTS_OFFSET_90K: u64 = 900_000;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -214,7 +211,7 @@ async fn serve(
     };
     let mut text = subtitle_text::apply_window(&converted, output, window);
     if output == Format::Vtt && params.add_vtt_time_map.unwrap_or(false) {
-        text = subtitle_text::add_time_map(&text, HLS_MPEGTS_OFFSET_90K);
+        text = subtitle_text::add_time_map(&text, crate::transcode::HLS_MPEGTS_OFFSET_90K);
     }
     Ok(([(header::CONTENT_TYPE, output.content_type())], text).into_response())
 }
