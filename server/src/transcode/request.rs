@@ -28,6 +28,8 @@ pub struct StreamParams {
     pub subtitle_stream_index: Option<i64>,
     /// `Encode`, `Hls`, `External`, ...
     pub subtitle_method: Option<String>,
+    /// True lists every text subtitle in `master.m3u8` (Android TV, Swiftfin).
+    pub enable_subtitles_in_manifest: Option<bool>,
     /// Video bitrate limit, bits per second.
     pub video_bitrate: Option<i64>,
     /// Audio bitrate, bits per second.
