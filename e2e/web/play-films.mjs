@@ -4,11 +4,14 @@
 // <track> (its `DeliveryUrl`, WebVTT). One JSON line per film on stdout:
 // {"event":"film", "name", "status", "supportsDirectPlay", "transcodingUrl", "subProtocol",
 //  "subtitles": [...],
-//  "currentTime", "frames", "videoWidth", "fatal", "errors", "cue"}, then {"event":"done"}.
+//  "currentTime", "frames", "videoWidth", "fatal", "errors", "cue", "hlsSubtitleTracks"}, then
+// {"event":"done"}. A film with `manifestSubtitles` is asked with subtitles delivered `Hls` and
+// segments in `container`: hls.js lists them from the master playlist and the first is picked.
 //
 // Usage: node play-films.mjs <config.json>, the config being
 // {"base", "token", "userId", "profile": <DeviceProfile>, "playFor": s, "timeout": s,
-//  "films": [{"name", "id", "subtitleStreamIndex"?, "enableDirectPlay"?}]}
+//  "films": [{"name", "id", "subtitleStreamIndex"?, "enableDirectPlay"?, "manifestSubtitles"?,
+//              "container"?}]}
 //
 // Like jellyfin-web's browserDeviceProfile, HEVC stays in the profile only when the browser
 // can decode it (`MediaSource.isTypeSupported`); Debian's Chromium without a GPU cannot.
@@ -49,6 +52,14 @@ try {
   say({ event: 'caps', hevc });
 
   for (const film of config.films) {
+    // A client that wants subtitles in the manifest (as Android TV does, with TS segments).
+    let filmProfile = profile;
+    if (film.manifestSubtitles) {
+      filmProfile = JSON.parse(JSON.stringify(profile));
+      filmProfile.SubtitleProfiles = [{ Format: 'vtt', Method: 'Hls' }];
+      filmProfile.TranscodingProfiles = filmProfile.TranscodingProfiles
+        .filter((t) => t.Type !== 'Video' || t.Container === film.container);
+    }
     const info = await page.evaluate(async ({ film, profile, config }) => {
       const auth = `MediaBrowser Client="Jellyfin Web", Device="Chromium", DeviceId="e2e-chromium", Version="10.11.0", Token="${config.token}"`;
       const body = {
@@ -62,7 +73,7 @@ try {
         body: JSON.stringify(body),
       });
       return { status: r.status, json: await r.json().catch(() => null) };
-    }, { film, profile, config });
+    }, { film, profile: filmProfile, config });
     const source = info.json && info.json.MediaSources && info.json.MediaSources[0];
     const result = {
       event: 'film', name: film.name, status: info.status,
@@ -101,7 +112,11 @@ try {
       });
       hls.loadSource(src);
       hls.attachMedia(video);
-      hls.on(Hls.Events.MANIFEST_PARSED, () => video.play());
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        // The user picks the first subtitle of the manifest, if there is one.
+        if (hls.subtitleTracks.length > 0) hls.subtitleTrack = 0;
+        video.play();
+      });
     }, { src: result.transcodingUrl, track: external });
 
     const started = Date.now();
@@ -109,23 +124,24 @@ try {
     for (;;) {
       s = await page.evaluate(() => {
         const v = document.getElementById('v');
-        const track = v.textTracks[0];
-        const cue = track && track.cues && track.cues.length ? track.cues[0] : null;
+        const withCues = Array.from(v.textTracks).find((t) => t.cues && t.cues.length);
+        const cue = withCues ? withCues.cues[0] : null;
         return {
           t: v.currentTime, fatal: window.__fatal, errors: window.__errors,
           frames: v.getVideoPlaybackQuality().totalVideoFrames, videoWidth: v.videoWidth,
           cue: cue ? { start: cue.startTime, end: cue.endTime, text: cue.text } : null,
           tracks: v.textTracks.length,
+          hlsSubtitleTracks: window.__hls.subtitleTracks.length,
         };
       });
-      const cueDone = !external || s.cue;
+      const cueDone = !(external || film.manifestSubtitles) || s.cue;
       if (s.fatal || (s.t >= config.playFor && cueDone) || Date.now() - started > config.timeout * 1000) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     await page.evaluate(() => { window.__hls.destroy(); window.__hls = null; });
     say({
       ...result, currentTime: s.t, frames: s.frames, videoWidth: s.videoWidth, fatal: s.fatal,
-      errors: s.errors, cue: s.cue, textTracks: s.tracks,
+      errors: s.errors, cue: s.cue, textTracks: s.tracks, hlsSubtitleTracks: s.hlsSubtitleTracks,
       seconds: (Date.now() - started) / 1000,
     });
   }

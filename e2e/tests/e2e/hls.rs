@@ -440,6 +440,12 @@ async fn an_h264_mp4_hevc_surround_with_subtitle_and_10_bit_hevc_play_in_chromiu
             { "name": "Planet Walk", "id": ids[0], "enableDirectPlay": false },
             { "name": "Surround Film", "id": ids[1], "subtitleStreamIndex": subtitle_index },
             { "name": "Deep Film", "id": ids[2] },
+            // A client asking for the subtitle in the manifest, with TS segments (Android TV's
+            // shape), played by hls.js: the WebVTT rendition of the master playlist.
+            { "name": "Surround Film, TS, subtitle in the manifest", "id": ids[1],
+              "subtitleStreamIndex": subtitle_index, "manifestSubtitles": true, "container": "ts" },
+            { "name": "Surround Film, fMP4, subtitle in the manifest", "id": ids[1],
+              "subtitleStreamIndex": subtitle_index, "manifestSubtitles": true, "container": "mp4" },
         ],
     });
     let config_file = media.path().join("play.json");
@@ -470,9 +476,11 @@ async fn an_h264_mp4_hevc_surround_with_subtitle_and_10_bit_hevc_play_in_chromiu
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("{name} was not played: {stdout}"))
     };
+    for e in events.iter().filter(|e| e["event"] == "film") {
+        println!("chromium: {e}");
+    }
     for name in ["Planet Walk", "Surround Film", "Deep Film"] {
         let e = film(name)?;
-        println!("chromium: {e}");
         assert_eq!(e["status"], 200, "{e}");
         assert_eq!(e["subProtocol"], "hls", "{e}");
         assert_eq!(e["fatal"], false, "hls.js fatal error: {e}");
@@ -498,6 +506,32 @@ async fn an_h264_mp4_hevc_surround_with_subtitle_and_10_bit_hevc_play_in_chromiu
         surround_played["cue"]["text"], SUBTITLE_TEXT,
         "the subtitle track delivered its first cue: {surround_played}"
     );
+
+    // Subtitles in the master playlist: hls.js lists the rendition, and its first cue sits at
+    // 0.5 s of the film with TS and with fMP4 segments (each has its own time map).
+    for container in ["TS", "fMP4"] {
+        let e = film(&format!(
+            "Surround Film, {container}, subtitle in the manifest"
+        ))?;
+        assert_eq!(e["fatal"], false, "hls.js fatal error: {e}");
+        assert!(
+            e["currentTime"].as_f64().unwrap_or(0.0) >= 4.0,
+            "playback did not advance to 4 s: {e}"
+        );
+        assert!(
+            e["transcodingUrl"]
+                .as_str()
+                .is_some_and(|u| u.contains("SubtitleMethod=Hls")),
+            "{e}"
+        );
+        assert_eq!(e["hlsSubtitleTracks"], 1, "{e}");
+        assert_eq!(e["cue"]["text"], SUBTITLE_TEXT, "{e}");
+        let start = e["cue"]["start"].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (start - 0.5).abs() < 0.1,
+            "{container}: the cue shows at {start} s, not 0.5 s"
+        );
+    }
 
     // What Chromium got for the 10-bit film: 8-bit 4:2:0 H.264.
     let deep_played = film("Deep Film")?;

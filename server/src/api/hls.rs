@@ -282,7 +282,11 @@ fn subtitle_media(r: &Resolved, params: &StreamParams, token: Option<&str>) -> S
         return String::new();
     }
     let yes = |b: bool| if b { "YES" } else { "NO" };
-    let key = token.map_or_else(String::new, |t| format!("&ApiKey={t}"));
+    let mut key = token.map_or_else(String::new, |t| format!("&ApiKey={t}"));
+    if r.spec.container == Container::Mp4 {
+        // fMP4 segments carry source times: the WebVTT time map must say so.
+        key.insert_str(0, "&SegmentContainer=mp4");
+    }
     let source = r.item.id.to_n();
     r.streams
         .iter()

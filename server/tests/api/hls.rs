@@ -567,6 +567,36 @@ async fn subtitles_asked_for_in_the_manifest_are_listed_in_the_master_playlist_a
             && vtt.contains(SUBTITLE_CUE),
         "{vtt}"
     );
+    // fMP4 segments carry source times: their WebVTT maps source 0 to MPEG-TS time 0.
+    let fmp4 = hls
+        .get(&format!(
+            "/videos/{item}/master.m3u8?{}",
+            query.replace("SegmentContainer=ts", "SegmentContainer=mp4")
+        ))
+        .await?;
+    let fmp4 = String::from_utf8(fmp4.body.to_vec())?;
+    let uri = fmp4
+        .split("URI=\"")
+        .nth(1)
+        .and_then(|u| u.split('"').next())
+        .with_context(|| format!("no subtitle rendition: {fmp4}"))?;
+    assert!(uri.contains("SegmentContainer=mp4"), "{uri}");
+    let playlist = String::from_utf8(
+        hls.get(&format!("/videos/{item}/{uri}"))
+            .await?
+            .body
+            .to_vec(),
+    )?;
+    let segment = playlist
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .with_context(|| format!("no segment: {playlist}"))?;
+    let vtt = hls.get(&format!("/videos/{item}/{base}/{segment}")).await?;
+    let vtt = String::from_utf8(vtt.body.to_vec())?;
+    assert!(
+        vtt.contains("X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000") && vtt.contains(SUBTITLE_CUE),
+        "{vtt}"
+    );
     assert_eq!(
         ffmpeg_processes_in(&hls.transcode_dir),
         0,
