@@ -21,9 +21,11 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
-use crate::auth::AuthUser;
+use crate::api::items::dto::display_title;
+use crate::auth::{AuthUser, request_token};
 use crate::error::ApiError;
 use crate::jf::{JfId, Path, Query};
+use crate::playback::decision::is_text_subtitle_codec;
 use crate::scan::media_path_for_serving;
 use crate::scan::probe::{StreamInfo, StreamKind};
 use crate::state::AppState;
@@ -68,11 +70,14 @@ async fn resolve(
         .await?
         .filter(|i| !i.kind.is_folder() && i.path.is_some())
         .ok_or_else(|| ApiError::not_found("Item not found."))?;
-    if let Some(source) = params.media_source_id.as_deref()
-        && source.parse::<JfId>().ok() != Some(item.id)
-    {
-        return Err(ApiError::not_found("Media source not found."));
-    }
+    // The item itself or the version the client picked.
+    let item = crate::api::playback::source_item(
+        state,
+        item,
+        params.media_source_id.as_deref(),
+        Some(caller.user_id),
+    )
+    .await?;
     let stored = item.path.as_deref().map(std::path::Path::new);
     let Some(path) = stored.and_then(|p| media_path_for_serving(&state.config, item.library_id, p))
     else {
@@ -220,6 +225,7 @@ async fn master(
     Path(item_id): Path<JfId>,
     Query(params): Query<StreamParams>,
     RawQuery(raw): RawQuery,
+    parts: http::request::Parts,
 ) -> Result<Response, ApiError> {
     let r = resolve(&state, &caller, item_id, &params, None).await?;
     let video = r.streams.iter().find(|s| s.kind == StreamKind::Video);
@@ -252,11 +258,54 @@ async fn master(
     if let Some(fps) = video.and_then(|v| v.frame_rate).filter(|f| *f > 0.0) {
         line.push_str(&format!(",FRAME-RATE={fps:.3}"));
     }
+    let subtitles = subtitle_media(&r, &params, request_token(&parts).as_deref());
+    if !subtitles.is_empty() {
+        line.push_str(",SUBTITLES=\"subs\"");
+    }
     let body = format!(
-        "#EXTM3U\n{line}\nmain.m3u8?{}\n",
+        "#EXTM3U\n{subtitles}{line}\nmain.m3u8?{}\n",
         passed_query(raw.as_deref())
     );
     Ok(playlist_response(body))
+}
+
+/// `#EXT-X-MEDIA` lines of the text subtitles, when the client asked for them in the manifest
+/// (`SubtitleMethod=Hls` or `EnableSubtitlesInManifest=true`), as Jellyfin's
+/// `DynamicHlsHelper.AddSubtitles`; none when a subtitle is burned in.
+fn subtitle_media(r: &Resolved, params: &StreamParams, token: Option<&str>) -> String {
+    let wanted = params.enable_subtitles_in_manifest == Some(true)
+        || params
+            .subtitle_method
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("hls"));
+    if !wanted || r.spec.burn_in.is_some() {
+        return String::new();
+    }
+    let yes = |b: bool| if b { "YES" } else { "NO" };
+    let mut key = token.map_or_else(String::new, |t| format!("&ApiKey={t}"));
+    if r.spec.container == Container::Mp4 {
+        // fMP4 segments carry source times: the WebVTT time map must say so.
+        key.insert_str(0, "&SegmentContainer=mp4");
+    }
+    let source = r.item.id.to_n();
+    r.streams
+        .iter()
+        .filter(|s| s.kind == StreamKind::Subtitle && is_text_subtitle_codec(s.codec.as_deref()))
+        .map(|s| {
+            let name = display_title(s).replace('"', "'");
+            let language = s
+                .language
+                .as_deref()
+                .map_or_else(String::new, |l| format!(",LANGUAGE=\"{}\"", l.replace('"', "")));
+            format!(
+                "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{name}\",DEFAULT={},FORCED={},\
+                 AUTOSELECT=YES,URI=\"{source}/Subtitles/{}/subtitles.m3u8?SegmentLength=30{key}\"{language}\n",
+                yes(params.subtitle_stream_index == Some(s.index)),
+                yes(s.is_forced),
+                s.index,
+            )
+        })
+        .collect()
 }
 
 async fn main_playlist(

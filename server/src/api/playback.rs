@@ -26,7 +26,7 @@ use crate::playback::decision::{self, Options, PlayMethod, Source, UrlParts};
 use crate::playback::profile::DeviceProfile;
 use crate::scan::media_path_for_serving;
 use crate::state::AppState;
-use crate::store::items::Item;
+use crate::store::items::{Item, OwnerRole};
 use crate::stream::{ServeError, ServeOptions, content_type, serve_file};
 
 /// The routes.
@@ -129,13 +129,53 @@ async fn playback_info_post(
     playback_info(&state, &caller, token, item_id, params, body).await
 }
 
-/// A `MediaSourceId` names the item's one source (N or dashed form); anything else is 404.
-fn check_media_source(item: &Item, requested: Option<&str>) -> Result<(), ApiError> {
+/// The source a `MediaSourceId` names (N or dashed form): the item itself, or one of its
+/// other `versions` (each version is an item of its own, its id the source's id); anything else
+/// is 404.
+fn check_media_source(
+    item: &Item,
+    requested: Option<&str>,
+    versions: &[JfId],
+) -> Result<JfId, ApiError> {
+    let not_found = || ApiError::not_found("Media source not found.");
     match requested.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(()),
-        Some(text) if text.parse::<JfId>().is_ok_and(|id| id == item.id) => Ok(()),
-        Some(_) => Err(ApiError::not_found("Media source not found.")),
+        None => Ok(item.id),
+        Some(text) => {
+            let id = text.parse::<JfId>().map_err(|_| not_found())?;
+            (id == item.id || versions.contains(&id))
+                .then_some(id)
+                .ok_or_else(not_found)
+        }
     }
+}
+
+/// The item whose file plays when `item` is asked for with `MediaSourceId=requested`: the
+/// item, or the version the client picked from its `MediaSources`.
+pub(crate) async fn source_item(
+    state: &AppState,
+    item: Item,
+    requested: Option<&str>,
+    user: Option<JfId>,
+) -> Result<Item, ApiError> {
+    let names_other = requested
+        .map(str::trim)
+        .is_some_and(|r| !r.is_empty() && r.parse::<JfId>().ok() != Some(item.id));
+    if !names_other {
+        check_media_source(&item, requested, &[])?;
+        return Ok(item);
+    }
+    let versions: Vec<JfId> = state
+        .store
+        .linked_of(&[item.id])
+        .await?
+        .remove(&item.id)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l.role == OwnerRole::Version)
+        .map(|l| l.id)
+        .collect();
+    let id = check_media_source(&item, requested, &versions)?;
+    playable_item(state, id, user).await
 }
 
 async fn playback_info(
@@ -148,12 +188,15 @@ async fn playback_info(
 ) -> Result<Json<PlaybackInfoResponse>, ApiError> {
     let user = caller.acting_for(body.user_id.or(params.user_id))?;
     let item = playable_item(state, item_id, Some(user)).await?;
-    check_media_source(
-        &item,
+    let item = source_item(
+        state,
+        item,
         body.media_source_id
             .as_deref()
             .or(params.media_source_id.as_deref()),
-    )?;
+        Some(user),
+    )
+    .await?;
     let streams = state
         .store
         .media_streams(&[item.id])
@@ -304,8 +347,18 @@ async fn stream(
     method: Method,
     headers: HeaderMap,
     Path(item_id): Path<JfId>,
+    params: Result<Query<crate::transcode::request::StreamParams>, ApiError>,
 ) -> Result<Response, ApiError> {
-    serve_item(&state, &caller, &method, &headers, item_id).await
+    let source = params.ok().and_then(|Query(p)| p.media_source_id);
+    serve_item(
+        &state,
+        &caller,
+        &method,
+        &headers,
+        item_id,
+        source.as_deref(),
+    )
+    .await
 }
 
 async fn stream_with_container(
@@ -326,7 +379,16 @@ async fn stream_with_container(
     }
     // The container in the URL only mirrors `MediaSource.Container`; the file is sent as it
     // is (no remuxing), and the name is never used to find it.
-    serve_item(&state, &caller, &method, &headers, item_id).await
+    let source = params.ok().and_then(|Query(p)| p.media_source_id);
+    serve_item(
+        &state,
+        &caller,
+        &method,
+        &headers,
+        item_id,
+        source.as_deref(),
+    )
+    .await
 }
 
 /// Sends an item's file as it is on disk. `static`, transcode parameters and the like are
@@ -337,8 +399,10 @@ async fn serve_item(
     method: &Method,
     headers: &HeaderMap,
     item_id: JfId,
+    media_source_id: Option<&str>,
 ) -> Result<Response, ApiError> {
     let item = playable_item(state, item_id, Some(caller.user_id)).await?;
+    let item = source_item(state, item, media_source_id, Some(caller.user_id)).await?;
     let stored = item.path.as_deref().map(std::path::Path::new);
     let Some(path) = stored.and_then(|p| media_path_for_serving(&state.config, item.library_id, p))
     else {
@@ -401,14 +465,25 @@ mod tests {
     }
 
     #[test]
-    fn a_media_source_id_must_name_the_items_source() {
+    fn a_media_source_id_must_name_the_items_source_or_one_of_its_versions() {
         let item = film();
-        assert!(check_media_source(&item, None).is_ok());
-        assert!(check_media_source(&item, Some("")).is_ok());
-        assert!(check_media_source(&item, Some(&item.id.to_n())).is_ok());
-        assert!(check_media_source(&item, Some(&item.id.to_dashed())).is_ok());
+        let version = JfId::from_bytes([9; 16]);
+        assert_eq!(check_media_source(&item, None, &[]).unwrap(), item.id);
+        assert_eq!(check_media_source(&item, Some(""), &[]).unwrap(), item.id);
+        assert_eq!(
+            check_media_source(&item, Some(&item.id.to_n()), &[version]).unwrap(),
+            item.id
+        );
+        assert_eq!(
+            check_media_source(&item, Some(&item.id.to_dashed()), &[]).unwrap(),
+            item.id
+        );
+        assert_eq!(
+            check_media_source(&item, Some(&version.to_dashed()), &[version]).unwrap(),
+            version
+        );
         for other in ["07070707070707070707070707070708", "nonsense"] {
-            let err = check_media_source(&item, Some(other)).unwrap_err();
+            let err = check_media_source(&item, Some(other), &[version]).unwrap_err();
             assert_eq!(err.status(), http::StatusCode::NOT_FOUND);
         }
     }

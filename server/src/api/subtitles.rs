@@ -39,9 +39,6 @@ use crate::store::items::Item;
 pub const MAX_SUBTITLE_BYTES: u64 = 16 * 1024 * 1024;
 /// How long ffmpeg may take to extract or convert one subtitle stream.
 const FFMPEG_TIMEOUT: Duration = Duration::from_secs(120);
-/// The MPEG-TS timestamp of source time 0 in the HLS side's TS segments (Jellyfin's 900000 =
-/// 10 s, from `-max_delay 5000000`); see `/work/notes/interface-hls.md` §4.
-pub const HLS_MPEGTS_OFFSET_90K: u64 = 900_000;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -103,6 +100,9 @@ struct StreamParams {
     end_position_ticks: Option<i64>,
     copy_timestamps: Option<bool>,
     add_vtt_time_map: Option<bool>,
+    /// The container of the video segments the cues go with (Ephyra's master playlist adds
+    /// it for fMP4; Jellyfin clients never send it): it decides the time map.
+    segment_container: Option<String>,
 }
 
 /// The query of the playlist route.
@@ -110,6 +110,25 @@ struct StreamParams {
 #[serde(rename_all = "PascalCase", default)]
 struct PlaylistParams {
     segment_length: Option<i64>,
+    /// Passed on to the segments (see [`StreamParams`]).
+    segment_container: Option<String>,
+}
+
+/// Whether the video segments are fMP4.
+fn is_fmp4(segment_container: Option<&str>) -> bool {
+    segment_container
+        .is_some_and(|c| c.eq_ignore_ascii_case("mp4") || c.eq_ignore_ascii_case("fmp4"))
+}
+
+/// The MPEG-TS time (90 kHz) that source time 0 has in the video segments: TS segments carry the
+/// muxer's constant offset ([`crate::transcode::HLS_MPEGTS_OFFSET_90K`]); fMP4 segments carry
+/// source times, so there it is 0 (with 900000, hls.js showed every cue 10 s late).
+fn time_map_offset(segment_container: Option<&str>) -> u64 {
+    if is_fmp4(segment_container) {
+        0
+    } else {
+        crate::transcode::HLS_MPEGTS_OFFSET_90K
+    }
 }
 
 async fn stream(
@@ -159,12 +178,10 @@ async fn subtitle_stream(
     index: i64,
 ) -> Result<(Item, StreamInfo), ApiError> {
     let item = playable_item(state, item_id, Some(caller.user_id)).await?;
-    if !media_source_id
-        .parse::<JfId>()
-        .is_ok_and(|id| id == item.id)
-    {
-        return Err(ApiError::not_found("Media source not found."));
-    }
+    // The item itself or the version the client picked.
+    let item =
+        crate::api::playback::source_item(state, item, Some(media_source_id), Some(caller.user_id))
+            .await?;
     let stream = state
         .store
         .media_streams(&[item.id])
@@ -225,7 +242,10 @@ async fn serve(
         return Ok(axum::Json(subtitle_text::track_events(&text)).into_response());
     }
     if output == Format::Vtt && params.add_vtt_time_map.unwrap_or(false) {
-        text = subtitle_text::add_time_map(&text, HLS_MPEGTS_OFFSET_90K);
+        text = subtitle_text::add_time_map(
+            &text,
+            time_map_offset(params.segment_container.as_deref()),
+        );
     }
     Ok(([(header::CONTENT_TYPE, output.content_type())], text).into_response())
 }
@@ -479,13 +499,19 @@ async fn playlist(
             (header::CONTENT_TYPE, "application/x-mpegURL"),
             (header::EXPIRES, "0"),
         ],
-        playlist_text(runtime, segment, token.as_deref()),
+        playlist_text(
+            runtime,
+            segment,
+            token.as_deref(),
+            is_fmp4(params.segment_container.as_deref()),
+        ),
     )
         .into_response())
 }
 
-/// The playlist text: one `stream.vtt` segment per `segment` seconds of `runtime`.
-pub fn playlist_text(runtime: i64, segment: i64, token: Option<&str>) -> String {
+/// The playlist text: one `stream.vtt` segment per `segment` seconds of `runtime`, for TS or
+/// (`fmp4`) fMP4 video segments.
+pub fn playlist_text(runtime: i64, segment: i64, token: Option<&str>, fmp4: bool) -> String {
     let segment_ticks = segment * TICKS_PER_SECOND;
     let mut out = format!(
         "#EXTM3U\n#EXT-X-TARGETDURATION:{segment}\n#EXT-X-VERSION:3\n#EXT-X-MEDIA-SEQUENCE:0\n\
@@ -499,6 +525,9 @@ pub fn playlist_text(runtime: i64, segment: i64, token: Option<&str>) -> String 
             "#EXTINF:{:.6},\nstream.vtt?CopyTimestamps=true&AddVttTimeMap=true&StartPositionTicks={position}&EndPositionTicks={end}",
             length as f64 / TICKS_PER_SECOND as f64
         ));
+        if fmp4 {
+            out.push_str("&SegmentContainer=mp4");
+        }
         if let Some(token) = token {
             out.push_str("&ApiKey=");
             out.push_str(token);
@@ -516,7 +545,7 @@ mod tests {
 
     #[test]
     fn the_playlist_covers_the_runtime_in_segments_that_keep_timestamps() {
-        let text = playlist_text(75 * TICKS_PER_SECOND, 30, Some("tok"));
+        let text = playlist_text(75 * TICKS_PER_SECOND, 30, Some("tok"), false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "#EXTM3U");
         assert!(text.contains("#EXT-X-TARGETDURATION:30\n"));
@@ -531,5 +560,16 @@ mod tests {
         assert!(segments[2].ends_with("&ApiKey=tok"));
         assert!(text.contains("#EXTINF:15.000000,"));
         assert!(segments[0].contains("CopyTimestamps=true&AddVttTimeMap=true"));
+        assert!(!text.contains("SegmentContainer"));
+        let fmp4 = playlist_text(75 * TICKS_PER_SECOND, 30, None, true);
+        assert!(fmp4.contains("&EndPositionTicks=300000000&SegmentContainer=mp4\n"));
+    }
+
+    #[test]
+    fn the_time_map_follows_the_video_segments_container() {
+        assert_eq!(time_map_offset(None), 900_000);
+        assert_eq!(time_map_offset(Some("ts")), 900_000);
+        assert_eq!(time_map_offset(Some("mp4")), 0);
+        assert_eq!(time_map_offset(Some("FMP4")), 0);
     }
 }

@@ -13,7 +13,8 @@
 //!   encoder's frame grid, `aresample` stamps samples from that aligned start, and packets
 //!   before the segment boundary are dropped (`noise` bsf): the encoder is warm at the
 //!   boundary and frame times match the unbroken run's, so the splice has no gap and no
-//!   priming click;
+//!   priming click; copied audio next to encoded video is trimmed at the boundary the same way
+//!   (the demuxer's seek lands up to a GOP early and ffmpeg keeps those copied packets);
 //! - the hls muxer cuts at every keyframe (`hls_time` far below a segment), writing one chunk
 //!   per keyframe, numbered from the run's first chunk.
 
@@ -400,10 +401,13 @@ impl Run<'_> {
                     ]);
                 }
             }
-            // Encoded audio before the boundary belongs to the previous segment, a hair below it
-            // so a packet exactly on it stays (the muxer puts it after the keyframe). Copied
-            // packets before the seek point are dropped by ffmpeg itself.
-            if matches!(audio, AudioOut::Encode { .. }) {
+            // Audio before the boundary belongs to the previous segment, a hair below it so a
+            // packet exactly on it stays (the muxer puts it after the keyframe). Copied audio
+            // needs it too: with `-copyts` ffmpeg 5.1 keeps copied packets from the keyframe
+            // the demuxer seeked to (up to a GOP, ~2 s, before the boundary), since
+            // `-copypriorss` defaults to "keep"; a cold segment then began with them. A copied
+            // video is cut by the input seek itself (see `seek` above).
+            if matches!(audio, AudioOut::Encode { .. }) || encodes {
                 push(vec![
                     "-bsf:a".into(),
                     format!("noise=drop=lt(pts*tb\\,{})", secs(audio_cut - 0.000_001)),
@@ -588,6 +592,36 @@ mod tests {
     }
 
     #[test]
+    fn copied_audio_next_to_encoded_video_is_trimmed_at_the_boundary() {
+        let (g, mut s) = (grid(), spec());
+        s.audio = Some((1, AudioOut::Copy));
+        let hw = HwPath::software();
+        let run = Run {
+            input: Path::new("/m/film.mkv"),
+            spec: &s,
+            grid: &g,
+            segment: 2,
+            out_dir: Path::new("/t/x/run-2"),
+            hw: &hw,
+            source_sample_rate: Some(48_000),
+        };
+        let cmd = run
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        // Without the trim, the packets from the keyframe the demuxer lands on (up to a GOP
+        // before 12 s) would open the cold segment.
+        for part in [
+            "-ss 11.750000 -copyts -i",
+            "-c:a copy -bsf:a noise=drop=lt(pts*tb\\,11.999999) -avoid_negative_ts",
+        ] {
+            assert!(cmd.contains(part), "`{part}` missing from\n{cmd}");
+        }
+    }
+
+    #[test]
     fn a_remux_copies_video_from_the_boundary_keyframe_into_fmp4() {
         let index = MediaIndex {
             start: 0.0,
@@ -623,6 +657,7 @@ mod tests {
             .join(" ");
         for part in [
             "-ss 5.999500 -copyts -fflags +genpts -i file:/m/a.mkv",
+            // The input seek cuts copied video and audio alike: no trim.
             "-c:v copy -c:a copy -avoid_negative_ts",
             "-start_number 3 -hls_segment_type fmp4 -hls_fmp4_init_filename init.mp4",
         ] {

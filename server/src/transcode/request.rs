@@ -28,6 +28,8 @@ pub struct StreamParams {
     pub subtitle_stream_index: Option<i64>,
     /// `Encode`, `Hls`, `External`, ...
     pub subtitle_method: Option<String>,
+    /// True lists every text subtitle in `master.m3u8` (Android TV, Swiftfin).
+    pub enable_subtitles_in_manifest: Option<bool>,
     /// Video bitrate limit, bits per second.
     pub video_bitrate: Option<i64>,
     /// Audio bitrate, bits per second.
@@ -263,6 +265,48 @@ fn codec_list(list: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// How many bits a codec needs for the same picture, relative to H.264 (Jellyfin's
+/// `GetVideoBitrateScaleFactor`).
+fn codec_bitrate_factor(codec: &str) -> f64 {
+    match codec {
+        "hevc" | "h265" | "vp9" => 0.6,
+        "av1" => 0.5,
+        _ => 1.0,
+    }
+}
+
+/// The encoded video's bitrate, as Jellyfin's `GetVideoBitrateParamValue`: the client's limit,
+/// but no more than the source needs (low source bitrates get headroom, `GetMinBitrate`),
+/// scaled by how efficient the source and output codecs are, never above the limit. Without
+/// this a `VideoBitrate` of 120 Mb/s (PlaybackInfo's MaxStreamingBitrate) made a 320x180
+/// source an ABR encode at 120 Mb/s.
+fn output_video_bitrate(
+    limit: Option<i64>,
+    source: Option<i64>,
+    source_codec: &str,
+    target: VideoCodec,
+) -> u64 {
+    let wanted = match (limit, source) {
+        (Some(limit), Some(source)) => {
+            let headroom = if source <= 2_000_000 {
+                source.saturating_mul(5) / 2
+            } else if source <= 3_000_000 {
+                source.saturating_mul(2)
+            } else {
+                source
+            };
+            Some(headroom.min(limit))
+        }
+        (limit, source) => limit.or(source),
+    };
+    let scaled = wanted.map(|b| {
+        let factor = codec_bitrate_factor(target.name()) / codec_bitrate_factor(source_codec);
+        let scaled = (b as f64 * factor) as i64;
+        limit.map_or(scaled, |l| scaled.min(l))
+    });
+    scaled.unwrap_or(4_000_000).clamp(64_000, 400_000_000) as u64
+}
+
 /// Decides the output of `params` for a file with `streams` and overall `item_bitrate`.
 /// `default_segment` is the configured segment length; `container` the one the route names
 /// (progressive) or `None` for HLS (`SegmentContainer`). Errors are 400 messages.
@@ -365,10 +409,8 @@ pub fn decide(
             .min(limit_h as f64 / src_h as f64)
             .min(1.0);
         let even = |v: f64| ((v / 2.0).round() as u32 * 2).max(2);
-        let bitrate = bitrate_limit
-            .or(source_bitrate)
-            .unwrap_or(4_000_000)
-            .clamp(64_000, 400_000_000) as u64;
+        let bitrate =
+            output_video_bitrate(bitrate_limit, source_bitrate, &source_codec, target_codec);
         VideoOut::Encode {
             codec: target_codec,
             width: even(src_w as f64 * scale),
@@ -535,6 +577,37 @@ mod tests {
                 }
             ))
         ));
+    }
+
+    #[test]
+    fn the_encoded_bitrate_is_the_limit_but_no_more_than_the_source_needs() {
+        // A 1 Mb/s H.264 source asked at 120 Mb/s: 2.5 Mb/s of headroom, not 120.
+        assert_eq!(
+            output_video_bitrate(Some(120_000_000), Some(1_000_000), "h264", VideoCodec::H264),
+            2_500_000
+        );
+        // HEVC needs 0.6 of H.264's bits: the H.264 encode gets more, still under the limit.
+        assert_eq!(
+            output_video_bitrate(Some(120_000_000), Some(6_000_000), "hevc", VideoCodec::H264),
+            10_000_000
+        );
+        assert_eq!(
+            output_video_bitrate(Some(8_000_000), Some(6_000_000), "hevc", VideoCodec::H264),
+            8_000_000
+        );
+        // A limit below the source wins; no source bitrate leaves the limit.
+        assert_eq!(
+            output_video_bitrate(Some(700_000), Some(5_000_000), "h264", VideoCodec::H264),
+            700_000
+        );
+        assert_eq!(
+            output_video_bitrate(Some(3_000_000), None, "hevc", VideoCodec::H264),
+            3_000_000
+        );
+        assert_eq!(
+            output_video_bitrate(None, None, "h264", VideoCodec::H264),
+            4_000_000
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ const NTSC: &str = "Grid Film";
 const SURROUND: &str = "Surround Film";
 /// 6 s of 10-bit HEVC + AAC.
 const DEEP: &str = "Deep Film";
+/// The cue of the `.en.srt` beside [`SURROUND`].
+const SUBTITLE_CUE: &str = "A cue beside the surround film";
 /// Segment length the tests configure.
 const SEGMENT: u32 = 3;
 /// The source frame rate of [`NTSC`].
@@ -43,6 +45,10 @@ async fn media() -> Result<&'static Path> {
                 generate_coded_video(&ntsc, 30, Codecs::H264AacNtsc),
                 generate_coded_video(&surround, 8, Codecs::HevcAc3Surround),
                 generate_coded_video(&deep, 6, Codecs::Hevc10BitAac),
+            )?;
+            std::fs::write(
+                dir.path().join(format!("{SURROUND} (2021).en.srt")),
+                format!("1\n00:00:01,000 --> 00:00:03,000\n{SUBTITLE_CUE}\n"),
             )?;
             anyhow::Ok(dir)
         })
@@ -327,21 +333,21 @@ async fn a_transcode_playlist_matches_the_runtime_and_its_ts_segments_decode_on_
     Ok(())
 }
 
-// Known defect, found when the branches were integrated: the video span of a cold TS segment
-// matches the unbroken run exactly, but its audio sometimes starts about 2 s early (the
-// pre-roll is not trimmed at the boundary), so the test fails on TS. Kept, ignored with the
-// reason, until the trim is fixed: `cargo test -p ephyra-server --test api -- --ignored hls::a_segment`.
+// Copied audio (the source is AAC) and encoded audio (stream copy forbidden) both: a cold run
+// seeks to the keyframe before the boundary, and ffmpeg 5.1 kept the copied audio packets
+// from there (~2 s before the segment's video) until the run trimmed copied audio too.
 #[tokio::test]
-#[ignore = "cold TS segments can carry ~2 s of untrimmed pre-roll audio (known defect, see comment)"]
 async fn a_segment_made_cold_matches_the_unbroken_run_and_audio_splices_without_a_gap() -> Result<()>
 {
-    for container in ["ts", "mp4"] {
+    for (container, audio_copy) in [("ts", true), ("mp4", true), ("ts", false)] {
         let hls = Hls::new(Provider::Sqlite, |_| {}).await?;
         let item = hls.item(NTSC).await?;
-        let query = hls.query(&item, "").replace(
-            "SegmentContainer=ts",
-            &format!("SegmentContainer={container}"),
-        );
+        let query = hls
+            .query(&item, &format!("&AllowAudioStreamCopy={audio_copy}"))
+            .replace(
+                "SegmentContainer=ts",
+                &format!("SegmentContainer={container}"),
+            );
         let (main, segments) = hls.playlist(&item, &query).await?;
         let init = if container == "mp4" {
             assert!(
@@ -389,7 +395,9 @@ async fn a_segment_made_cold_matches_the_unbroken_run_and_audio_splices_without_
         for video in [true, false] {
             let (sa, ea) = span(&a, video).context("unbroken span")?;
             let (sb, eb) = span(&b, video).context("cold span")?;
-            println!("{container} video={video}: unbroken {sa:.6}..{ea:.6}, cold {sb:.6}..{eb:.6}");
+            println!(
+                "{container} audio copy={audio_copy} video={video}: unbroken {sa:.6}..{ea:.6}, cold {sb:.6}..{eb:.6}"
+            );
             assert!(
                 (sa - sb).abs() < frame && (ea - eb).abs() < frame,
                 "{container}: spans differ"
@@ -482,6 +490,118 @@ async fn hevc_ac3_surround_and_10_bit_hevc_become_h264_with_stereo_aac() -> Resu
         let codecs: Vec<&str> = probe.streams.iter().map(|s| s.codec.as_str()).collect();
         assert_eq!(codecs, vec!["h264", "aac"], "{name}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn subtitles_asked_for_in_the_manifest_are_listed_in_the_master_playlist_as_webvtt()
+-> Result<()> {
+    let hls = Hls::new(Provider::Sqlite, |_| {}).await?;
+    let item = hls.item(SURROUND).await?;
+    let detail = hls
+        .server
+        .get(&format!("/Items/{item}"), Some(&hls.auth))
+        .await?
+        .json()?;
+    let index = detail["MediaStreams"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["Type"] == "Subtitle"))
+        .and_then(|s| s["Index"].as_i64())
+        .with_context(|| format!("the .en.srt is listed: {detail}"))?;
+
+    // Without the ask, no subtitle in the manifest (jellyfin-web fetches it as External).
+    let plain = hls
+        .get(&format!(
+            "/videos/{item}/master.m3u8?{}",
+            hls.query(&item, "")
+        ))
+        .await?;
+    assert!(!String::from_utf8(plain.body.to_vec())?.contains("EXT-X-MEDIA"));
+
+    let query = hls.query(
+        &item,
+        &format!("&SubtitleStreamIndex={index}&SubtitleMethod=Hls"),
+    );
+    let master = hls
+        .get(&format!("/videos/{item}/master.m3u8?{query}"))
+        .await?;
+    assert_eq!(master.status, StatusCode::OK, "{master:?}");
+    let text = String::from_utf8(master.body.to_vec())?;
+    let media = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\","))
+        .with_context(|| format!("no subtitle rendition: {text}"))?;
+    assert!(
+        media.contains("DEFAULT=YES") && media.contains("LANGUAGE=\"eng\""),
+        "{media}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("#EXT-X-STREAM-INF:") && l.ends_with(",SUBTITLES=\"subs\"")),
+        "{text}"
+    );
+    // The URI, relative to the master playlist, lists WebVTT segments on the TS time map.
+    let uri = media
+        .split("URI=\"")
+        .nth(1)
+        .and_then(|u| u.split('"').next())
+        .context("URI")?;
+    assert!(uri.contains(&format!("ApiKey={}", hls.token)), "{uri}");
+    let playlist = hls.get(&format!("/videos/{item}/{uri}")).await?;
+    assert_eq!(playlist.status, StatusCode::OK, "{playlist:?}");
+    let playlist = String::from_utf8(playlist.body.to_vec())?;
+    let segment = playlist
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .with_context(|| format!("no segment: {playlist}"))?;
+    let base = uri.rsplit_once('/').map_or("", |(d, _)| d);
+    let vtt = hls.get(&format!("/videos/{item}/{base}/{segment}")).await?;
+    assert_eq!(vtt.status, StatusCode::OK, "{vtt:?}");
+    let vtt = String::from_utf8(vtt.body.to_vec())?;
+    assert!(
+        vtt.starts_with("WEBVTT")
+            && vtt.contains(&format!(
+                "X-TIMESTAMP-MAP=MPEGTS:{},LOCAL:00:00:00.000",
+                ephyra_server::transcode::HLS_MPEGTS_OFFSET_90K
+            ))
+            && vtt.contains(SUBTITLE_CUE),
+        "{vtt}"
+    );
+    // fMP4 segments carry source times: their WebVTT maps source 0 to MPEG-TS time 0.
+    let fmp4 = hls
+        .get(&format!(
+            "/videos/{item}/master.m3u8?{}",
+            query.replace("SegmentContainer=ts", "SegmentContainer=mp4")
+        ))
+        .await?;
+    let fmp4 = String::from_utf8(fmp4.body.to_vec())?;
+    let uri = fmp4
+        .split("URI=\"")
+        .nth(1)
+        .and_then(|u| u.split('"').next())
+        .with_context(|| format!("no subtitle rendition: {fmp4}"))?;
+    assert!(uri.contains("SegmentContainer=mp4"), "{uri}");
+    let playlist = String::from_utf8(
+        hls.get(&format!("/videos/{item}/{uri}"))
+            .await?
+            .body
+            .to_vec(),
+    )?;
+    let segment = playlist
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .with_context(|| format!("no segment: {playlist}"))?;
+    let vtt = hls.get(&format!("/videos/{item}/{base}/{segment}")).await?;
+    let vtt = String::from_utf8(vtt.body.to_vec())?;
+    assert!(
+        vtt.contains("X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000") && vtt.contains(SUBTITLE_CUE),
+        "{vtt}"
+    );
+    assert_eq!(
+        ffmpeg_processes_in(&hls.transcode_dir),
+        0,
+        "playlists start no ffmpeg"
+    );
     Ok(())
 }
 

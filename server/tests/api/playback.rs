@@ -206,8 +206,11 @@ with_library_on_both_providers! {
             assert!(reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_FOUND, "{uri}: {reply:?}");
             assert!(!String::from_utf8_lossy(&reply.body).contains("root:"), "{uri}");
         }
+        // A MediaSourceId that is no id names no source (it picks one of the item's versions).
+        let reply = fetch(&lib, Method::GET, &format!("/Videos/{id}/stream?MediaSourceId=../../etc/passwd"), None).await?;
+        reply.assert_error(StatusCode::NOT_FOUND)?;
         for uri in [
-            format!("/Videos/{id}/stream?path=/etc/passwd&MediaSourceId=../../etc/passwd"),
+            format!("/Videos/{id}/stream?path=/etc/passwd&MediaSourceId={id}"),
             format!("/Videos/{id}/stream.%2e%2e%2f%2e%2e%2fetc%2fpasswd"),
         ] {
             let reply = fetch(&lib, Method::GET, &uri, None).await?;
@@ -361,4 +364,93 @@ crate::with_subtitle_library_on_both_providers! {
         assert!(url.contains("VideoBitrate=64000"), "the floor Jellyfin keeps: {url}");
         Ok(())
     }
+}
+
+#[tokio::test]
+async fn a_media_source_id_naming_another_version_plays_that_version() -> anyhow::Result<()> {
+    use ephyra_testsupport::media::{Container, VideoSpec, generate_video_with};
+
+    let media = tempfile::tempdir()?;
+    let folder = media.path().join("Twin (2020)");
+    let (long, short) = (
+        folder.join("Twin (2020) - 1080p.mkv"),
+        folder.join("Twin (2020) - 720p.mkv"),
+    );
+    let spec = |seconds| VideoSpec {
+        seconds,
+        ..VideoSpec::default()
+    };
+    tokio::try_join!(
+        generate_video_with(&long, spec(3), Container::Mkv),
+        generate_video_with(&short, spec(1), Container::Mkv),
+    )?;
+    let data = tempfile::tempdir()?;
+    let mut config = crate::support::test_config(Provider::Sqlite, data.path()).await?;
+    config.libraries = vec![ephyra_config::LibraryConfig {
+        name: "Twins".to_owned(),
+        kind: ephyra_config::LibraryKind::Movies,
+        folders: vec![media.path().to_path_buf()],
+    }];
+    let server = crate::support::TestServer::from_config(config, data).await?;
+    ephyra_server::scan::scan_all(&server.state).await?;
+    let (_, token) = server.viewer().await?;
+    let auth = crate::support::with_token(&token);
+
+    let films = server
+        .get("/Items?Recursive=true&IncludeItemTypes=Movie", Some(&auth))
+        .await?
+        .json()?;
+    let id = films["Items"][0]["Id"].as_str().unwrap().to_owned();
+    let detail = server
+        .get(&format!("/Items/{id}"), Some(&auth))
+        .await?
+        .json()?;
+    let sources = detail["MediaSources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(sources.len(), 2, "{detail}");
+    let (long_len, short_len) = (
+        std::fs::metadata(&long)?.len(),
+        std::fs::metadata(&short)?.len(),
+    );
+    assert_ne!(long_len, short_len);
+    for source in &sources {
+        let source_id = source["Id"].as_str().unwrap();
+        let expected = if source["Name"] == "720p" {
+            short_len
+        } else {
+            long_len
+        };
+        for uri in [
+            format!("/Videos/{id}/stream?MediaSourceId={source_id}&Static=true"),
+            format!("/Videos/{id}/stream.mkv?MediaSourceId={source_id}&Static=true"),
+        ] {
+            let reply = server.get(&uri, Some(&auth)).await?;
+            assert_eq!(reply.status, StatusCode::OK, "{uri}: {reply:?}");
+            assert_eq!(reply.body.len() as u64, expected, "{uri} plays its version");
+        }
+        // PlaybackInfo answers for the version picked.
+        let info = server
+            .post(
+                &format!("/Items/{id}/PlaybackInfo?MediaSourceId={source_id}"),
+                Some(&auth),
+                Some(json!({})),
+            )
+            .await?;
+        assert_eq!(info.status, StatusCode::OK, "{info:?}");
+        let info = info.json()?;
+        assert_eq!(info["MediaSources"][0]["Id"], source_id, "{info}");
+        assert_eq!(info["MediaSources"][0]["Size"], expected, "{info}");
+    }
+    // A source of another item is not a version of this one.
+    let stranger = "0123456789abcdef0123456789abcdef";
+    server
+        .get(
+            &format!("/Videos/{id}/stream?MediaSourceId={stranger}"),
+            Some(&auth),
+        )
+        .await?
+        .assert_error(StatusCode::NOT_FOUND)?;
+    Ok(())
 }

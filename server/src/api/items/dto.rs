@@ -590,7 +590,7 @@ fn aspect_ratio(width: i64, height: i64) -> String {
 
 /// `1080p H264 SDR`, `English - AAC - Stereo - Default`; subtitles as
 /// `scan::subtitles::display_title` writes them (`French - Forced - SUBRIP`).
-fn display_title(s: &StreamInfo) -> String {
+pub(crate) fn display_title(s: &StreamInfo) -> String {
     let codec = s.codec.as_deref().map(str::to_ascii_uppercase);
     let language = s.language.as_deref().map(language_name);
     let mut parts: Vec<String> = Vec::new();
