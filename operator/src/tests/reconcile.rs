@@ -392,6 +392,88 @@ async fn a_missing_external_database_secret_is_reported_and_retried_calmly() {
 }
 
 #[tokio::test]
+async fn a_missing_or_keyless_initial_admin_secret_is_named_and_no_replica_gets_half_an_admin() {
+    let mut msc = MediaServerCluster::test();
+    msc.spec.server.initial_admin = Some(ephyra_crd::InitialAdminSpec {
+        user_name: "family-admin".to_owned(),
+        password_secret: Some(ephyra_crd::PasswordSecretRef {
+            name: "family-vault".to_owned(),
+            key: "pw".to_owned(),
+        }),
+    });
+    let h = Harness::with_traefik(msc);
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(WAIT_FOR_DEPENDENCY));
+    let first = h.condition(types::FIRST_SIGN_IN);
+    assert_eq!(
+        (first.status.as_str(), first.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
+    assert!(
+        first.message.contains("family-vault") && first.message.contains("pw"),
+        "{}",
+        first.message
+    );
+    // (Ready names the first unmet dependency; the fresh managed database comes first here.)
+    assert_eq!(h.condition(types::READY).status, "False");
+    assert!(h.event_reasons().contains(&"DependencyMissing".to_owned()));
+
+    // The replicas read the password through a required reference: the kubelet starts none
+    // of them until the Secret and its key exist, so no replica runs with a user and no
+    // password (and no replica falls back to the wizard meanwhile).
+    let set = h
+        .api
+        .get("apps/v1", "StatefulSet", NS, "jelly-server")
+        .expect("the server StatefulSet");
+    let env = &set["spec"]["template"]["spec"]["containers"][0]["env"];
+    let var = |name: &str| {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is set"))
+    };
+    assert_eq!(var("EPHYRA_ADMIN_USER")["value"], "family-admin");
+    assert_eq!(
+        var("EPHYRA_ADMIN_PASSWORD")["valueFrom"]["secretKeyRef"],
+        json!({"name": "family-vault", "key": "pw", "optional": false})
+    );
+
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "family-vault", "namespace": NS},
+        "data": {"password": "bm90LXRoZS1yaWdodC1rZXk="},
+    }));
+    assert_eq!(
+        h.reconcile().await.unwrap(),
+        Action::requeue(WAIT_FOR_DEPENDENCY)
+    );
+    let first = h.condition(types::FIRST_SIGN_IN);
+    assert_eq!(
+        (first.status.as_str(), first.reason.as_str()),
+        ("False", "SecretKeyMissing")
+    );
+    assert!(
+        first.message.contains("family-vault") && first.message.contains("pw"),
+        "{}",
+        first.message
+    );
+
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "family-vault", "namespace": NS},
+        "data": {"pw": "YSBmYW1pbHkgcGFzc3dvcmQ="},
+    }));
+    h.reconcile().await.unwrap();
+    let first = h.condition(types::FIRST_SIGN_IN);
+    assert_eq!(
+        (first.status.as_str(), first.reason.as_str()),
+        ("True", "ExternalSecret")
+    );
+}
+
+#[tokio::test]
 async fn an_invalid_spec_ends_in_a_condition_and_a_long_wait_not_a_crash_loop() {
     let mut msc = MediaServerCluster::test();
     msc.spec.media.existing_claim = Some("also-a-claim".to_owned());
