@@ -15,8 +15,10 @@ use std::path::PathBuf;
 
 use ephyra_config::HwAccelKind;
 use ephyra_crd::{
-    AccelerationKind, IntelResource, LibraryKind, ManagedPostgresSpec, ManagedRedisSpec,
-    MediaServerCluster, SameSite, SchedulingSpec, SecretKeyRef, ServerSpec,
+    AccelerationKind, ConfigVolumeSpec, DatabaseSpec, DisruptionBudgetSpec,
+    HardwareAccelerationSpec, IngressSpec, IntelResource, LibraryKind, LibrarySpec,
+    ManagedPostgresSpec, ManagedRedisSpec, MediaServerCluster, MediaSpec, RedisSpec, SameSite,
+    SchedulingSpec, SecretKeyRef, ServerSpec, StickyCookieSpec, TranscodeSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -289,7 +291,8 @@ impl Problems {
     }
 }
 
-/// Checks `msc` and resolves its defaults.
+/// Checks `msc` and resolves its defaults. Each section of the spec has its own function; they
+/// all add to one list, in spec order, so every problem is reported at once.
 pub fn validate(msc: &MediaServerCluster) -> Result<ValidatedCluster, InvalidSpec> {
     let mut p = Problems(Vec::new());
     let spec = &msc.spec;
@@ -303,35 +306,94 @@ pub fn validate(msc: &MediaServerCluster) -> Result<ValidatedCluster, InvalidSpe
     let namespace = Namespace::new(msc.namespace().unwrap_or_else(|| "default".to_owned()));
     let names = Names::new(name.clone(), namespace);
 
-    if !(1..=32).contains(&spec.replicas) {
-        p.add("spec.replicas", "must be between 1 and 32");
+    check_replicas(spec.replicas, &mut p);
+    let initial_admin = check_server(&spec.server, &mut p);
+    let media = media_volume(&spec.media, &mut p);
+    let libraries = libraries(&spec.media.libraries, &mut p);
+    let config_volume = config_volume(&spec.config, &mut p);
+    let transcode = transcode(&spec.transcode, &mut p);
+    let gpu = gpu(&spec.hardware_acceleration, &mut p);
+    let (database, pool_size) = database(&spec.database, &mut p);
+    let redis = redis(&spec.redis, &mut p);
+    let ingress = spec.ingress.as_ref().map(|ing| ingress(ing, &mut p));
+    let min_available = min_available(&spec.disruption_budget, spec.replicas, &mut p);
+
+    if !p.0.is_empty() {
+        return Err(InvalidSpec(p.0));
     }
 
-    for env in &spec.server.env {
+    Ok(ValidatedCluster {
+        server_name: spec
+            .server
+            .server_name
+            .clone()
+            .unwrap_or_else(|| name.to_string()),
+        names,
+        owner: owner_reference(msc),
+        generation: msc.meta().generation,
+        replicas: spec.replicas,
+        initial_admin,
+        server: spec.server.clone(),
+        media,
+        libraries,
+        config_volume,
+        transcode,
+        gpu,
+        database,
+        pool_size,
+        redis,
+        ingress,
+        scheduling: spec.scheduling.clone(),
+        min_available,
+    })
+}
+
+/// `spec.replicas`.
+fn check_replicas(replicas: i32, p: &mut Problems) {
+    if !(1..=32).contains(&replicas) {
+        p.add("spec.replicas", "must be between 1 and 32");
+    }
+}
+
+/// `spec.server`: the environment it may set and the initial administrator.
+fn check_server(server: &ServerSpec, p: &mut Problems) -> Option<InitialAdmin> {
+    for env in &server.env {
         if RESERVED_ENV.contains(&env.name.as_str()) {
             p.add(
                 format!("spec.server.env[{}]", env.name),
                 "is set by the operator (URLs come from Secrets, identity from the pod)",
             );
         }
-        if spec.server.initial_admin.is_some() && ADMIN_ENV.contains(&env.name.as_str()) {
+        if server.initial_admin.is_some() && ADMIN_ENV.contains(&env.name.as_str()) {
             p.add(
                 format!("spec.server.env[{}]", env.name),
                 "is set by the operator from spec.server.initialAdmin; set one or the other",
             );
         }
     }
-    if let Some(admin) = &spec.server.initial_admin {
-        let name = admin.user_name.as_str();
-        if name.trim().is_empty() || name.trim() != name || name.chars().count() > 100 {
-            p.add(
-                "spec.server.initialAdmin.userName",
-                "must be 1 to 100 characters, not blank, without leading or trailing spaces",
-            );
-        }
+    let admin = server.initial_admin.as_ref()?;
+    let name = admin.user_name.as_str();
+    if name.trim().is_empty() || name.trim() != name || name.chars().count() > 100 {
+        p.add(
+            "spec.server.initialAdmin.userName",
+            "must be 1 to 100 characters, not blank, without leading or trailing spaces",
+        );
     }
+    Some(InitialAdmin {
+        user_name: admin.user_name.clone(),
+        password: match &admin.password_secret {
+            Some(r) => AdminPassword::External {
+                name: r.name.clone(),
+                key: r.key.clone(),
+            },
+            None => AdminPassword::Generated,
+        },
+    })
+}
 
-    let media = match (&spec.media.nfs, &spec.media.existing_claim) {
+/// `spec.media`: the volume.
+fn media_volume(media: &MediaSpec, p: &mut Problems) -> MediaVolume {
+    match (&media.nfs, &media.existing_claim) {
         (Some(nfs), None) => {
             if !nfs.path.starts_with('/') {
                 p.add(
@@ -349,14 +411,17 @@ pub fn validate(msc: &MediaServerCluster) -> Result<ValidatedCluster, InvalidSpe
             p.add("spec.media", "set exactly one of nfs or existingClaim");
             MediaVolume::Claim(String::new())
         }
-    };
+    }
+}
 
+/// `spec.media.libraries`, with folders resolved under `/media`.
+fn libraries(specs: &[LibrarySpec], p: &mut Problems) -> Vec<Library> {
     let mut libraries = Vec::new();
     let mut library_names = BTreeSet::new();
-    if spec.media.libraries.is_empty() {
+    if specs.is_empty() {
         p.add("spec.media.libraries", "needs at least one library");
     }
-    for (i, lib) in spec.media.libraries.iter().enumerate() {
+    for (i, lib) in specs.iter().enumerate() {
         if lib.name.trim().is_empty() {
             p.add(
                 format!("spec.media.libraries[{i}].name"),
@@ -403,8 +468,12 @@ pub fn validate(msc: &MediaServerCluster) -> Result<ValidatedCluster, InvalidSpe
             folders,
         });
     }
+    libraries
+}
 
-    let config_volume = match (&spec.config.nfs, &spec.config.storage_class_name) {
+/// `spec.config`: the shared config volume.
+fn config_volume(config: &ConfigVolumeSpec, p: &mut Problems) -> ConfigVolume {
+    match (&config.nfs, &config.storage_class_name) {
         (Some(_), Some(_)) => {
             p.add(
                 "spec.config",
@@ -412,7 +481,7 @@ pub fn validate(msc: &MediaServerCluster) -> Result<ValidatedCluster, InvalidSpe
             );
             ConfigVolume::Dynamic {
                 storage_class: None,
-                size: spec.config.size.clone(),
+                size: config.size.clone(),
             }
         }
         (Some(nfs), None) => {
@@ -425,77 +494,83 @@ pub fn validate(msc: &MediaServerCluster) -> Result<ValidatedCluster, InvalidSpe
             ConfigVolume::Nfs {
                 server: nfs.server.clone(),
                 path: nfs.path.clone(),
-                size: spec.config.size.clone(),
+                size: config.size.clone(),
             }
         }
         (None, storage_class) => ConfigVolume::Dynamic {
             storage_class: storage_class.clone(),
-            size: spec.config.size.clone(),
+            size: config.size.clone(),
         },
-    };
+    }
+}
 
-    let max_concurrent = u32::try_from(spec.transcode.max_concurrent)
+/// `spec.transcode`.
+fn transcode(spec: &TranscodeSpec, p: &mut Problems) -> Transcode {
+    let max_concurrent = u32::try_from(spec.max_concurrent)
         .ok()
         .filter(|n| *n >= 1)
         .unwrap_or_else(|| {
             p.add("spec.transcode.maxConcurrent", "must be at least 1");
             1
         });
-    let transcode = Transcode {
-        storage_class: spec.transcode.storage_class_name.clone(),
-        size: spec.transcode.size.clone(),
+    Transcode {
+        storage_class: spec.storage_class_name.clone(),
+        size: spec.size.clone(),
         max_concurrent,
-    };
+    }
+}
 
-    let hw = &spec.hardware_acceleration;
+/// `spec.hardwareAcceleration`, resolved to the device-plugin resource and the ffmpeg API.
+fn gpu(hw: &HardwareAccelerationSpec, p: &mut Problems) -> Option<Gpu> {
     if hw.kind != AccelerationKind::Intel && hw.intel_resource.is_some() {
         p.add(
             "spec.hardwareAcceleration.intelResource",
             "applies only to kind Intel",
         );
     }
-    let gpu = match hw.kind {
-        AccelerationKind::None => None,
-        kind => {
-            if hw.count < 1 {
-                p.add(
-                    "spec.hardwareAcceleration.count",
-                    "must be at least 1 when acceleration is enabled",
-                );
-            }
-            if hw.render_group.is_some_and(|g| g <= 0) {
-                p.add(
-                    "spec.hardwareAcceleration.renderGroup",
-                    "must be the host's render group id (a positive number)",
-                );
-            }
-            Some(match kind {
-                AccelerationKind::Nvidia => Gpu {
-                    resource: "nvidia.com/gpu",
-                    count: hw.count,
-                    render_group: hw.render_group,
-                    node_label: hw.require_gpu_node_label.then_some(NVIDIA_GPU_NODE_LABEL),
-                    hwaccel: HwAccelKind::Nvenc,
-                    device: None,
-                },
-                _ => Gpu {
-                    resource: match hw.intel_resource.unwrap_or_default() {
-                        IntelResource::I915 => "gpu.intel.com/i915",
-                        IntelResource::Xe => "gpu.intel.com/xe",
-                    },
-                    count: hw.count,
-                    render_group: hw.render_group,
-                    node_label: hw.require_gpu_node_label.then_some(INTEL_GPU_NODE_LABEL),
-                    // VA-API works with every ffmpeg build that has the Intel media driver;
-                    // QSV needs oneVPL on top.
-                    hwaccel: HwAccelKind::Vaapi,
-                    device: Some(PathBuf::from("/dev/dri/renderD128")),
-                },
-            })
-        }
-    };
+    if hw.kind == AccelerationKind::None {
+        return None;
+    }
+    if hw.count < 1 {
+        p.add(
+            "spec.hardwareAcceleration.count",
+            "must be at least 1 when acceleration is enabled",
+        );
+    }
+    if hw.render_group.is_some_and(|g| g <= 0) {
+        p.add(
+            "spec.hardwareAcceleration.renderGroup",
+            "must be the host's render group id (a positive number)",
+        );
+    }
+    Some(match hw.kind {
+        AccelerationKind::Nvidia => Gpu {
+            resource: "nvidia.com/gpu",
+            count: hw.count,
+            render_group: hw.render_group,
+            node_label: hw.require_gpu_node_label.then_some(NVIDIA_GPU_NODE_LABEL),
+            hwaccel: HwAccelKind::Nvenc,
+            device: None,
+        },
+        _ => Gpu {
+            resource: match hw.intel_resource.unwrap_or_default() {
+                IntelResource::I915 => "gpu.intel.com/i915",
+                IntelResource::Xe => "gpu.intel.com/xe",
+            },
+            count: hw.count,
+            render_group: hw.render_group,
+            node_label: hw.require_gpu_node_label.then_some(INTEL_GPU_NODE_LABEL),
+            // VA-API works with every ffmpeg build that has the Intel media driver;
+            // QSV needs oneVPL on top.
+            hwaccel: HwAccelKind::Vaapi,
+            device: Some(PathBuf::from("/dev/dri/renderD128")),
+        },
+    })
+}
 
-    let database = match (&spec.database.managed, &spec.database.external) {
+/// `spec.database`: its source and the pool size of each replica.
+fn database(spec: &DatabaseSpec, p: &mut Problems) -> (Database, u32) {
+    let database = match (&spec.managed, &spec.external) {
         (Some(managed), None) => Database::Managed(managed.clone()),
         (None, Some(external)) => Database::External(external.clone()),
         _ => {
@@ -503,142 +578,113 @@ pub fn validate(msc: &MediaServerCluster) -> Result<ValidatedCluster, InvalidSpe
             Database::Managed(ManagedPostgresSpec::default())
         }
     };
-    let pool_size = u32::try_from(spec.database.pool_size)
+    let pool_size = u32::try_from(spec.pool_size)
         .ok()
         .filter(|n| (1..=100).contains(n))
         .unwrap_or_else(|| {
             p.add("spec.database.poolSize", "must be between 1 and 100");
             1
         });
-    let redis = match (&spec.redis.managed, &spec.redis.external) {
+    (database, pool_size)
+}
+
+/// `spec.redis`.
+fn redis(spec: &RedisSpec, p: &mut Problems) -> Redis {
+    match (&spec.managed, &spec.external) {
         (Some(managed), None) => Redis::Managed(managed.clone()),
         (None, Some(external)) => Redis::External(external.clone()),
         _ => {
             p.add("spec.redis", "set exactly one of managed or external");
             Redis::Managed(ManagedRedisSpec::default())
         }
-    };
+    }
+}
 
-    let ingress = spec.ingress.as_ref().map(|ing| {
-        if !is_dns_name(&ing.host) {
-            p.add(
-                "spec.ingress.host",
-                format!(
-                    "`{}` must be a DNS name such as media.example.com (lowercase letters, \
-                     digits, dots and dashes)",
-                    ing.host
-                ),
-            );
-        }
-        if ing.entry_points.is_empty() {
-            p.add("spec.ingress.entryPoints", "needs at least one entry point");
-        }
-        let tls = ing
-            .tls
-            .as_ref()
-            .and_then(|tls| match (&tls.secret_name, &tls.cert_resolver) {
-                (Some(secret), None) => Some(Tls::Secret(secret.clone())),
-                (None, Some(resolver)) => Some(Tls::Resolver(resolver.clone())),
-                _ => {
-                    p.add(
-                        "spec.ingress.tls",
-                        "set exactly one of secretName or certResolver",
-                    );
-                    None
-                }
-            });
-        let cookie = &ing.sticky_cookie;
-        if cookie.same_site == SameSite::None && !cookie.secure {
-            p.add(
-                "spec.ingress.stickyCookie.sameSite",
-                "none requires secure (browsers drop the cookie otherwise)",
-            );
-        }
-        let name_ok = !cookie.name.is_empty()
-            && cookie
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !name_ok {
-            p.add(
-                "spec.ingress.stickyCookie.name",
-                "may hold only letters, digits, '_', '.' and '-'",
-            );
-        }
-        if cookie.max_age < 0 {
-            p.add("spec.ingress.stickyCookie.maxAge", "must not be negative");
-        }
-        Ingress {
-            host: ing.host.clone(),
-            entry_points: ing.entry_points.clone(),
-            tls,
-            sticky_cookie: StickyCookie {
-                name: cookie.name.clone(),
-                secure: cookie.secure,
-                http_only: cookie.http_only,
-                same_site: match cookie.same_site {
-                    SameSite::None => "none",
-                    SameSite::Lax => "lax",
-                    SameSite::Strict => "strict",
-                },
-                max_age: cookie.max_age,
-            },
-        }
-    });
+/// `spec.ingress`: host, entry points, TLS and the sticky cookie.
+fn ingress(ing: &IngressSpec, p: &mut Problems) -> Ingress {
+    if !is_dns_name(&ing.host) {
+        p.add(
+            "spec.ingress.host",
+            format!(
+                "`{}` must be a DNS name such as media.example.com (lowercase letters, \
+                 digits, dots and dashes)",
+                ing.host
+            ),
+        );
+    }
+    if ing.entry_points.is_empty() {
+        p.add("spec.ingress.entryPoints", "needs at least one entry point");
+    }
+    let tls = ing
+        .tls
+        .as_ref()
+        .and_then(|tls| match (&tls.secret_name, &tls.cert_resolver) {
+            (Some(secret), None) => Some(Tls::Secret(secret.clone())),
+            (None, Some(resolver)) => Some(Tls::Resolver(resolver.clone())),
+            _ => {
+                p.add(
+                    "spec.ingress.tls",
+                    "set exactly one of secretName or certResolver",
+                );
+                None
+            }
+        });
+    Ingress {
+        host: ing.host.clone(),
+        entry_points: ing.entry_points.clone(),
+        tls,
+        sticky_cookie: sticky_cookie(&ing.sticky_cookie, p),
+    }
+}
 
-    let budget = &spec.disruption_budget;
-    let min_available = if !budget.enabled || spec.replicas <= 1 {
+/// `spec.ingress.stickyCookie`.
+fn sticky_cookie(cookie: &StickyCookieSpec, p: &mut Problems) -> StickyCookie {
+    if cookie.same_site == SameSite::None && !cookie.secure {
+        p.add(
+            "spec.ingress.stickyCookie.sameSite",
+            "none requires secure (browsers drop the cookie otherwise)",
+        );
+    }
+    let name_ok = !cookie.name.is_empty()
+        && cookie
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !name_ok {
+        p.add(
+            "spec.ingress.stickyCookie.name",
+            "may hold only letters, digits, '_', '.' and '-'",
+        );
+    }
+    if cookie.max_age < 0 {
+        p.add("spec.ingress.stickyCookie.maxAge", "must not be negative");
+    }
+    StickyCookie {
+        name: cookie.name.clone(),
+        secure: cookie.secure,
+        http_only: cookie.http_only,
+        same_site: match cookie.same_site {
+            SameSite::None => "none",
+            SameSite::Lax => "lax",
+            SameSite::Strict => "strict",
+        },
+        max_age: cookie.max_age,
+    }
+}
+
+/// `spec.disruptionBudget`: `minAvailable`, or `None` when disabled or with one replica.
+fn min_available(budget: &DisruptionBudgetSpec, replicas: i32, p: &mut Problems) -> Option<i32> {
+    if !budget.enabled || replicas <= 1 {
         None
-    } else if budget.min_available < 0 || budget.min_available >= spec.replicas {
+    } else if budget.min_available < 0 || budget.min_available >= replicas {
         p.add(
             "spec.disruptionBudget.minAvailable",
-            format!(
-                "must be lower than replicas ({}), or no node could ever be drained",
-                spec.replicas
-            ),
+            format!("must be lower than replicas ({replicas}), or no node could ever be drained"),
         );
         None
     } else {
         Some(budget.min_available)
-    };
-
-    if !p.0.is_empty() {
-        return Err(InvalidSpec(p.0));
     }
-
-    Ok(ValidatedCluster {
-        server_name: spec
-            .server
-            .server_name
-            .clone()
-            .unwrap_or_else(|| name.to_string()),
-        names,
-        owner: owner_reference(msc),
-        generation: msc.meta().generation,
-        replicas: spec.replicas,
-        initial_admin: spec.server.initial_admin.as_ref().map(|a| InitialAdmin {
-            user_name: a.user_name.clone(),
-            password: match &a.password_secret {
-                Some(r) => AdminPassword::External {
-                    name: r.name.clone(),
-                    key: r.key.clone(),
-                },
-                None => AdminPassword::Generated,
-            },
-        }),
-        server: spec.server.clone(),
-        media,
-        libraries,
-        config_volume,
-        transcode,
-        gpu,
-        database,
-        pool_size,
-        redis,
-        ingress,
-        scheduling: spec.scheduling.clone(),
-        min_available,
-    })
 }
 
 /// The controller owner reference, when the object has a uid (it has one once stored).
