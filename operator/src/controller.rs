@@ -218,9 +218,22 @@ async fn reconcile_valid(
         &msc.uid().unwrap_or_default(),
     );
 
-    if matches!(v.config_volume, ConfigVolume::Nfs { .. }) {
+    let kept;
+    let v = if matches!(v.config_volume, ConfigVolume::Nfs { .. }) {
         add_finalizer(&ctx.client, msc).await?;
-    }
+        match kept_config_volume(&ctx.client, v).await? {
+            Some(name) => {
+                kept = ValidatedCluster {
+                    names: v.names.clone().keeping_config_volume(name),
+                    ..v.clone()
+                };
+                &kept
+            }
+            None => v,
+        }
+    } else {
+        v
+    };
 
     let inputs = BuildInputs {
         postgres_password: postgres_password(&ctx.client, v).await?,
@@ -287,6 +300,29 @@ async fn reconcile_valid(
     } else {
         RESYNC
     }))
+}
+
+/// The config PersistentVolume name to keep: the pre-hash one when the existing claim is
+/// already bound to it (a claim's `volumeName` is immutable), otherwise `None`.
+async fn kept_config_volume(
+    client: &Client,
+    v: &ValidatedCluster,
+) -> Result<Option<String>, Error> {
+    let name = v.names.config_claim();
+    let api: Api<PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), v.names.namespace().as_str());
+    let claim = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetObject {
+            kind: "PersistentVolumeClaim".to_owned(),
+            name,
+            source,
+        })?;
+    let legacy = v.names.legacy_config_volume();
+    Ok(claim
+        .and_then(|c| c.spec.and_then(|s| s.volume_name))
+        .filter(|bound| *bound == legacy))
 }
 
 /// The managed PostgreSQL password: the existing Secret's, or a new one when there is none.
@@ -535,31 +571,9 @@ async fn cleanup(msc: &MediaServerCluster, ctx: &Context) -> Result<Action, Erro
     let namespace = msc.namespace().unwrap_or_default();
     if let Ok(cluster) = ClusterName::parse(&msc.name_any()) {
         let names = Names::new(cluster, Namespace::new(namespace.clone()));
-        let pv_name = names.config_volume();
-        let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
-        let pv = api
-            .get_opt(&pv_name)
-            .await
-            .map_err(|source| Error::GetObject {
-                kind: "PersistentVolume".to_owned(),
-                name: pv_name.clone(),
-                source,
-            })?;
-        let ours = pv.as_ref().is_some_and(|pv| {
-            let labels = pv.labels();
-            labels.get("app.kubernetes.io/instance").map(String::as_str)
-                == Some(names.cluster().as_str())
-                && labels.get(NAMESPACE_LABEL) == Some(&namespace)
-        });
-        if ours {
-            api.delete(&pv_name, &Default::default())
-                .await
-                .map_err(|source| Error::DeleteObject {
-                    kind: "PersistentVolume".to_owned(),
-                    name: pv_name.clone(),
-                    source,
-                })?;
-            tracing::info!(pv = %pv_name, "deleted the config PersistentVolume (NFS data is kept)");
+        // The current name, and the one an earlier operator version gave it.
+        for pv_name in [names.config_volume(), names.legacy_config_volume()] {
+            delete_config_volume(ctx, &names, &pv_name).await?;
         }
     }
     patch_finalizers(
@@ -572,6 +586,39 @@ async fn cleanup(msc: &MediaServerCluster, ctx: &Context) -> Result<Action, Erro
     )
     .await?;
     Ok(Action::await_change())
+}
+
+/// Deletes the PersistentVolume `pv_name` if its labels say it is this cluster's.
+async fn delete_config_volume(ctx: &Context, names: &Names, pv_name: &str) -> Result<(), Error> {
+    let namespace = names.namespace().to_string();
+    {
+        let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
+        let pv = api
+            .get_opt(pv_name)
+            .await
+            .map_err(|source| Error::GetObject {
+                kind: "PersistentVolume".to_owned(),
+                name: pv_name.to_owned(),
+                source,
+            })?;
+        let ours = pv.as_ref().is_some_and(|pv| {
+            let labels = pv.labels();
+            labels.get("app.kubernetes.io/instance").map(String::as_str)
+                == Some(names.cluster().as_str())
+                && labels.get(NAMESPACE_LABEL) == Some(&namespace)
+        });
+        if ours {
+            api.delete(pv_name, &Default::default())
+                .await
+                .map_err(|source| Error::DeleteObject {
+                    kind: "PersistentVolume".to_owned(),
+                    name: pv_name.to_owned(),
+                    source,
+                })?;
+            tracing::info!(pv = %pv_name, "deleted the config PersistentVolume (NFS data is kept)");
+        }
+    }
+    Ok(())
 }
 
 /// Settings of [`run`].

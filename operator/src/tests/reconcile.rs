@@ -274,7 +274,11 @@ async fn a_configuration_change_patches_the_config_map_and_rolls_the_server() {
 async fn deleting_the_cluster_runs_the_finalizer_and_removes_the_nfs_volume() {
     let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
     h.reconcile().await.unwrap();
-    let pv = "ephyra-media-test-jelly-config";
+    let pv = &crate::validate::validate(&h.stored().unwrap())
+        .unwrap()
+        .names
+        .config_volume();
+    assert!(pv.starts_with("ephyra-media-test-jelly-config-"), "{pv}");
     assert!(h.api.get("v1", "PersistentVolume", "", pv).is_some());
     assert_eq!(
         h.stored().unwrap().metadata.finalizers,
@@ -295,6 +299,48 @@ async fn deleting_the_cluster_runs_the_finalizer_and_removes_the_nfs_volume() {
         h.stored().is_none(),
         "the finalizer is gone, so is the cluster"
     );
+}
+
+#[tokio::test]
+async fn a_claim_bound_by_an_earlier_version_keeps_its_volume_and_deletion_removes_it() {
+    let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
+    // What operator 0.1 left: the PV named without a hash, and the claim bound to it.
+    let legacy = "ephyra-media-test-jelly-config";
+    let owner = json!([{
+        "apiVersion": MSC_API, "kind": "MediaServerCluster", "name": NAME,
+        "uid": crate::testing::UID, "controller": true, "blockOwnerDeletion": true,
+    }]);
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "jelly-config", "namespace": NS, "ownerReferences": owner},
+        "spec": {"volumeName": legacy, "storageClassName": "", "accessModes": ["ReadWriteMany"]},
+    }));
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": legacy, "labels": {
+            "app.kubernetes.io/instance": NAME, "ephyra.io/namespace": NS,
+        }},
+        "spec": {"nfs": {"server": "nas.test", "path": "/export/jelly-config"}},
+    }));
+    h.reconcile().await.unwrap();
+    let claim = h
+        .api
+        .get("v1", "PersistentVolumeClaim", NS, "jelly-config")
+        .unwrap();
+    assert_eq!(claim["spec"]["volumeName"], legacy);
+    let volumes: Vec<String> = h
+        .api
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("PersistentVolume/"))
+        .collect();
+    assert_eq!(volumes, vec![format!("PersistentVolume/{legacy}")]);
+
+    let api: Api<MediaServerCluster> = Api::namespaced(h.ctx.client.clone(), NS);
+    api.delete(NAME, &DeleteParams::default()).await.unwrap();
+    h.reconcile().await.unwrap();
+    assert!(h.api.get("v1", "PersistentVolume", "", legacy).is_none());
+    assert!(h.stored().is_none());
 }
 
 #[tokio::test]
@@ -517,6 +563,43 @@ async fn an_invalid_spec_ends_in_a_condition_and_a_long_wait_not_a_crash_loop() 
         vec![],
         "the same bad spec writes nothing again"
     );
+}
+
+#[tokio::test]
+async fn a_hostile_spec_is_refused_in_the_ready_condition_naming_every_field() {
+    let mut msc = MediaServerCluster::test();
+    msc.spec.media.nfs.as_mut().unwrap().server = "nas`reboot`".to_owned();
+    msc.spec.transcode.size =
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity("lots; rm -rf".to_owned());
+    msc.spec
+        .server
+        .env
+        .push(k8s_openapi::api::core::v1::EnvVar {
+            name: "EPHYRA_ADMIN_PASSWORD".to_owned(),
+            value: Some("in-plain-sight".to_owned()),
+            value_from: None,
+        });
+    let h = Harness::with_traefik(msc);
+    let err = h.reconcile().await.unwrap_err();
+    assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
+    let ready = h.condition(types::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SpecInvalid")
+    );
+    for field in [
+        "spec.server.env[EPHYRA_ADMIN_PASSWORD]",
+        "spec.media.nfs.server",
+        "spec.transcode.size",
+    ] {
+        assert!(ready.message.contains(field), "{field}: {}", ready.message);
+    }
+    assert!(
+        !ready.message.contains("in-plain-sight"),
+        "the condition never repeats the password: {}",
+        ready.message
+    );
+    assert_eq!(h.api.object_writes(), Vec::<String>::new());
 }
 
 #[tokio::test]
