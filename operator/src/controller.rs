@@ -41,7 +41,9 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::names::{ClusterName, MANAGED_BY, NAMESPACE_LABEL, Names, Namespace, PV_FINALIZER};
 use crate::status::{self, IngressState, Observed, SecretCheck};
-use crate::validate::{ConfigVolume, Database, MediaVolume, Redis, ValidatedCluster, validate};
+use crate::validate::{
+    ConfigVolume, Database, MediaVolume, NfsPolicy, Redis, ValidatedCluster, validate,
+};
 
 /// Requeue after a success, to notice what no watch reports (an external Secret appearing,
 /// stale members).
@@ -69,6 +71,8 @@ pub struct Context {
     pub member_ttl: Duration,
     /// Consecutive transient failures per cluster (`namespace/name`), for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// The NFS exports this operator may mount (its own configuration).
+    pub nfs_policy: NfsPolicy,
 }
 
 impl std::fmt::Debug for Context {
@@ -94,6 +98,7 @@ impl Context {
             clock: Arc::new(Timestamp::now),
             member_ttl,
             failures: Mutex::new(HashMap::new()),
+            nfs_policy: NfsPolicy::default(),
         }
     }
 
@@ -167,7 +172,7 @@ async fn reconcile_inner(msc: &MediaServerCluster, ctx: &Context) -> Result<Acti
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
 
-    let v = match validate(msc) {
+    let v = match validate(msc).and_then(|v| ctx.nfs_policy.check(&v).map(|()| v)) {
         Ok(v) => v,
         Err(invalid) => {
             tracing::warn!(%invalid, "spec is invalid");
@@ -634,6 +639,8 @@ pub struct RunConfig {
     pub lease_seconds: u64,
     /// Members whose heartbeat is older than this are pruned.
     pub member_ttl: Duration,
+    /// The NFS exports clusters may mount.
+    pub nfs_policy: NfsPolicy,
 }
 
 /// Why [`run`] stopped.
@@ -677,12 +684,9 @@ pub async fn run(
         controller: MANAGED_BY.to_owned(),
         instance: Some(config.identity.clone()),
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        reporter,
-        metrics.clone(),
-        config.member_ttl,
-    ));
+    let mut ctx = Context::new(client.clone(), reporter, metrics.clone(), config.member_ttl);
+    ctx.nfs_policy = config.nfs_policy.clone();
+    let ctx = Arc::new(ctx);
 
     let mut stop = stop_rx.clone();
     let result = loop {

@@ -70,6 +70,12 @@ struct RunArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
+    /// NFS servers clusters may mount, comma-separated; empty: any.
+    #[arg(long, env = "EPHYRA_OPERATOR_NFS_SERVERS", default_value = "")]
+    nfs_allowed_servers: String,
+    /// NFS export path prefixes clusters may mount (whole segments), comma-separated; empty: any.
+    #[arg(long, env = "EPHYRA_OPERATOR_NFS_PATHS", default_value = "")]
+    nfs_allowed_paths: String,
 }
 
 fn main() -> ExitCode {
@@ -165,6 +171,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         identity,
         lease_seconds: args.lease_seconds,
         member_ttl: Duration::from_secs(args.member_ttl_seconds),
+        nfs_policy: ephyra_operator::validate::NfsPolicy::from_lists(
+            &args.nfs_allowed_servers,
+            &args.nfs_allowed_paths,
+        ),
     };
     let result = controller::run(client, config, metrics, ready, shutdown_signal()).await;
     let _ = stop_tx.send(true);

@@ -301,6 +301,86 @@ impl Problems {
     }
 }
 
+/// Which NFS exports the operator may mount, from its own configuration (never from a spec):
+/// whoever may create a MediaServerCluster otherwise decides what every node mounts, and the
+/// config volume is a cluster-scoped PersistentVolume. Empty lists allow any (the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NfsPolicy {
+    /// NFS servers allowed, compared without regard to case; empty: any.
+    pub servers: Vec<String>,
+    /// Export path prefixes allowed, whole segments only (`/export/media` allows
+    /// `/export/media/films`, not `/export/media-private`); empty: any.
+    pub path_prefixes: Vec<String>,
+}
+
+impl NfsPolicy {
+    /// Reads comma-separated lists (blank entries ignored).
+    pub fn from_lists(servers: &str, path_prefixes: &str) -> Self {
+        let list = |text: &str| {
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        NfsPolicy {
+            servers: list(servers),
+            path_prefixes: list(path_prefixes),
+        }
+    }
+
+    /// Every NFS source of `v` this policy refuses, naming the field and what is allowed.
+    pub fn check(&self, v: &ValidatedCluster) -> Result<(), InvalidSpec> {
+        let mut p = Problems(Vec::new());
+        if let MediaVolume::Nfs { server, path } = &v.media {
+            self.check_one("spec.media.nfs", server, path, &mut p);
+        }
+        if let ConfigVolume::Nfs { server, path, .. } = &v.config_volume {
+            self.check_one("spec.config.nfs", server, path, &mut p);
+        }
+        if p.0.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidSpec(p.0))
+        }
+    }
+
+    fn check_one(&self, field: &str, server: &str, path: &str, p: &mut Problems) {
+        if !self.servers.is_empty() && !self.servers.iter().any(|s| s.eq_ignore_ascii_case(server))
+        {
+            p.add(
+                format!("{field}.server"),
+                format!(
+                    "`{server}` is not among the NFS servers this operator may mount ({}); ask \
+                     the operator's administrator",
+                    self.servers.join(", ")
+                ),
+            );
+        }
+        let segments = |path: &str| -> Vec<String> {
+            path.split('/')
+                .filter(|s| !s.is_empty() && *s != ".")
+                .map(str::to_owned)
+                .collect()
+        };
+        let wanted = segments(path);
+        let under = |prefix: &String| {
+            let prefix = segments(prefix);
+            wanted.len() >= prefix.len() && wanted[..prefix.len()] == prefix[..]
+        };
+        if !self.path_prefixes.is_empty() && !self.path_prefixes.iter().any(under) {
+            p.add(
+                format!("{field}.path"),
+                format!(
+                    "`{path}` is not under an export this operator may mount ({}); ask the \
+                     operator's administrator",
+                    self.path_prefixes.join(", ")
+                ),
+            );
+        }
+    }
+}
+
 /// Checks `msc` and resolves its defaults. Each section of the spec has its own function; they
 /// all add to one list, in spec order, so every problem is reported at once.
 pub fn validate(msc: &MediaServerCluster) -> Result<ValidatedCluster, InvalidSpec> {
@@ -1219,6 +1299,39 @@ mod tests {
             if let Err(err) = validate(&edited(edit.clone())) {
                 panic!("{edit} was refused: {err}");
             }
+        }
+    }
+
+    #[test]
+    fn the_nfs_allow_list_refuses_other_servers_and_paths_by_whole_segments() {
+        let policy = NfsPolicy::from_lists(
+            " nas.test , 10.0.0.5",
+            "/export/library,/export/jelly-config",
+        );
+        let v = validate(&MediaServerCluster::test().nfs_config()).unwrap();
+        policy.check(&v).unwrap();
+        assert_eq!(
+            NfsPolicy::default().check(&v),
+            Ok(()),
+            "empty lists allow any"
+        );
+
+        let elsewhere = |server: &str, path: &str| {
+            let mut msc = MediaServerCluster::test();
+            msc.spec.media.nfs = Some(NfsSource {
+                server: server.to_owned(),
+                path: path.to_owned(),
+            });
+            policy.check(&validate(&msc).unwrap())
+        };
+        assert_eq!(elsewhere("NAS.test", "/export/library/films/"), Ok(()));
+        assert_eq!(elsewhere("10.0.0.5", "/export/library"), Ok(()));
+        let err = elsewhere("evil.example", "/export/library").unwrap_err();
+        assert_eq!(err.0[0].field, "spec.media.nfs.server");
+        assert!(err.0[0].message.contains("nas.test, 10.0.0.5"), "{err}");
+        for path in ["/export/library-private", "/", "/etc", "/export"] {
+            let err = elsewhere("nas.test", path).unwrap_err();
+            assert_eq!(err.0[0].field, "spec.media.nfs.path", "{path}");
         }
     }
 

@@ -603,6 +603,42 @@ async fn a_hostile_spec_is_refused_in_the_ready_condition_naming_every_field() {
 }
 
 #[tokio::test]
+async fn an_nfs_export_outside_the_operators_allow_list_is_refused_in_the_condition() {
+    let mut h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
+    Arc::get_mut(&mut h.ctx).unwrap().nfs_policy =
+        crate::validate::NfsPolicy::from_lists("nas.test", "/export/library");
+    let err = h.reconcile().await.unwrap_err();
+    assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
+    let ready = h.condition(types::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SpecInvalid")
+    );
+    assert!(
+        ready.message.contains("spec.config.nfs.path")
+            && ready.message.contains("/export/jelly-config")
+            && ready
+                .message
+                .contains("not under an export this operator may mount"),
+        "{}",
+        ready.message
+    );
+    assert!(!ready.message.contains("spec.media"), "{}", ready.message);
+    assert_eq!(h.api.object_writes(), Vec::<String>::new(), "no PV, no pod");
+
+    // Allowed once the administrator adds the export.
+    Arc::get_mut(&mut h.ctx).unwrap().nfs_policy =
+        crate::validate::NfsPolicy::from_lists("nas.test", "/export/library,/export/jelly-config");
+    h.reconcile().await.unwrap();
+    assert!(
+        h.api
+            .names()
+            .iter()
+            .any(|n| n.starts_with("PersistentVolume/"))
+    );
+}
+
+#[tokio::test]
 async fn transient_errors_back_off_exponentially_and_success_resets_them() {
     let h = Harness::with_traefik(MediaServerCluster::test());
     let msc = Arc::new(h.stored().unwrap());
@@ -835,6 +871,7 @@ async fn run_takes_the_lease_reconciles_stored_clusters_and_releases_the_lease_o
         identity: "operator-a".to_owned(),
         lease_seconds: 15,
         member_ttl: Duration::from_secs(120),
+        nfs_policy: Default::default(),
     };
     let running = tokio::spawn(controller::run(
         api.client(),
@@ -972,6 +1009,7 @@ async fn deploy_rbac_grants_every_request_the_operator_makes_and_nothing_unused(
             identity: "operator-a".to_owned(),
             lease_seconds: 15,
             member_ttl: Duration::from_secs(120),
+            nfs_policy: Default::default(),
         },
         Arc::new(Metrics::default()),
         Arc::new(AtomicBool::new(false)),
