@@ -641,6 +641,10 @@ pub struct RunConfig {
     pub member_ttl: Duration,
     /// The NFS exports clusters may mount.
     pub nfs_policy: NfsPolicy,
+    /// Namespaces to watch; empty: every namespace (the cluster-wide install). With a list, the
+    /// operator needs Roles in those namespaces only (deploy/namespaced/), plus
+    /// PersistentVolume rights if clusters put their config volume on NFS.
+    pub namespaces: Vec<String>,
 }
 
 /// Why [`run`] stopped.
@@ -716,7 +720,22 @@ pub async fn run(
                 }
             }
         };
-        controller(client.clone(), ctx.clone(), until).await;
+        if config.namespaces.is_empty() {
+            controller(client.clone(), ctx.clone(), None, until).await;
+        } else {
+            // One controller per namespace: a reflector store holds one watch's objects, and
+            // merged watches would clear each other's objects on a re-list.
+            let until = futures::FutureExt::shared(Box::pin(until));
+            futures::future::join_all(config.namespaces.iter().map(|namespace| {
+                controller(
+                    client.clone(),
+                    ctx.clone(),
+                    Some(namespace.as_str()),
+                    until.clone(),
+                )
+            }))
+            .await;
+        }
         metrics.leader.set(0);
     };
     ready.store(false, Ordering::Relaxed);
@@ -731,14 +750,28 @@ pub async fn run(
     result
 }
 
-/// The kube-runtime Controller over MediaServerClusters, owning everything the operator
-/// creates, until `until` completes (then in-flight reconciles finish).
+/// An API over every namespace, or over one.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The kube-runtime Controller over MediaServerClusters (of every namespace, or of one),
+/// owning everything the operator creates, until `until` completes (then in-flight reconciles
+/// finish).
 async fn controller(
     client: Client,
     ctx: Arc<Context>,
+    namespace: Option<&str>,
     until: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let clusters: Api<MediaServerCluster> = Api::all(client.clone());
+    let clusters: Api<MediaServerCluster> = scoped(&client, namespace);
     let (reader, writer) = reflector::store();
     // Status-only updates (replica heartbeats) do not bump the generation: the predicate keeps
     // them from triggering reconciles. Deletion does bump it, so cleanup still runs.
@@ -750,17 +783,17 @@ async fn controller(
     let owned =
         || watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     Controller::for_stream(trigger, reader)
-        .owns(Api::<StatefulSet>::all(client.clone()), owned())
-        .owns(Api::<Deployment>::all(client.clone()), owned())
-        .owns(Api::<Service>::all(client.clone()), owned())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned())
-        .owns(Api::<Secret>::all(client.clone()), owned())
-        .owns(Api::<PersistentVolumeClaim>::all(client.clone()), owned())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned())
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned())
-        .owns(Api::<Role>::all(client.clone()), owned())
-        .owns(Api::<RoleBinding>::all(client.clone()), owned())
+        .owns(scoped::<StatefulSet>(&client, namespace), owned())
+        .owns(scoped::<Deployment>(&client, namespace), owned())
+        .owns(scoped::<Service>(&client, namespace), owned())
+        .owns(scoped::<ConfigMap>(&client, namespace), owned())
+        .owns(scoped::<Secret>(&client, namespace), owned())
+        .owns(scoped::<PersistentVolumeClaim>(&client, namespace), owned())
+        .owns(scoped::<PodDisruptionBudget>(&client, namespace), owned())
+        .owns(scoped::<NetworkPolicy>(&client, namespace), owned())
+        .owns(scoped::<ServiceAccount>(&client, namespace), owned())
+        .owns(scoped::<Role>(&client, namespace), owned())
+        .owns(scoped::<RoleBinding>(&client, namespace), owned())
         .graceful_shutdown_on(until)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -76,6 +76,9 @@ struct RunArgs {
     /// NFS export path prefixes clusters may mount (whole segments), comma-separated; empty: any.
     #[arg(long, env = "EPHYRA_OPERATOR_NFS_PATHS", default_value = "")]
     nfs_allowed_paths: String,
+    /// Namespaces to watch, comma-separated; empty: every namespace. See deploy/namespaced/.
+    #[arg(long, env = "EPHYRA_OPERATOR_WATCH_NAMESPACES", default_value = "")]
+    watch_namespaces: String,
 }
 
 fn main() -> ExitCode {
@@ -175,6 +178,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             &args.nfs_allowed_servers,
             &args.nfs_allowed_paths,
         ),
+        namespaces: args
+            .watch_namespaces
+            .split(',')
+            .map(str::trim)
+            .filter(|ns| !ns.is_empty())
+            .map(str::to_owned)
+            .collect(),
     };
     let result = controller::run(client, config, metrics, ready, shutdown_signal()).await;
     let _ = stop_tx.send(true);

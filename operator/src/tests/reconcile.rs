@@ -872,6 +872,7 @@ async fn run_takes_the_lease_reconciles_stored_clusters_and_releases_the_lease_o
         lease_seconds: 15,
         member_ttl: Duration::from_secs(120),
         nfs_policy: Default::default(),
+        namespaces: Vec::new(),
     };
     let running = tokio::spawn(controller::run(
         api.client(),
@@ -1010,6 +1011,7 @@ async fn deploy_rbac_grants_every_request_the_operator_makes_and_nothing_unused(
             lease_seconds: 15,
             member_ttl: Duration::from_secs(120),
             nfs_policy: Default::default(),
+            namespaces: Vec::new(),
         },
         Arc::new(Metrics::default()),
         Arc::new(AtomicBool::new(false)),
@@ -1056,5 +1058,136 @@ async fn deploy_rbac_grants_every_request_the_operator_makes_and_nothing_unused(
     assert!(
         unused.is_empty(),
         "deploy/rbac.yaml grants what the operator never uses: {unused:?}"
+    );
+}
+
+/// (namespace, API group, resource, verb) that `file`'s Roles grant in their namespace and its
+/// ClusterRoles grant everywhere (namespace `*`).
+fn granted_scoped(file: &str) -> std::collections::BTreeSet<(String, String, String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for doc in text.split("\n---\n") {
+        let object: Value = serde_saphyr::from_str(doc).unwrap();
+        let namespace = match object["kind"].as_str() {
+            Some("ClusterRole") => "*".to_owned(),
+            Some("Role") => object["metadata"]["namespace"].as_str().unwrap().to_owned(),
+            _ => continue,
+        };
+        for rule in object["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        out.insert((
+                            namespace.clone(),
+                            group.as_str().unwrap().to_owned(),
+                            resource.as_str().unwrap().to_owned(),
+                            verb.as_str().unwrap().to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_namespaced_install_grants_what_a_namespaced_operator_uses_and_only_there() {
+    use ephyra_testsupport::kube_fake::parse_path;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::AtomicBool;
+
+    // The split is the cluster-wide grant, no more and no less (that one is checked exactly
+    // against what the operator uses), and only PersistentVolumes stay cluster-wide.
+    let scoped = granted_scoped("../deploy/namespaced/rbac.yaml");
+    let flattened: BTreeSet<(String, String, String)> = scoped
+        .iter()
+        .map(|(_, g, r, v)| (g.clone(), r.clone(), v.clone()))
+        .collect();
+    assert_eq!(flattened, granted());
+    for (namespace, _, resource, _) in &scoped {
+        assert!(
+            namespace != "*" || resource == "persistentvolumes",
+            "cluster-wide grant of {resource} in the namespaced install"
+        );
+    }
+
+    // A namespaced operator: the controller's watches and every reconcile path.
+    let running_api = FakeApi::new().with_traefik();
+    running_api.insert(serde_json::to_value(MediaServerCluster::test().nfs_config()).unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller::run(
+        running_api.client(),
+        controller::RunConfig {
+            lease_namespace: "ephyra-system".to_owned(),
+            lease_name: "ephyra-operator".to_owned(),
+            identity: "operator-a".to_owned(),
+            lease_seconds: 15,
+            member_ttl: Duration::from_secs(120),
+            nfs_policy: Default::default(),
+            namespaces: vec![NS.to_owned(), "media-other".to_owned()],
+        },
+        Arc::new(Metrics::default()),
+        Arc::new(AtomicBool::new(false)),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            running_api
+                .get("apps/v1", "StatefulSet", NS, "jelly-server")
+                .is_some()
+        })
+        .await
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    let mut requests = running_api.requests();
+    requests.extend(h.api.requests());
+    // A person deletes the cluster (not the operator's request); the operator cleans up.
+    let api: Api<MediaServerCluster> = Api::namespaced(h.ctx.client.clone(), NS);
+    api.delete(NAME, &DeleteParams::default()).await.unwrap();
+    h.api.clear_requests();
+    h.reconcile().await.unwrap();
+    requests.extend(h.api.requests());
+    let mut watched_namespaces = BTreeSet::new();
+    for request in &requests {
+        let Some(target) = parse_path(&request.path) else {
+            continue;
+        };
+        // deploy/namespaced/rbac.yaml's Role stands for every watched namespace.
+        let namespace = match target.namespace.as_str() {
+            NS | "media-other" => "media",
+            other => other,
+        };
+        if request.query.contains("watch=true") {
+            watched_namespaces.insert(target.namespace.clone());
+        }
+        for (group, resource, verb) in request.permissions() {
+            let allowed = [namespace, "*"].iter().any(|ns| {
+                scoped.contains(&(
+                    (*ns).to_owned(),
+                    group.clone(),
+                    resource.clone(),
+                    verb.to_owned(),
+                ))
+            });
+            assert!(
+                allowed,
+                "{} {} needs {verb} on {group}/{resource} in `{}`, not granted by \
+                 deploy/namespaced/rbac.yaml",
+                request.method, request.path, target.namespace
+            );
+        }
+    }
+    assert_eq!(
+        watched_namespaces,
+        BTreeSet::from([NS.to_owned(), "media-other".to_owned()]),
+        "watches only in the listed namespaces (and the Lease namespace is never watched)"
     );
 }
