@@ -246,13 +246,17 @@ pub enum PullPolicy {
 /// An NFS export.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[x_kube(validation = Rule::new("self.path.startsWith('/')").message("nfs.path must be an absolute export path such as /export/media"))]
+#[x_kube(validation = Rule::new(r"!self.path.matches('(^|/)\\.\\.(/|$)')").message("nfs.path must not contain '..' segments"))]
 #[serde(rename_all = "camelCase")]
 pub struct NfsSource {
     /// Host name or IP address of the NFS server.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.:]*[A-Za-z0-9])?)$")
+    )]
     pub server: String,
     /// Exported path on the server.
-    #[schemars(length(min = 1, max = 4096))]
+    #[schemars(length(min = 1, max = 4096), regex(pattern = r"^[^\x00-\x1f\x7f]*$"))]
     pub path: String,
 }
 
@@ -267,7 +271,10 @@ pub struct MediaSpec {
 
     /// Or mount this existing PersistentVolumeClaim (in the cluster's namespace) read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub existing_claim: Option<String>,
 
     /// Libraries inside the volume. By default: Films in `movies/` and Series in `tv/`.
@@ -320,6 +327,7 @@ pub enum LibraryKind {
 /// The shared configuration volume (ReadWriteMany).
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[x_kube(validation = Rule::new("!(has(self.nfs) && has(self.storageClassName))").message("config: use either nfs or storageClassName, not both"))]
+#[x_kube(validation = Rule::new("isQuantity(string(self.size)) && quantity(string(self.size)).sign() > 0").message("config.size must be a size such as 20Gi or 500M (a Kubernetes quantity above zero)"))]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigVolumeSpec {
     /// An NFS export; the operator creates a PersistentVolume and a claim bound to it.
@@ -329,7 +337,10 @@ pub struct ConfigVolumeSpec {
     /// Or a storage class that provisions ReadWriteMany volumes (e.g. `longhorn`, `nfs-client`).
     /// When neither is set the cluster's default storage class is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub storage_class_name: Option<String>,
 
     /// Size of the config volume.
@@ -353,11 +364,15 @@ fn default_config_size() -> Quantity {
 
 /// Per-replica transcode storage.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new("isQuantity(string(self.size)) && quantity(string(self.size)).sign() > 0").message("transcode.size must be a size such as 20Gi or 500M (a Kubernetes quantity above zero)"))]
 #[serde(rename_all = "camelCase")]
 pub struct TranscodeSpec {
     /// Storage class of each replica's transcode claim; the cluster default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub storage_class_name: Option<String>,
 
     /// Size of each replica's transcode claim.
@@ -468,11 +483,14 @@ pub enum IntelResource {
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Key inside the Secret.
     #[serde(default = "default_url_key")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 
@@ -514,6 +532,7 @@ fn default_pool_size() -> i32 {
 
 /// The operator-managed PostgreSQL.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new("isQuantity(string(self.size)) && quantity(string(self.size)).sign() > 0").message("database.managed.size must be a size such as 20Gi or 500M (a Kubernetes quantity above zero)"))]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedPostgresSpec {
     /// PostgreSQL container image.
@@ -522,7 +541,10 @@ pub struct ManagedPostgresSpec {
     pub image: String,
     /// Storage class of the database volume; the cluster default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub storage_class_name: Option<String>,
     /// Size of the database volume.
     #[serde(default = "default_postgres_size")]
@@ -635,7 +657,10 @@ fn default_entry_points() -> Vec<String> {
 pub struct TlsSpec {
     /// A `kubernetes.io/tls` Secret in the cluster's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub secret_name: Option<String>,
     /// Or a Traefik certificate resolver (e.g. `letsencrypt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

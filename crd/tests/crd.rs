@@ -304,6 +304,82 @@ fn invalid_specs_are_refused_with_a_message_a_person_understands() {
             json!({"server": {"initialAdmin": {"userName": "admin", "passwordSecret": {"name": "family-admin", "key": ""}}}}),
             "spec.server.initialAdmin.passwordSecret.key",
         ),
+        // Hostile input (issue 13 item 10): refused at admission, before the operator sees it.
+        (
+            "empty NFS server",
+            json!({"media": {"nfs": {"server": ""}}}),
+            "spec.media.nfs.server",
+        ),
+        (
+            "NFS server with a newline",
+            json!({"media": {"nfs": {"server": "nas\nevil"}}}),
+            "spec.media.nfs.server",
+        ),
+        (
+            "NFS server with backticks",
+            json!({"config": {"nfs": {"server": "nas`id`", "path": "/c"}}}),
+            "spec.config.nfs.server",
+        ),
+        (
+            "NFS path climbing out of the export",
+            json!({"media": {"nfs": {"path": "/export/../../etc"}}}),
+            "nfs.path must not contain '..' segments",
+        ),
+        (
+            "NFS path with a NUL",
+            json!({"media": {"nfs": {"path": "/export/\u{0}media"}}}),
+            "spec.media.nfs.path",
+        ),
+        (
+            "claim name reaching into another namespace",
+            json!({"media": {"nfs": null, "existingClaim": "../kube-system/x"}}),
+            "spec.media.existingClaim",
+        ),
+        (
+            "database Secret name reaching into another namespace",
+            json!({"database": {"managed": null, "external": {"name": "../kube-system/x"}}}),
+            "spec.database.external.name",
+        ),
+        (
+            "Redis Secret key with a slash",
+            json!({"redis": {"managed": null, "external": {"name": "r", "key": "../k"}}}),
+            "spec.redis.external.key",
+        ),
+        (
+            "TLS Secret name with a slash",
+            json!({"ingress": {"tls": {"secretName": "kube-system/tls"}}}),
+            "spec.ingress.tls.secretName",
+        ),
+        (
+            "storage class with a space",
+            json!({"transcode": {"storageClassName": "fast disk"}}),
+            "spec.transcode.storageClassName",
+        ),
+        (
+            "transcode size that is not a quantity",
+            json!({"transcode": {"size": "lots; rm -rf"}}),
+            "transcode.size must be a size such as 20Gi",
+        ),
+        (
+            "config size of zero",
+            json!({"config": {"size": "0"}}),
+            "config.size must be a size such as 20Gi",
+        ),
+        (
+            "database size that is negative",
+            json!({"database": {"managed": {"size": "-5Gi"}}}),
+            "database.managed.size must be a size such as 20Gi",
+        ),
+        (
+            "GPU count of 2^31-1",
+            json!({"hardwareAcceleration": {"kind": "Nvidia", "count": 2147483647}}),
+            "spec.hardwareAcceleration.count",
+        ),
+        (
+            "replicas written as a string",
+            json!({"replicas": "3"}),
+            "spec.replicas",
+        ),
     ];
     assert!(table.len() >= 12);
     for (what, patch, expected) in table {

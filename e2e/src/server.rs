@@ -116,6 +116,47 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// Starts `ephyra-server` with exactly `args` and `env` (plus `PATH`, to find ffmpeg), on
+    /// the ports it is told in `env`, as a pod would run it; waits until `/health/live`
+    /// answers on `ports.api`.
+    pub async fn start_exactly(
+        name: &str,
+        ports: Ports,
+        args: &[String],
+        env: &[(String, String)],
+        log_path: &std::path::Path,
+    ) -> Result<ServerProcess, HarnessError> {
+        let bin = binary("ephyra-server")?;
+        let log_path = log_path.to_path_buf();
+        let log = std::fs::File::create(&log_path).map_err(|source| HarnessError::Process {
+            what: format!("creating {}", log_path.display()),
+            source,
+        })?;
+        let log_err = log.try_clone().map_err(|source| HarnessError::Process {
+            what: "duplicating the log handle".to_owned(),
+            source,
+        })?;
+        let mut command = tied_command(&bin);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
+        let child = spawn_tied(command)?;
+        let mut server = ServerProcess {
+            name: name.to_owned(),
+            url: format!("http://127.0.0.1:{}", ports.api),
+            admin_url: format!("http://127.0.0.1:{}", ports.admin),
+            log_path,
+            child: Some(child),
+        };
+        server.wait_live(Duration::from_secs(60)).await?;
+        Ok(server)
+    }
+
     /// Polls `/health/live` until it answers 200.
     async fn wait_live(&mut self, timeout: Duration) -> Result<(), HarnessError> {
         let client = reqwest::Client::new();

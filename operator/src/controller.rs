@@ -41,7 +41,9 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::names::{ClusterName, MANAGED_BY, NAMESPACE_LABEL, Names, Namespace, PV_FINALIZER};
 use crate::status::{self, IngressState, Observed, SecretCheck};
-use crate::validate::{ConfigVolume, Database, MediaVolume, Redis, ValidatedCluster, validate};
+use crate::validate::{
+    ConfigVolume, Database, MediaVolume, NfsPolicy, Redis, ValidatedCluster, validate,
+};
 
 /// Requeue after a success, to notice what no watch reports (an external Secret appearing,
 /// stale members).
@@ -69,6 +71,8 @@ pub struct Context {
     pub member_ttl: Duration,
     /// Consecutive transient failures per cluster (`namespace/name`), for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// The NFS exports this operator may mount (its own configuration).
+    pub nfs_policy: NfsPolicy,
 }
 
 impl std::fmt::Debug for Context {
@@ -94,6 +98,7 @@ impl Context {
             clock: Arc::new(Timestamp::now),
             member_ttl,
             failures: Mutex::new(HashMap::new()),
+            nfs_policy: NfsPolicy::default(),
         }
     }
 
@@ -167,7 +172,7 @@ async fn reconcile_inner(msc: &MediaServerCluster, ctx: &Context) -> Result<Acti
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
 
-    let v = match validate(msc) {
+    let v = match validate(msc).and_then(|v| ctx.nfs_policy.check(&v).map(|()| v)) {
         Ok(v) => v,
         Err(invalid) => {
             tracing::warn!(%invalid, "spec is invalid");
@@ -218,9 +223,22 @@ async fn reconcile_valid(
         &msc.uid().unwrap_or_default(),
     );
 
-    if matches!(v.config_volume, ConfigVolume::Nfs { .. }) {
+    let kept;
+    let v = if matches!(v.config_volume, ConfigVolume::Nfs { .. }) {
         add_finalizer(&ctx.client, msc).await?;
-    }
+        match kept_config_volume(&ctx.client, v).await? {
+            Some(name) => {
+                kept = ValidatedCluster {
+                    names: v.names.clone().keeping_config_volume(name),
+                    ..v.clone()
+                };
+                &kept
+            }
+            None => v,
+        }
+    } else {
+        v
+    };
 
     let inputs = BuildInputs {
         postgres_password: postgres_password(&ctx.client, v).await?,
@@ -287,6 +305,29 @@ async fn reconcile_valid(
     } else {
         RESYNC
     }))
+}
+
+/// The config PersistentVolume name to keep: the pre-hash one when the existing claim is
+/// already bound to it (a claim's `volumeName` is immutable), otherwise `None`.
+async fn kept_config_volume(
+    client: &Client,
+    v: &ValidatedCluster,
+) -> Result<Option<String>, Error> {
+    let name = v.names.config_claim();
+    let api: Api<PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), v.names.namespace().as_str());
+    let claim = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetObject {
+            kind: "PersistentVolumeClaim".to_owned(),
+            name,
+            source,
+        })?;
+    let legacy = v.names.legacy_config_volume();
+    Ok(claim
+        .and_then(|c| c.spec.and_then(|s| s.volume_name))
+        .filter(|bound| *bound == legacy))
 }
 
 /// The managed PostgreSQL password: the existing Secret's, or a new one when there is none.
@@ -535,31 +576,9 @@ async fn cleanup(msc: &MediaServerCluster, ctx: &Context) -> Result<Action, Erro
     let namespace = msc.namespace().unwrap_or_default();
     if let Ok(cluster) = ClusterName::parse(&msc.name_any()) {
         let names = Names::new(cluster, Namespace::new(namespace.clone()));
-        let pv_name = names.config_volume();
-        let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
-        let pv = api
-            .get_opt(&pv_name)
-            .await
-            .map_err(|source| Error::GetObject {
-                kind: "PersistentVolume".to_owned(),
-                name: pv_name.clone(),
-                source,
-            })?;
-        let ours = pv.as_ref().is_some_and(|pv| {
-            let labels = pv.labels();
-            labels.get("app.kubernetes.io/instance").map(String::as_str)
-                == Some(names.cluster().as_str())
-                && labels.get(NAMESPACE_LABEL) == Some(&namespace)
-        });
-        if ours {
-            api.delete(&pv_name, &Default::default())
-                .await
-                .map_err(|source| Error::DeleteObject {
-                    kind: "PersistentVolume".to_owned(),
-                    name: pv_name.clone(),
-                    source,
-                })?;
-            tracing::info!(pv = %pv_name, "deleted the config PersistentVolume (NFS data is kept)");
+        // The current name, and the one an earlier operator version gave it.
+        for pv_name in [names.config_volume(), names.legacy_config_volume()] {
+            delete_config_volume(ctx, &names, &pv_name).await?;
         }
     }
     patch_finalizers(
@@ -572,6 +591,39 @@ async fn cleanup(msc: &MediaServerCluster, ctx: &Context) -> Result<Action, Erro
     )
     .await?;
     Ok(Action::await_change())
+}
+
+/// Deletes the PersistentVolume `pv_name` if its labels say it is this cluster's.
+async fn delete_config_volume(ctx: &Context, names: &Names, pv_name: &str) -> Result<(), Error> {
+    let namespace = names.namespace().to_string();
+    {
+        let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
+        let pv = api
+            .get_opt(pv_name)
+            .await
+            .map_err(|source| Error::GetObject {
+                kind: "PersistentVolume".to_owned(),
+                name: pv_name.to_owned(),
+                source,
+            })?;
+        let ours = pv.as_ref().is_some_and(|pv| {
+            let labels = pv.labels();
+            labels.get("app.kubernetes.io/instance").map(String::as_str)
+                == Some(names.cluster().as_str())
+                && labels.get(NAMESPACE_LABEL) == Some(&namespace)
+        });
+        if ours {
+            api.delete(pv_name, &Default::default())
+                .await
+                .map_err(|source| Error::DeleteObject {
+                    kind: "PersistentVolume".to_owned(),
+                    name: pv_name.to_owned(),
+                    source,
+                })?;
+            tracing::info!(pv = %pv_name, "deleted the config PersistentVolume (NFS data is kept)");
+        }
+    }
+    Ok(())
 }
 
 /// Settings of [`run`].
@@ -587,6 +639,12 @@ pub struct RunConfig {
     pub lease_seconds: u64,
     /// Members whose heartbeat is older than this are pruned.
     pub member_ttl: Duration,
+    /// The NFS exports clusters may mount.
+    pub nfs_policy: NfsPolicy,
+    /// Namespaces to watch; empty: every namespace (the cluster-wide install). With a list, the
+    /// operator needs Roles in those namespaces only (deploy/namespaced/), plus
+    /// PersistentVolume rights if clusters put their config volume on NFS.
+    pub namespaces: Vec<String>,
 }
 
 /// Why [`run`] stopped.
@@ -630,12 +688,9 @@ pub async fn run(
         controller: MANAGED_BY.to_owned(),
         instance: Some(config.identity.clone()),
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        reporter,
-        metrics.clone(),
-        config.member_ttl,
-    ));
+    let mut ctx = Context::new(client.clone(), reporter, metrics.clone(), config.member_ttl);
+    ctx.nfs_policy = config.nfs_policy.clone();
+    let ctx = Arc::new(ctx);
 
     let mut stop = stop_rx.clone();
     let result = loop {
@@ -665,7 +720,22 @@ pub async fn run(
                 }
             }
         };
-        controller(client.clone(), ctx.clone(), until).await;
+        if config.namespaces.is_empty() {
+            controller(client.clone(), ctx.clone(), None, until).await;
+        } else {
+            // One controller per namespace: a reflector store holds one watch's objects, and
+            // merged watches would clear each other's objects on a re-list.
+            let until = futures::FutureExt::shared(Box::pin(until));
+            futures::future::join_all(config.namespaces.iter().map(|namespace| {
+                controller(
+                    client.clone(),
+                    ctx.clone(),
+                    Some(namespace.as_str()),
+                    until.clone(),
+                )
+            }))
+            .await;
+        }
         metrics.leader.set(0);
     };
     ready.store(false, Ordering::Relaxed);
@@ -680,14 +750,28 @@ pub async fn run(
     result
 }
 
-/// The kube-runtime Controller over MediaServerClusters, owning everything the operator
-/// creates, until `until` completes (then in-flight reconciles finish).
+/// An API over every namespace, or over one.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The kube-runtime Controller over MediaServerClusters (of every namespace, or of one),
+/// owning everything the operator creates, until `until` completes (then in-flight reconciles
+/// finish).
 async fn controller(
     client: Client,
     ctx: Arc<Context>,
+    namespace: Option<&str>,
     until: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let clusters: Api<MediaServerCluster> = Api::all(client.clone());
+    let clusters: Api<MediaServerCluster> = scoped(&client, namespace);
     let (reader, writer) = reflector::store();
     // Status-only updates (replica heartbeats) do not bump the generation: the predicate keeps
     // them from triggering reconciles. Deletion does bump it, so cleanup still runs.
@@ -699,17 +783,17 @@ async fn controller(
     let owned =
         || watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     Controller::for_stream(trigger, reader)
-        .owns(Api::<StatefulSet>::all(client.clone()), owned())
-        .owns(Api::<Deployment>::all(client.clone()), owned())
-        .owns(Api::<Service>::all(client.clone()), owned())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned())
-        .owns(Api::<Secret>::all(client.clone()), owned())
-        .owns(Api::<PersistentVolumeClaim>::all(client.clone()), owned())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned())
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned())
-        .owns(Api::<Role>::all(client.clone()), owned())
-        .owns(Api::<RoleBinding>::all(client.clone()), owned())
+        .owns(scoped::<StatefulSet>(&client, namespace), owned())
+        .owns(scoped::<Deployment>(&client, namespace), owned())
+        .owns(scoped::<Service>(&client, namespace), owned())
+        .owns(scoped::<ConfigMap>(&client, namespace), owned())
+        .owns(scoped::<Secret>(&client, namespace), owned())
+        .owns(scoped::<PersistentVolumeClaim>(&client, namespace), owned())
+        .owns(scoped::<PodDisruptionBudget>(&client, namespace), owned())
+        .owns(scoped::<NetworkPolicy>(&client, namespace), owned())
+        .owns(scoped::<ServiceAccount>(&client, namespace), owned())
+        .owns(scoped::<Role>(&client, namespace), owned())
+        .owns(scoped::<RoleBinding>(&client, namespace), owned())
         .graceful_shutdown_on(until)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

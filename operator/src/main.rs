@@ -70,6 +70,15 @@ struct RunArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
+    /// NFS servers clusters may mount, comma-separated; empty: any.
+    #[arg(long, env = "EPHYRA_OPERATOR_NFS_SERVERS", default_value = "")]
+    nfs_allowed_servers: String,
+    /// NFS export path prefixes clusters may mount (whole segments), comma-separated; empty: any.
+    #[arg(long, env = "EPHYRA_OPERATOR_NFS_PATHS", default_value = "")]
+    nfs_allowed_paths: String,
+    /// Namespaces to watch, comma-separated; empty: every namespace. See deploy/namespaced/.
+    #[arg(long, env = "EPHYRA_OPERATOR_WATCH_NAMESPACES", default_value = "")]
+    watch_namespaces: String,
 }
 
 fn main() -> ExitCode {
@@ -165,6 +174,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         identity,
         lease_seconds: args.lease_seconds,
         member_ttl: Duration::from_secs(args.member_ttl_seconds),
+        nfs_policy: ephyra_operator::validate::NfsPolicy::from_lists(
+            &args.nfs_allowed_servers,
+            &args.nfs_allowed_paths,
+        ),
+        namespaces: args
+            .watch_namespaces
+            .split(',')
+            .map(str::trim)
+            .filter(|ns| !ns.is_empty())
+            .map(str::to_owned)
+            .collect(),
     };
     let result = controller::run(client, config, metrics, ready, shutdown_signal()).await;
     let _ = stop_tx.send(true);

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use sha2::{Digest as _, Sha256};
+
 /// `app.kubernetes.io/name` of every object.
 pub const APP_NAME: &str = "ephyra";
 /// `app.kubernetes.io/managed-by` of every object.
@@ -126,12 +128,26 @@ impl Component {
 pub struct Names {
     cluster: ClusterName,
     namespace: Namespace,
+    /// The config PersistentVolume's name when an earlier operator version already bound the
+    /// claim to it (a claim's `volumeName` cannot change); `None` for the current scheme.
+    kept_config_volume: Option<String>,
 }
 
 impl Names {
     /// Names for cluster `cluster` in `namespace`.
     pub fn new(cluster: ClusterName, namespace: Namespace) -> Self {
-        Names { cluster, namespace }
+        Names {
+            cluster,
+            namespace,
+            kept_config_volume: None,
+        }
+    }
+
+    /// These names, with the config PersistentVolume named `name` (see
+    /// [`Names::legacy_config_volume`]).
+    pub fn keeping_config_volume(mut self, name: String) -> Self {
+        self.kept_config_volume = Some(name);
+        self
     }
 
     /// The cluster's name.
@@ -169,9 +185,25 @@ impl Names {
     pub fn config_claim(&self) -> String {
         self.with("config")
     }
-    /// The cluster-scoped NFS PersistentVolume of the config claim: namespace and name both
-    /// appear because PV names are global.
+    /// The cluster-scoped NFS PersistentVolume of the config claim. PV names are global, so
+    /// the namespace and the name both appear, followed by a hash of the pair: joined by '-'
+    /// alone, `a-b`/`c` and `a`/`b-c` would name the same PV, and one cluster would take over
+    /// (and on deletion remove) the other's volume.
     pub fn config_volume(&self) -> String {
+        if let Some(kept) = &self.kept_config_volume {
+            return kept.clone();
+        }
+        let digest = Sha256::digest(format!("{}/{}", self.namespace, self.cluster));
+        format!(
+            "ephyra-{}-{}-config-{}",
+            self.namespace,
+            self.cluster,
+            hex::encode(&digest[..4])
+        )
+    }
+    /// The config PersistentVolume's name before it carried a hash (operator 0.1): kept for
+    /// clusters whose claim is already bound to it.
+    pub fn legacy_config_volume(&self) -> String {
         format!("ephyra-{}-{}-config", self.namespace, self.cluster)
     }
     /// Name of the transcode volumeClaimTemplate (claims `transcode-<name>-server-N`).
@@ -273,6 +305,27 @@ mod tests {
         assert!(longest.postgres_headless().len() <= 63);
         assert!(longest.postgres().len() <= 52);
         assert!(longest.server().len() <= 52);
+    }
+
+    #[test]
+    fn config_volumes_of_look_alike_namespace_and_name_pairs_differ() {
+        let pv = |ns: &str, name: &str| {
+            Names::new(ClusterName::parse(name).unwrap(), Namespace::new(ns)).config_volume()
+        };
+        let (one, other) = (pv("a-b", "c"), pv("a", "b-c"));
+        assert_ne!(one, other);
+        assert!(one.starts_with("ephyra-a-b-c-config-"), "{one}");
+        assert_eq!(one, pv("a-b", "c"), "stable across reconciles");
+        // The longest namespace and cluster name still make a valid object name.
+        let longest = pv(&"n".repeat(63), &"m".repeat(MAX_CLUSTER_NAME));
+        assert!(longest.len() <= 253, "{}", longest.len());
+        let kept = Names::new(ClusterName::parse("c").unwrap(), Namespace::new("a-b"));
+        let legacy = kept.legacy_config_volume();
+        assert_eq!(legacy, "ephyra-a-b-c-config");
+        assert_eq!(
+            kept.keeping_config_volume(legacy.clone()).config_volume(),
+            legacy
+        );
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! exist in a cluster and are stood in for: owner references (they need the stored object's
 //! uid; rendered objects carry none) and the PostgreSQL password (generated once at the first
 //! apply, never printed; a placeholder appears in its place).
+//!
+//! A field the CRD does not know is refused here, naming it. In a cluster the API server prunes
+//! such a field before the operator ever sees it (the CRD's schema is structural, with no
+//! `x-kubernetes-preserve-unknown-fields`), and `kubectl apply` prints `Warning: unknown field
+//! "spec.…"` (`--validate=strict` refuses the object). A file has no API server in front of it,
+//! so `render` refuses what the API server would drop: what it prints is what a cluster would
+//! run, never less than the file seems to ask for.
 
 use ephyra_config::Secret as SecretValue;
 use ephyra_crd::MediaServerCluster;
@@ -53,7 +60,74 @@ pub fn parse(text: &str) -> Result<MediaServerCluster, RenderError> {
             head.kind.as_deref().unwrap_or("(none)")
         )));
     }
-    serde_saphyr::from_str(text).map_err(|e| RenderError::Parse(e.to_string()))
+    let raw: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| RenderError::Parse(e.to_string()))?;
+    let msc: MediaServerCluster =
+        serde_saphyr::from_str(text).map_err(|e| RenderError::Parse(e.to_string()))?;
+    let read = serde_json::to_value(&msc).map_err(|e| RenderError::Parse(e.to_string()))?;
+    let mut unknown = Vec::new();
+    let mut quoted = Vec::new();
+    unknown_fields(&raw, &read, "", &mut unknown, &mut quoted);
+    if !quoted.is_empty() {
+        // YAML readers turn "3" into 3; the API server does not (the schema says integer).
+        return Err(RenderError::Parse(format!(
+            "{} must be written without quotes: the CRD wants a number or true/false there, \
+             and the API server refuses a string",
+            quoted.join(", ")
+        )));
+    }
+    if !unknown.is_empty() {
+        return Err(RenderError::Parse(format!(
+            "unknown field{} {} (the API server would drop {}; check the spelling and the \
+             CRD's version)",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", "),
+            if unknown.len() == 1 { "it" } else { "them" },
+        )));
+    }
+    Ok(msc)
+}
+
+/// Paths of the keys in `raw` that the typed read dropped (`read` is the typed value written
+/// back) into `out`, and of strings read as numbers or booleans into `quoted`. Keys whose value
+/// is null or empty are skipped: the types leave those out on write.
+fn unknown_fields(
+    raw: &serde_json::Value,
+    read: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+    quoted: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (raw, read) {
+        (Value::Object(raw), Value::Object(read)) => {
+            for (key, value) in raw {
+                let here = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                let empty = match value {
+                    Value::Null => true,
+                    Value::Array(a) => a.is_empty(),
+                    Value::Object(o) => o.is_empty(),
+                    _ => false,
+                };
+                match read.get(key) {
+                    Some(inner) => unknown_fields(value, inner, &here, out, quoted),
+                    None if !empty => out.push(here),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(raw), Value::Array(read)) => {
+            for (i, (value, inner)) in raw.iter().zip(read).enumerate() {
+                unknown_fields(value, inner, &format!("{path}[{i}]"), out, quoted);
+            }
+        }
+        (Value::String(_), Value::Number(_) | Value::Bool(_)) => quoted.push(path.to_owned()),
+        _ => {}
+    }
 }
 
 /// Every desired object of `msc`, as JSON values (for checks), in apply order.
@@ -158,6 +232,38 @@ spec:
         let text = render(MINIMAL, "x").unwrap();
         // base64 of the placeholder
         assert!(text.contains("Z2VuZXJhdGVkLWF0LWZpcnN0LWFwcGx5"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name_and_known_empty_ones_pass() {
+        let bad = MINIMAL.replace(
+            "spec:\n",
+            "spec:\n  securityContext:\n    privileged: true\n  server:\n    env:\n    - name: A\n      value: b\n      valueFromm: x\n",
+        );
+        let err = parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("spec.securityContext"), "{err}");
+        assert!(err.contains("spec.server.env[0].valueFromm"), "{err}");
+        let typo = MINIMAL.replace("  media:\n", "  replica: 3\n  media:\n");
+        let err = parse(&typo).unwrap_err().to_string();
+        assert!(err.contains("unknown field spec.replica "), "{err}");
+        // Fields the types leave out when empty are not unknown.
+        let empty = MINIMAL.replace(
+            "spec:\n",
+            "spec:\n  scheduling:\n    tolerations: []\n    nodeSelector: {}\n  ingress: null\n",
+        );
+        parse(&empty).unwrap();
+    }
+
+    #[test]
+    fn replicas_written_as_a_string_are_refused() {
+        let quoted = MINIMAL.replace("spec:\n", "spec:\n  replicas: \"3\"\n");
+        let err = parse(&quoted).unwrap_err();
+        assert!(matches!(err, RenderError::Parse(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("spec.replicas must be written without quotes"),
+            "{err}"
+        );
     }
 
     #[test]

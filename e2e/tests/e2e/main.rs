@@ -2,7 +2,8 @@
 //!
 //! The local HA stack (real PostgreSQL, Redis, HAProxy and `ephyra-server` replicas on
 //! 127.0.0.1) runs in every `cargo test`: `replicas`, `leadership`, `jobs`, `failover`,
-//! `degraded`, and `traefik` (the real Traefik v3 with the route the operator renders).
+//! `degraded`, `traefik` (the real Traefik v3 with the route the operator renders), and
+//! `rendered` (each example's rendered pod, run as the server binary).
 //! Cluster tests need a Kubernetes API server; without `KUBECONFIG` they are reported as
 //! ignored with the reason, and `make e2e` runs them when a kubeconfig is given.
 
@@ -14,6 +15,7 @@ mod hls;
 mod jobs;
 mod leadership;
 mod python_client;
+mod rendered;
 mod replicas;
 mod single;
 mod traefik;

@@ -274,7 +274,11 @@ async fn a_configuration_change_patches_the_config_map_and_rolls_the_server() {
 async fn deleting_the_cluster_runs_the_finalizer_and_removes_the_nfs_volume() {
     let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
     h.reconcile().await.unwrap();
-    let pv = "ephyra-media-test-jelly-config";
+    let pv = &crate::validate::validate(&h.stored().unwrap())
+        .unwrap()
+        .names
+        .config_volume();
+    assert!(pv.starts_with("ephyra-media-test-jelly-config-"), "{pv}");
     assert!(h.api.get("v1", "PersistentVolume", "", pv).is_some());
     assert_eq!(
         h.stored().unwrap().metadata.finalizers,
@@ -295,6 +299,48 @@ async fn deleting_the_cluster_runs_the_finalizer_and_removes_the_nfs_volume() {
         h.stored().is_none(),
         "the finalizer is gone, so is the cluster"
     );
+}
+
+#[tokio::test]
+async fn a_claim_bound_by_an_earlier_version_keeps_its_volume_and_deletion_removes_it() {
+    let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
+    // What operator 0.1 left: the PV named without a hash, and the claim bound to it.
+    let legacy = "ephyra-media-test-jelly-config";
+    let owner = json!([{
+        "apiVersion": MSC_API, "kind": "MediaServerCluster", "name": NAME,
+        "uid": crate::testing::UID, "controller": true, "blockOwnerDeletion": true,
+    }]);
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "jelly-config", "namespace": NS, "ownerReferences": owner},
+        "spec": {"volumeName": legacy, "storageClassName": "", "accessModes": ["ReadWriteMany"]},
+    }));
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": legacy, "labels": {
+            "app.kubernetes.io/instance": NAME, "ephyra.io/namespace": NS,
+        }},
+        "spec": {"nfs": {"server": "nas.test", "path": "/export/jelly-config"}},
+    }));
+    h.reconcile().await.unwrap();
+    let claim = h
+        .api
+        .get("v1", "PersistentVolumeClaim", NS, "jelly-config")
+        .unwrap();
+    assert_eq!(claim["spec"]["volumeName"], legacy);
+    let volumes: Vec<String> = h
+        .api
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("PersistentVolume/"))
+        .collect();
+    assert_eq!(volumes, vec![format!("PersistentVolume/{legacy}")]);
+
+    let api: Api<MediaServerCluster> = Api::namespaced(h.ctx.client.clone(), NS);
+    api.delete(NAME, &DeleteParams::default()).await.unwrap();
+    h.reconcile().await.unwrap();
+    assert!(h.api.get("v1", "PersistentVolume", "", legacy).is_none());
+    assert!(h.stored().is_none());
 }
 
 #[tokio::test]
@@ -392,6 +438,88 @@ async fn a_missing_external_database_secret_is_reported_and_retried_calmly() {
 }
 
 #[tokio::test]
+async fn a_missing_or_keyless_initial_admin_secret_is_named_and_no_replica_gets_half_an_admin() {
+    let mut msc = MediaServerCluster::test();
+    msc.spec.server.initial_admin = Some(ephyra_crd::InitialAdminSpec {
+        user_name: "family-admin".to_owned(),
+        password_secret: Some(ephyra_crd::PasswordSecretRef {
+            name: "family-vault".to_owned(),
+            key: "pw".to_owned(),
+        }),
+    });
+    let h = Harness::with_traefik(msc);
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(WAIT_FOR_DEPENDENCY));
+    let first = h.condition(types::FIRST_SIGN_IN);
+    assert_eq!(
+        (first.status.as_str(), first.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
+    assert!(
+        first.message.contains("family-vault") && first.message.contains("pw"),
+        "{}",
+        first.message
+    );
+    // (Ready names the first unmet dependency; the fresh managed database comes first here.)
+    assert_eq!(h.condition(types::READY).status, "False");
+    assert!(h.event_reasons().contains(&"DependencyMissing".to_owned()));
+
+    // The replicas read the password through a required reference: the kubelet starts none
+    // of them until the Secret and its key exist, so no replica runs with a user and no
+    // password (and no replica falls back to the wizard meanwhile).
+    let set = h
+        .api
+        .get("apps/v1", "StatefulSet", NS, "jelly-server")
+        .expect("the server StatefulSet");
+    let env = &set["spec"]["template"]["spec"]["containers"][0]["env"];
+    let var = |name: &str| {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is set"))
+    };
+    assert_eq!(var("EPHYRA_ADMIN_USER")["value"], "family-admin");
+    assert_eq!(
+        var("EPHYRA_ADMIN_PASSWORD")["valueFrom"]["secretKeyRef"],
+        json!({"name": "family-vault", "key": "pw", "optional": false})
+    );
+
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "family-vault", "namespace": NS},
+        "data": {"password": "bm90LXRoZS1yaWdodC1rZXk="},
+    }));
+    assert_eq!(
+        h.reconcile().await.unwrap(),
+        Action::requeue(WAIT_FOR_DEPENDENCY)
+    );
+    let first = h.condition(types::FIRST_SIGN_IN);
+    assert_eq!(
+        (first.status.as_str(), first.reason.as_str()),
+        ("False", "SecretKeyMissing")
+    );
+    assert!(
+        first.message.contains("family-vault") && first.message.contains("pw"),
+        "{}",
+        first.message
+    );
+
+    h.api.insert(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "family-vault", "namespace": NS},
+        "data": {"pw": "YSBmYW1pbHkgcGFzc3dvcmQ="},
+    }));
+    h.reconcile().await.unwrap();
+    let first = h.condition(types::FIRST_SIGN_IN);
+    assert_eq!(
+        (first.status.as_str(), first.reason.as_str()),
+        ("True", "ExternalSecret")
+    );
+}
+
+#[tokio::test]
 async fn an_invalid_spec_ends_in_a_condition_and_a_long_wait_not_a_crash_loop() {
     let mut msc = MediaServerCluster::test();
     msc.spec.media.existing_claim = Some("also-a-claim".to_owned());
@@ -434,6 +562,79 @@ async fn an_invalid_spec_ends_in_a_condition_and_a_long_wait_not_a_crash_loop() 
         h.api.writes(),
         vec![],
         "the same bad spec writes nothing again"
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_spec_is_refused_in_the_ready_condition_naming_every_field() {
+    let mut msc = MediaServerCluster::test();
+    msc.spec.media.nfs.as_mut().unwrap().server = "nas`reboot`".to_owned();
+    msc.spec.transcode.size =
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity("lots; rm -rf".to_owned());
+    msc.spec
+        .server
+        .env
+        .push(k8s_openapi::api::core::v1::EnvVar {
+            name: "EPHYRA_ADMIN_PASSWORD".to_owned(),
+            value: Some("in-plain-sight".to_owned()),
+            value_from: None,
+        });
+    let h = Harness::with_traefik(msc);
+    let err = h.reconcile().await.unwrap_err();
+    assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
+    let ready = h.condition(types::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SpecInvalid")
+    );
+    for field in [
+        "spec.server.env[EPHYRA_ADMIN_PASSWORD]",
+        "spec.media.nfs.server",
+        "spec.transcode.size",
+    ] {
+        assert!(ready.message.contains(field), "{field}: {}", ready.message);
+    }
+    assert!(
+        !ready.message.contains("in-plain-sight"),
+        "the condition never repeats the password: {}",
+        ready.message
+    );
+    assert_eq!(h.api.object_writes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_nfs_export_outside_the_operators_allow_list_is_refused_in_the_condition() {
+    let mut h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
+    Arc::get_mut(&mut h.ctx).unwrap().nfs_policy =
+        crate::validate::NfsPolicy::from_lists("nas.test", "/export/library");
+    let err = h.reconcile().await.unwrap_err();
+    assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
+    let ready = h.condition(types::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SpecInvalid")
+    );
+    assert!(
+        ready.message.contains("spec.config.nfs.path")
+            && ready.message.contains("/export/jelly-config")
+            && ready
+                .message
+                .contains("not under an export this operator may mount"),
+        "{}",
+        ready.message
+    );
+    assert!(!ready.message.contains("spec.media"), "{}", ready.message);
+    assert_eq!(h.api.object_writes(), Vec::<String>::new(), "no PV, no pod");
+
+    // Allowed once the administrator adds the export.
+    Arc::get_mut(&mut h.ctx).unwrap().nfs_policy =
+        crate::validate::NfsPolicy::from_lists("nas.test", "/export/library,/export/jelly-config");
+    h.reconcile().await.unwrap();
+    assert!(
+        h.api
+            .names()
+            .iter()
+            .any(|n| n.starts_with("PersistentVolume/"))
     );
 }
 
@@ -670,6 +871,8 @@ async fn run_takes_the_lease_reconciles_stored_clusters_and_releases_the_lease_o
         identity: "operator-a".to_owned(),
         lease_seconds: 15,
         member_ttl: Duration::from_secs(120),
+        nfs_policy: Default::default(),
+        namespaces: Vec::new(),
     };
     let running = tokio::spawn(controller::run(
         api.client(),
@@ -807,6 +1010,8 @@ async fn deploy_rbac_grants_every_request_the_operator_makes_and_nothing_unused(
             identity: "operator-a".to_owned(),
             lease_seconds: 15,
             member_ttl: Duration::from_secs(120),
+            nfs_policy: Default::default(),
+            namespaces: Vec::new(),
         },
         Arc::new(Metrics::default()),
         Arc::new(AtomicBool::new(false)),
@@ -853,5 +1058,136 @@ async fn deploy_rbac_grants_every_request_the_operator_makes_and_nothing_unused(
     assert!(
         unused.is_empty(),
         "deploy/rbac.yaml grants what the operator never uses: {unused:?}"
+    );
+}
+
+/// (namespace, API group, resource, verb) that `file`'s Roles grant in their namespace and its
+/// ClusterRoles grant everywhere (namespace `*`).
+fn granted_scoped(file: &str) -> std::collections::BTreeSet<(String, String, String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for doc in text.split("\n---\n") {
+        let object: Value = serde_saphyr::from_str(doc).unwrap();
+        let namespace = match object["kind"].as_str() {
+            Some("ClusterRole") => "*".to_owned(),
+            Some("Role") => object["metadata"]["namespace"].as_str().unwrap().to_owned(),
+            _ => continue,
+        };
+        for rule in object["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        out.insert((
+                            namespace.clone(),
+                            group.as_str().unwrap().to_owned(),
+                            resource.as_str().unwrap().to_owned(),
+                            verb.as_str().unwrap().to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_namespaced_install_grants_what_a_namespaced_operator_uses_and_only_there() {
+    use ephyra_testsupport::kube_fake::parse_path;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::AtomicBool;
+
+    // The split is the cluster-wide grant, no more and no less (that one is checked exactly
+    // against what the operator uses), and only PersistentVolumes stay cluster-wide.
+    let scoped = granted_scoped("../deploy/namespaced/rbac.yaml");
+    let flattened: BTreeSet<(String, String, String)> = scoped
+        .iter()
+        .map(|(_, g, r, v)| (g.clone(), r.clone(), v.clone()))
+        .collect();
+    assert_eq!(flattened, granted());
+    for (namespace, _, resource, _) in &scoped {
+        assert!(
+            namespace != "*" || resource == "persistentvolumes",
+            "cluster-wide grant of {resource} in the namespaced install"
+        );
+    }
+
+    // A namespaced operator: the controller's watches and every reconcile path.
+    let running_api = FakeApi::new().with_traefik();
+    running_api.insert(serde_json::to_value(MediaServerCluster::test().nfs_config()).unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller::run(
+        running_api.client(),
+        controller::RunConfig {
+            lease_namespace: "ephyra-system".to_owned(),
+            lease_name: "ephyra-operator".to_owned(),
+            identity: "operator-a".to_owned(),
+            lease_seconds: 15,
+            member_ttl: Duration::from_secs(120),
+            nfs_policy: Default::default(),
+            namespaces: vec![NS.to_owned(), "media-other".to_owned()],
+        },
+        Arc::new(Metrics::default()),
+        Arc::new(AtomicBool::new(false)),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            running_api
+                .get("apps/v1", "StatefulSet", NS, "jelly-server")
+                .is_some()
+        })
+        .await
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    let mut requests = running_api.requests();
+    requests.extend(h.api.requests());
+    // A person deletes the cluster (not the operator's request); the operator cleans up.
+    let api: Api<MediaServerCluster> = Api::namespaced(h.ctx.client.clone(), NS);
+    api.delete(NAME, &DeleteParams::default()).await.unwrap();
+    h.api.clear_requests();
+    h.reconcile().await.unwrap();
+    requests.extend(h.api.requests());
+    let mut watched_namespaces = BTreeSet::new();
+    for request in &requests {
+        let Some(target) = parse_path(&request.path) else {
+            continue;
+        };
+        // deploy/namespaced/rbac.yaml's Role stands for every watched namespace.
+        let namespace = match target.namespace.as_str() {
+            NS | "media-other" => "media",
+            other => other,
+        };
+        if request.query.contains("watch=true") {
+            watched_namespaces.insert(target.namespace.clone());
+        }
+        for (group, resource, verb) in request.permissions() {
+            let allowed = [namespace, "*"].iter().any(|ns| {
+                scoped.contains(&(
+                    (*ns).to_owned(),
+                    group.clone(),
+                    resource.clone(),
+                    verb.to_owned(),
+                ))
+            });
+            assert!(
+                allowed,
+                "{} {} needs {verb} on {group}/{resource} in `{}`, not granted by \
+                 deploy/namespaced/rbac.yaml",
+                request.method, request.path, target.namespace
+            );
+        }
+    }
+    assert_eq!(
+        watched_namespaces,
+        BTreeSet::from([NS.to_owned(), "media-other".to_owned()]),
+        "watches only in the listed namespaces (and the Lease namespace is never watched)"
     );
 }

@@ -156,7 +156,13 @@ fn the_render_command_output_passes_kubernetes_validate_for_each_example() {
 
 #[test]
 fn the_install_manifests_in_deploy_pass_kubernetes_validate_strict_for_1_33() {
-    for name in ["namespace.yaml", "rbac.yaml", "operator.yaml"] {
+    for name in [
+        "namespace.yaml",
+        "rbac.yaml",
+        "operator.yaml",
+        "namespaced/rbac.yaml",
+        "namespaced/operator.yaml",
+    ] {
         let path = repo().join("deploy").join(name);
         assert!(path.exists(), "{} is missing", path.display());
         run_kubernetes_validate(name, &path);
@@ -231,4 +237,24 @@ fn the_traefik_schema_check_catches_a_misspelt_sticky_field() {
     route["spec"]["routes"][0]["services"][0]["sticky"]["cookie"]["sameSite"] =
         Value::from("sideways");
     assert!(!routes.is_valid(&route));
+}
+
+#[test]
+fn the_namespaced_operator_manifest_differs_from_the_cluster_wide_one_by_its_namespaces_only() {
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(repo().join("deploy").join(name)).unwrap();
+        serde_saphyr::from_str(&text).unwrap()
+    };
+    let mut namespaced = read("namespaced/operator.yaml");
+    let env = namespaced["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array_mut()
+        .unwrap();
+    let before = env.len();
+    env.retain(|v| v["name"] != "EPHYRA_OPERATOR_WATCH_NAMESPACES");
+    assert_eq!(
+        before,
+        env.len() + 1,
+        "the namespaced operator lists its namespaces"
+    );
+    assert_eq!(namespaced, read("operator.yaml"));
 }
