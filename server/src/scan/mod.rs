@@ -242,11 +242,12 @@ pub async fn local_extracted_frame(
     // The video must still be inside its library, as for any file served.
     let video = media_path_for_serving(config, item.library_id, &video)?;
     let _slot = SLOTS.acquire().await.ok()?;
-    if tokio::fs::metadata(&local).await.is_err() {
-        if let Err(e) = extract_item_frame(config, source, &video, item.run_time_ticks).await {
-            tracing::warn!(item_id = %source, error = %e, "no frame extracted on demand");
-            return None;
-        }
+    // Another request may have made it while this one waited for a slot.
+    if tokio::fs::metadata(&local).await.is_err()
+        && let Err(e) = extract_item_frame(config, source, &video, item.run_time_ticks).await
+    {
+        tracing::warn!(item_id = %source, error = %e, "no frame extracted on demand");
+        return None;
     }
     local.canonicalize().ok()
 }
