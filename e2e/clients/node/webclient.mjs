@@ -43,10 +43,10 @@ const ctx = {
     page: null,
     auth: null,
 
-    /** Saves a screenshot named `name` into the output folder. */
-    async shot(name) {
+    /** Saves a screenshot of `page` (the main one by default) named `name` into the output folder. */
+    async shot(name, page = this.page) {
         const file = path.join(outDir, `${String(this.shots.length + 1).padStart(2, '0')}-${name}.png`);
-        await this.page.screenshot({ path: file, fullPage: false });
+        await page.screenshot({ path: file, fullPage: false });
         this.shots.push(file);
     },
 
@@ -107,10 +107,18 @@ const ctx = {
         }, seconds, { timeout });
     },
 
-    /** Leaves the player; the client reports where playback stopped. */
+    /** Leaves the player; the client reports where playback stopped. (A back press while the
+     * player is still starting can be swallowed: press again, as a person would.) */
     async stopPlayer() {
-        await this.page.goBack();
-        await this.page.waitForFunction(() => !document.querySelector('video'), null, { timeout: STEP_TIMEOUT_MS });
+        for (let presses = 1; ; presses++) {
+            await this.page.goBack();
+            try {
+                await this.page.waitForFunction(() => !document.querySelector('video'), null, { timeout: STEP_TIMEOUT_MS / 4 });
+                return;
+            } catch (err) {
+                if (presses >= 3) throw err;
+            }
+        }
     }
 };
 
@@ -314,6 +322,57 @@ const JOURNEYS = [
         await ctx.shot('continue-watching');
     }],
 
+    ['resume', async () => {
+        // The film's page offers to resume where it stopped, and the player starts there.
+        await ctx.open(`#/details?id=${ctx.filmIdValue}&serverId=${ctx.auth.serverId}`);
+        await seeText(FILM);
+        await ctx.page.locator('.btnPlay:visible').first().click();
+        await ctx.page.locator('video').first().waitFor({ state: 'attached', timeout: STEP_TIMEOUT_MS });
+        await ctx.page.waitForFunction(() => {
+            const v = document.querySelector('video');
+            return v && !v.paused && v.currentTime > 120;
+        }, null, { timeout: STEP_TIMEOUT_MS * 2 });
+        ctx.resumedAt = (await ctx.video()).time;
+        await ctx.playsTo(ctx.resumedAt + 2);
+        await ctx.shot('resumed');
+        await ctx.stopPlayer();
+    }],
+
+    ['quick-connect', async () => {
+        // A second device (a TV, say) asks for a code; the signed-in person approves it.
+        const tvContext = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 } });
+        try {
+            const tv = await tvContext.newPage();
+            tv.setDefaultTimeout(STEP_TIMEOUT_MS);
+            await tv.goto(`${ctx.base}/web/#/login`);
+            const quick = tv.locator('.btnQuick:visible');
+            await quick.waitFor({ timeout: STEP_TIMEOUT_MS });
+            await quick.click();
+            const dialog = tv.locator('#quickConnectAlert');
+            await dialog.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+            const code = ((await dialog.textContent()).match(/\d{6}/) || [])[0];
+            if (!code) throw new Error(`no code in the dialog: ${await dialog.textContent()}`);
+            await ctx.shot('quick-connect-code', tv);
+            await ctx.open('#/quickconnect');
+            await ctx.page.locator('#txtQuickConnectCode').fill(code);
+            await ctx.page.locator('.button-submit:visible').first().click();
+            await tv.waitForURL(/#\/home/, { timeout: STEP_TIMEOUT_MS * 2 });
+            await tv.getByText('My Media').locator('visible=true').first().waitFor({ timeout: STEP_TIMEOUT_MS });
+            await ctx.shot('quick-connect-signed-in', tv);
+        } finally {
+            await tvContext.close();
+        }
+    }],
+
+    ['dashboard', async () => {
+        await ctx.open('#/dashboard/users');
+        await seeText(userName);
+        await ctx.shot('dashboard-users');
+        await ctx.open('#/dashboard/libraries');
+        await seeText('Films');
+        await ctx.shot('dashboard-libraries');
+    }],
+
     ['sign-out', async () => {
         await ctx.open('#/mypreferencesmenu');
         // The settings page's button (the drawer has one too, off screen).
@@ -332,6 +391,7 @@ async function main() {
     const report = { journeys: [], httpErrors: [], consoleErrors: [], screenshots: ctx.shots };
     try {
         const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+        ctx.browser = browser;
         ctx.page = await context.newPage();
         ctx.page.setDefaultTimeout(STEP_TIMEOUT_MS);
         ctx.page.on('response', res => {
@@ -362,6 +422,7 @@ async function main() {
         report.subtitleShown = ctx.subtitleShown;
         report.killedReplica = ctx.killedReplica;
         report.afterKill = ctx.afterKill;
+        report.resumedAt = ctx.resumedAt;
     } finally {
         await browser.close();
     }

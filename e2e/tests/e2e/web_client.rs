@@ -8,7 +8,8 @@
 //!   PostgreSQL and Redis behind HAProxy: the first-run wizard, sign in, browse, search, play a
 //!   film directly, play an HEVC + AC-3 episode transcoded over HLS with its `.srt` shown, kill
 //!   the replica the browser is stuck to while the episode plays, play on, stop, and find both
-//!   in Continue Watching, sign out; with screenshots in `EPHYRA_TEST_WEB_OUT` (default
+//!   in Continue Watching, resume the film where it stopped, sign a second browser in by
+//!   QuickConnect, open the dashboard's users and libraries, sign out; with screenshots in `EPHYRA_TEST_WEB_OUT` (default
 //!   `target/web-client`). Without `EPHYRA_TEST_WEB_DIR` that test says it was skipped and
 //!   passes.
 //!
@@ -277,6 +278,9 @@ async fn the_official_web_client_from_the_wizard_to_continue_watching_across_a_r
             "subtitles",
             "replica-killed",
             "continue-watching",
+            "resume",
+            "quick-connect",
+            "dashboard",
             "sign-out"
         ],
         "journeys: {}\nstderr: {stderr}\nlogs:\n{}",
@@ -306,6 +310,6 @@ async fn the_official_web_client_from_the_wizard_to_continue_watching_across_a_r
     assert!(
         report["screenshots"]
             .as_array()
-            .is_some_and(|s| s.len() >= 11)
+            .is_some_and(|s| s.len() >= 15)
     );
 }
