@@ -76,44 +76,18 @@ impl ServerProcess {
         env: &[(&str, String)],
         log_path: &std::path::Path,
     ) -> Result<ServerProcess, HarnessError> {
-        let bin = binary("ephyra-server")?;
-        let Ports {
-            api: port,
-            admin: admin_port,
-        } = ports;
-        let log_path = log_path.to_path_buf();
-        let log = std::fs::File::create(&log_path).map_err(|source| HarnessError::Process {
-            what: format!("creating {}", log_path.display()),
-            source,
-        })?;
-        let log_err = log.try_clone().map_err(|source| HarnessError::Process {
-            what: "duplicating the log handle".to_owned(),
-            source,
-        })?;
-        let mut command = tied_command(&bin);
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("EPHYRA_LISTEN", format!("127.0.0.1:{port}"))
-            .env("EPHYRA_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
-            .env("EPHYRA_DISCOVERY", "false")
-            .env("EPHYRA_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err));
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = spawn_tied(command)?;
-        let mut server = ServerProcess {
-            name: name.to_owned(),
-            url: format!("http://127.0.0.1:{port}"),
-            admin_url: format!("http://127.0.0.1:{admin_port}"),
-            log_path,
-            child: Some(child),
-        };
-        server.wait_live(Duration::from_secs(60)).await?;
-        Ok(server)
+        let mut all = vec![
+            ("EPHYRA_LISTEN".to_owned(), format!("127.0.0.1:{}", ports.api)),
+            (
+                "EPHYRA_ADMIN_LISTEN".to_owned(),
+                format!("127.0.0.1:{}", ports.admin),
+            ),
+            ("EPHYRA_DISCOVERY".to_owned(), "false".to_owned()),
+            ("EPHYRA_LOG".to_owned(), "info".to_owned()),
+        ];
+        // Later entries win: the caller's environment over these defaults.
+        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        ServerProcess::start_exactly(name, ports, &[], &all, log_path).await
     }
 
     /// Starts `ephyra-server` with exactly `args` and `env` (plus `PATH`, to find ffmpeg), on
