@@ -25,7 +25,7 @@ use crate::library::{FULL_HD_FILM, HEVC_FILM};
 /// Measurements of the first segment (the first one also indexes the file).
 const FIRST_SEGMENT_REPEATS: usize = 4;
 /// Segments the player reads before the kill, and after it.
-pub const BEFORE_KILL: usize = 3;
+pub const BEFORE_KILL: usize = 4;
 const AFTER_KILL: usize = 3;
 /// Media seconds each real-time transcode runs for.
 pub const REAL_TIME_SECONDS: u32 = 20;
@@ -402,18 +402,20 @@ async fn failover(mut cluster: LocalCluster) -> anyhow::Result<(Failover, Vec<St
         "{} segments",
         segments.len()
     );
-    let start = Instant::now();
+    // Playback starts when segment 0 has arrived; each next segment is asked for when the
+    // one before it has played out (a player with nothing buffered ahead).
+    let mut playback_start: Option<Instant> = None;
     let mut due = Duration::ZERO;
     let mut arrivals = Vec::new();
     let mut failed_requests = 0;
     let mut first_after_kill = 0.0;
     let mut victim = None;
     for (k, (uri, duration)) in segments.iter().take(BEFORE_KILL + AFTER_KILL).enumerate() {
-        // In real time: segment k is asked for k segment-lengths after the first.
-        if let Some(wait) = (start + due).checked_duration_since(Instant::now()) {
+        if let Some(wait) =
+            playback_start.and_then(|start| (start + due).checked_duration_since(Instant::now()))
+        {
             tokio::time::sleep(wait).await;
         }
-        due += Duration::from_secs_f64(*duration);
         let asked = Instant::now();
         loop {
             match get_body(&player, &format!("/videos/{film}/{uri}")).await {
@@ -429,6 +431,8 @@ async fn failover(mut cluster: LocalCluster) -> anyhow::Result<(Failover, Vec<St
             }
         }
         arrivals.push(Instant::now());
+        playback_start.get_or_insert_with(Instant::now);
+        due += Duration::from_secs_f64(*duration);
         if k == BEFORE_KILL {
             first_after_kill = asked.elapsed().as_secs_f64();
         }

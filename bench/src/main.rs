@@ -170,18 +170,23 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     eprintln!("bench: generating the library with ffmpeg");
     let library = library::prepare().await?;
 
+    // A part that fails is reported and the others still run: a ten-minute run keeps what
+    // it measured.
     let mut results = report::Results::default();
     if settings.parts.contains(&Part::Api) {
         facts.phase_load("API and static files");
-        results.api = Some(api::run(&wrk, &library, scratch.path()).await?);
+        let outcome = api::run(&wrk, &library, scratch.path()).await;
+        results.api = results.keep("API and static files", outcome);
     }
     if settings.parts.contains(&Part::Hls) {
         facts.phase_load("transcoding");
-        results.hls = Some(hls::run(scratch.path()).await?);
+        let outcome = hls::run(scratch.path()).await;
+        results.hls = results.keep("transcoding", outcome);
     }
     if settings.parts.contains(&Part::Floods) {
         facts.phase_load("floods");
-        results.floods = Some(floods::run(&wrk, &library, scratch.path()).await?);
+        let outcome = floods::run(&wrk, &library, scratch.path()).await;
+        results.floods = results.keep("floods", outcome);
     }
     facts.finish();
 
@@ -201,7 +206,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         None => eprintln!("bench: a partial run (BENCH_ONLY) without BENCH_OUT: no report written"),
     }
-    Ok(())
+    match results.failures.len() {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} part(s) of the run failed (see above and the report)"),
+    }
 }
 
 #[cfg(test)]

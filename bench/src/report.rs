@@ -113,6 +113,32 @@ pub struct Results {
     pub hls: Option<HlsResults>,
     /// Floods.
     pub floods: Option<FloodResults>,
+    /// Parts that failed: (part, error).
+    pub failures: Vec<(String, String)>,
+}
+
+impl Results {
+    /// The figures of a part, or `None` with its failure recorded (and printed in full).
+    pub fn keep<T>(&mut self, part: &str, outcome: anyhow::Result<T>) -> Option<T> {
+        match outcome {
+            Ok(figures) => Some(figures),
+            Err(e) => {
+                let message = format!("{e:#}");
+                eprintln!("bench: {part} FAILED: {message}");
+                self.failures.push((part.to_owned(), message));
+                None
+            }
+        }
+    }
+}
+
+/// The start of a (possibly long) error message, on one line.
+fn first_words(message: &str) -> String {
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(400) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line,
+    }
 }
 
 fn mib(kib: u64) -> String {
@@ -247,17 +273,15 @@ pub fn render(facts: &Facts, results: &Results) -> String {
             statics(&mut s, api);
             replicas(&mut s, api);
         }
-        None => s.push_str("\n## API\n\nNot measured in this run (`BENCH_ONLY`).\n"),
+        None => s.push_str("\n## API\n\nNot measured in this run.\n"),
     }
     match &results.hls {
         Some(h) => transcoding(&mut s, h),
-        None => s.push_str("\n## Transcoding (HLS)\n\nNot measured in this run (`BENCH_ONLY`).\n"),
+        None => s.push_str("\n## Transcoding (HLS)\n\nNot measured in this run.\n"),
     }
     match &results.floods {
         Some(f) => floods(&mut s, f),
-        None => s.push_str(
-            "\n## Memory under anonymous floods\n\nNot measured in this run (`BENCH_ONLY`).\n",
-        ),
+        None => s.push_str("\n## Memory under anonymous floods\n\nNot measured in this run.\n"),
     }
     reproducing(&mut s);
     s
@@ -324,6 +348,13 @@ Baselines are measured in the same run on the same machine; nothing here is a ti
              between runs.\n\n",
             facts.cpus
         );
+    }
+    if !results.failures.is_empty() {
+        s.push_str("**Parts of this run failed** (their figures are missing below):\n\n");
+        for (part, message) in &results.failures {
+            let _ = writeln!(s, "- {part}: `{}`", first_words(message).replace('`', "'"));
+        }
+        s.push('\n');
     }
     let missed = missed(facts, results);
     if missed.is_empty() {
@@ -662,8 +693,9 @@ segment of encoding time), plus the manager's 100 ms polls.
 ### Failover stall
 
 A player reads a 1080p H.264 film transcoded to 720p through HAProxy (stuck to one replica by
-its cookie) in real time: segment k is asked for k × {seg:.0} s after segment 0. After segment
-{before} arrives, the replica serving it is SIGKILLed; the next requests reach the survivor
+its cookie) in real time: playback starts when segment 0 has arrived, and segment k is asked
+for when segment k − 1 has played out (k × {seg:.0} s later; nothing is buffered ahead). After
+segment {before} arrives, the replica serving it is SIGKILLed; the next requests reach the survivor
 (HAProxy redispatches), which transcodes from that segment cold. Gaps between the arrivals of
 consecutive segments: {gaps} s.
 
@@ -676,7 +708,7 @@ Target: stall < {TARGET_STALL_S} s: **{verdict}**. A player with a buffer (hls.j
 hand, so the figure is what a viewer would see at worst.
 ",
         seg = fo.segment_seconds,
-        before = crate::hls::BEFORE_KILL,
+        before = crate::hls::BEFORE_KILL - 1,
         cadence = fo.cadence,
         longest = fo.longest_gap,
         stall = fo.stall(),
