@@ -162,8 +162,10 @@ async fn get_body(client: &JellyfinClient, path: &str) -> anyhow::Result<Vec<u8>
     let status = response.status();
     let body = response.bytes().await?.to_vec();
     if status != StatusCode::OK {
+        // Without the query: it carries the access token.
         bail!(
-            "GET {path}: {status} {}",
+            "GET {}: {status} {}",
+            path.split('?').next().unwrap_or_default(),
             String::from_utf8_lossy(&body[..body.len().min(300)])
         );
     }

@@ -3,7 +3,7 @@
 //! all made with ffmpeg by `ephyra-testsupport`:
 //!
 //! - [`STATIC_FILM`]: 20 s of 720p H.264, the file streamed byte for byte by ephyra and nginx;
-//! - [`HEVC_FILM`]: 30 s of 720p HEVC with AC-3 5.1, what a browser cannot play as it is
+//! - [`HEVC_FILM`]: 14 s of 720p HEVC with AC-3 5.1, what a browser cannot play as it is
 //!   (the first-segment figure transcodes it to H.264/AAC);
 //! - [`FULL_HD_FILM`]: 48 s of 1080p H.264 (the 1080p → 720p figures: failover, real time).
 //!
@@ -18,10 +18,11 @@ use ephyra_testsupport::media::{
 
 /// The film streamed as a file.
 pub const STATIC_FILM: &str = "Static Test";
-/// The HEVC + AC-3 film.
-pub const HEVC_FILM: &str = "Hevc Surround";
+/// The HEVC + AC-3 film (no codec or resolution word in a title: the scanner strips them, as
+/// Jellyfin's naming rules do).
+pub const HEVC_FILM: &str = "Amber Coast";
 /// The 1080p H.264 film.
-pub const FULL_HD_FILM: &str = "Full Hd";
+pub const FULL_HD_FILM: &str = "Granite Valley";
 /// Length of [`FULL_HD_FILM`]: eight 6 s segments.
 pub const FULL_HD_SECONDS: u32 = 48;
 
@@ -62,7 +63,7 @@ pub async fn prepare() -> anyhow::Result<BenchLibrary> {
     };
     tokio::try_join!(
         generate_video_with(&static_film, keyframe_every_2s, Container::Mkv),
-        generate_coded_video_sized(&hevc_film, 30, Codecs::HevcAc3Surround, 1280, 720),
+        generate_coded_video_sized(&hevc_film, 14, Codecs::HevcAc3Surround, 1280, 720),
         generate_video_with(
             &full_hd_film,
             VideoSpec {

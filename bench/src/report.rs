@@ -123,9 +123,10 @@ impl Results {
         match outcome {
             Ok(figures) => Some(figures),
             Err(e) => {
-                let message = format!("{e:#}");
-                eprintln!("bench: {part} FAILED: {message}");
-                self.failures.push((part.to_owned(), message));
+                eprintln!("bench: {part} FAILED: {e:#}");
+                // The root cause is short; the contexts above it may carry whole server logs.
+                self.failures
+                    .push((part.to_owned(), e.root_cause().to_string()));
                 None
             }
         }
@@ -357,8 +358,10 @@ Baselines are measured in the same run on the same machine; nothing here is a ti
         s.push('\n');
     }
     let missed = missed(facts, results);
-    if missed.is_empty() {
+    if missed.is_empty() && results.failures.is_empty() {
         s.push_str("**Every target was met in this run.**\n");
+    } else if missed.is_empty() {
+        s.push_str("**Every target measured in this run was met.**\n");
     } else {
         s.push_str("**Targets missed in this run:**\n\n");
         for m in missed {
