@@ -884,6 +884,170 @@ mod tests {
         assert_eq!(keep_images_section("# B\n", "no section"), "# B\n");
     }
 
+    fn figures(p50_ms: f64) -> Figures {
+        Figures {
+            requests: 1000,
+            seconds: 1.0,
+            bytes: 1 << 20,
+            p50_ms,
+            p99_ms: p50_ms * 4.0,
+            non2xx: 0,
+            timeouts: 0,
+            socket_errors: 0,
+        }
+    }
+
+    fn example() -> (Facts, Results) {
+        use crate::api::{PgFacts, ReplicasRun, StaticRun};
+        use crate::floods::{LoginFlood, OtherFlood, Wave};
+        use crate::hls::{Failover, FirstSegment, RealTime, RealTimeStep};
+
+        let facts = Facts {
+            date: "2026-01-01 00:00 UTC".to_owned(),
+            commit: "abc1234".to_owned(),
+            dirty: false,
+            cpus: 2,
+            cpu: "a CPU".to_owned(),
+            kernel: "Linux 6".to_owned(),
+            load_start: "3.00 1.00 1.00".to_owned(),
+            load_end: "0.50 1.00 1.00".to_owned(),
+            phases: vec![("API".to_owned(), "0.40 1.00 1.00".to_owned())],
+            tools: "wrk 4".to_owned(),
+            seconds: 5,
+        };
+        let run = |p50| ServerRun {
+            idle_rss_kib: 20 * 1024,
+            peak_kib: 40 * 1024,
+            me: vec![figures(p50), figures(2.0), figures(8.0)],
+            items: vec![figures(p50), figures(2.0), figures(8.0)],
+            public: vec![figures(0.03), figures(1.0)],
+            xacts_per_request: Some((1.0, 2.0)),
+        };
+        let api = ApiResults {
+            library_files: 8,
+            sqlite: run(0.2),
+            pg: run(0.7),
+            floor: vec![figures(0.02), figures(0.2), figures(0.5)],
+            statics: StaticRun {
+                bytes: 7 << 20,
+                ephyra_full: figures(100.0),
+                nginx_full: figures(80.0),
+                ephyra_range: figures(10.0),
+                nginx_range: figures(9.0),
+            },
+            replicas: ReplicasRun {
+                me: figures(10.0),
+                items: figures(50.0),
+                pg_peak_me: (30, 24),
+                pg_peak_items: (30, 24),
+                spread: vec![("r0".to_owned(), 10), ("r1".to_owned(), 10)],
+                ready_after: 3,
+            },
+            pg_facts: PgFacts {
+                version: "15.1".to_owned(),
+                max_connections: 200,
+                fsync: "off".to_owned(),
+            },
+        };
+        let hls = HlsResults {
+            first_segment: FirstSegment {
+                output: "1280x720".to_owned(),
+                segment_seconds: 6.0,
+                cold: 3.0,
+                server: vec![2.0, 2.2, 2.1],
+                playlists: vec![0.01, 0.01, 0.01],
+                ffmpeg_first: vec![1.0, 1.1, 1.0],
+                ffmpeg_second: vec![2.0, 2.1, 2.0],
+            },
+            failover: Failover {
+                segment_seconds: 6.0,
+                cadence: 6.0,
+                longest_gap: 9.0,
+                first_after_kill: 3.0,
+                failed_requests: 0,
+                survivor_transcoded: true,
+                gaps: vec![6.0, 6.0, 6.0, 9.0, 6.0],
+            },
+            real_time: RealTime {
+                what: "1080p → 720p".to_owned(),
+                steps: vec![
+                    RealTimeStep {
+                        concurrent: 1,
+                        slowest: 1.5,
+                        mean: 1.5,
+                    },
+                    RealTimeStep {
+                        concurrent: 2,
+                        slowest: 0.8,
+                        mean: 0.8,
+                    },
+                ],
+            },
+        };
+        let wave = Wave {
+            statuses: [(401, 96), (503, 4)].into_iter().collect(),
+            failed: 0,
+            seconds: 2.0,
+            peak_kib: 300 * 1024,
+        };
+        let floods = FloodResults {
+            logins: LoginFlood {
+                before_kib: 30 * 1024,
+                waves: vec![wave.clone(), wave],
+                hwm_kib: 310 * 1024,
+                after_kib: 200 * 1024,
+                right_password_after: true,
+            },
+            other: OtherFlood {
+                before_kib: 30 * 1024,
+                quick_connect: [(200, 3000)].into_iter().collect(),
+                quick_connect_peak_kib: 40 * 1024,
+                quick_connect_after_kib: 40 * 1024,
+                gets: vec![("/System/Info/Public".to_owned(), figures(1.0))],
+                gets_peak_kib: 41 * 1024,
+                hwm_kib: 41 * 1024,
+            },
+        };
+        let results = Results {
+            api: Some(api),
+            hls: Some(hls),
+            floods: Some(floods),
+            failures: Vec::new(),
+        };
+        (facts, results)
+    }
+
+    #[test]
+    fn a_full_report_shows_each_figure_beside_its_target_and_lists_what_was_missed() {
+        let (facts, results) = example();
+        let text = render(&facts, &results);
+        for section in [
+            "## Memory\n",
+            "## Authenticated API latency",
+            "## Static file serving",
+            "## 3 replicas sharing one PostgreSQL",
+            "### First segment",
+            "### Failover stall",
+            "### Real-time transcodes",
+            "## Memory under anonymous floods",
+            "## Reproducing",
+        ] {
+            assert!(text.contains(section), "no {section:?} in\n{text}");
+        }
+        assert!(text.contains(
+            "**The machine was busy during this run** (1-minute load average up to 3.00"
+        ));
+        assert!(text.contains("**1 at once** sustain real time"));
+        let missed = missed(&facts, &results);
+        assert_eq!(missed.len(), 4, "{missed:?}");
+        assert!(missed[0].contains("/Users/Me p50 on PostgreSQL 0.70 ms"));
+        assert!(missed[1].contains("/Items p50 on PostgreSQL 0.70 ms"));
+        assert!(missed[2].contains("first HLS segment 2.10 s, 1.10 s after ffmpeg alone"));
+        assert!(missed[3].contains("failover stall 3.00 s"));
+        // Segment 0 came when ffmpeg alone had segment 1: the report says why.
+        assert!(text.contains("segment 0 waits for segment 1"));
+    }
+
     #[test]
     fn medians_and_collapse_are_judged_as_the_report_says() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
