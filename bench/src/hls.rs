@@ -22,6 +22,8 @@ use serde_json::Value;
 
 use crate::library::{FULL_HD_FILM, HEVC_FILM};
 
+/// How long a segment request may take (the server's own limit is 120 s).
+const SEGMENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Measurements of the first segment (the first one also indexes the file).
 const FIRST_SEGMENT_REPEATS: usize = 4;
 /// Segments the player reads before the kill, and after it.
@@ -130,7 +132,8 @@ pub async fn run(scratch: &Path) -> anyhow::Result<HlsResults> {
         .start()
         .await?;
     crate::api::wait_scanned(|| cluster.logs()).await?;
-    let mut admin = JellyfinClient::new(&cluster.url(0), "bench-first-segment");
+    let mut admin =
+        JellyfinClient::new(&cluster.url(0), "bench-first-segment").with_timeout(SEGMENT_TIMEOUT);
     admin.login(ADMIN_USER, ADMIN_PASSWORD).await?;
 
     eprintln!("bench: HLS: first segment of {HEVC_FILM} against ffmpeg alone");
@@ -391,7 +394,7 @@ async fn failover(mut cluster: LocalCluster) -> anyhow::Result<(Failover, Vec<St
     let haproxy = Haproxy::start(&cluster.backends()).await?;
     let device = "bench-player";
     let session = "bench-failover";
-    let mut player = JellyfinClient::new(&haproxy.url, device);
+    let mut player = JellyfinClient::new(&haproxy.url, device).with_timeout(SEGMENT_TIMEOUT);
     player.login(ADMIN_USER, ADMIN_PASSWORD).await?;
     let film = cluster.wait_for_film(&player, FULL_HD_FILM).await?;
     let token = player.token.clone().context("not logged in")?;
