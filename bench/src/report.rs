@@ -620,7 +620,7 @@ server; the second figure counts only the replicas' database.
         "
 {pool_note}
 Requests per replica (HAProxy stats): {spread}. Replicas ready after the runs: {} of {REPLICAS}.
-Target: no errors, and the peak stays under `max_connections` ({max}): **{}**.
+Target: no errors, and the peak stays under `max_connections` ({max}): {}.
 
 On a few CPUs, three replicas, HAProxy, PostgreSQL and wrk compete for the same cores, so the
 replicas' combined throughput is not expected to beat one replica's; this run checks that pools
@@ -661,7 +661,7 @@ segment 0 into place (`temp_file`: the file appears once complete).
 | ffmpeg alone: segment 0 complete (baseline) | {alone:.2} | {alone_list} |
 | ffmpeg alone: segment 1 complete | {alone_second:.2} | {second_list} |
 
-Target: ephyra ≤ ffmpeg alone + {target_ms:.0} ms. This run: +{overhead_ms:.0} ms: **{verdict}**.
+Target: ephyra ≤ ffmpeg alone + {target_ms:.0} ms. This run: +{overhead_ms:.0} ms: {verdict}.
 ",
         output = f.output,
         seg = f.segment_seconds,
@@ -707,7 +707,7 @@ consecutive segments: {gaps} s.
 |---|---|---|---|---|---|
 | {cadence:.2} s | {longest:.2} s | {stall:.2} s | {first:.2} s | {failed} | {survivor} |
 
-Target: stall < {TARGET_STALL_S} s: **{verdict}**. A player with a buffer (hls.js keeps about
+Target: stall < {TARGET_STALL_S} s: {verdict}. A player with a buffer (hls.js keeps about
 30 s) rides over a stall shorter than its buffer; this player has none beyond the segment in
 hand, so the figure is what a viewer would see at worst.
 ",
@@ -1039,6 +1039,7 @@ mod tests {
             "**The machine was busy during this run** (1-minute load average up to 3.00"
         ));
         assert!(text.contains("**1 at once** sustain real time"));
+        assert!(!text.contains("****"), "a verdict in bold twice");
         let missed = missed(&facts, &results);
         assert_eq!(missed.len(), 4, "{missed:?}");
         assert!(missed[0].contains("/Users/Me p50 on PostgreSQL 0.70 ms"));
