@@ -72,8 +72,13 @@ crd-check:
 e2e: deps
 	$(CARGO) test -p ephyra-e2e --no-fail-fast
 
+## bench: the release binaries measured against baselines in the same run (nginx, ffmpeg
+## alone), written to docs/benchmarks.md. The runner is the `ephyra-bench` crate (bench/); it
+## is built with the whole workspace so its release build shares every dependency with the
+## servers'. BENCH_SECONDS, BENCH_OUT and BENCH_ONLY: see bench/src/main.rs.
 bench: deps
-	@if [ -x scripts/bench.sh ]; then bash scripts/bench.sh; else echo "make bench: no benchmarks yet (scripts/bench.sh)"; exit 1; fi
+	$(CARGO) build --release --workspace --bins
+	$(CARGO_TARGET_DIR)/release/ephyra-bench
 
 demo:
 	@if [ -x scripts/demo.sh ]; then bash scripts/demo.sh; else echo "make demo: not available yet (scripts/demo.sh)"; exit 1; fi

@@ -182,7 +182,7 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1000000 }'; }
 
 image_bytes() { podman image inspect --format '{{.Size}}' "$1"; }
 
-# The "Container images" section of docs/benchmarks.md (between its markers; scripts/bench.sh
+# The "Container images" section of docs/benchmarks.md (between its markers; `make bench`
 # keeps it when it rewrites the rest): sizes of a release build, as `make images` made them.
 record_sizes() {
     local seconds=$1 doc=docs/benchmarks.md section server_bin operator_bin ffmpeg_version

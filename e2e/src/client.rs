@@ -74,6 +74,18 @@ impl JellyfinClient {
         }
     }
 
+    /// The same client with another per-request timeout (10 s by default): a transcode's
+    /// first segment can take longer on a loaded machine.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        self
+    }
+
     /// The same login (token, device) talking to another base URL, with no cookie.
     pub fn on(&self, base: &str) -> Self {
         let mut other = Self::new(base, &self.device_id);

@@ -174,7 +174,7 @@ impl ClusterBuilder {
 }
 
 /// `EPHYRA_LIBRARIES` for the sample library.
-fn libraries_env(library: &SampleLibrary) -> String {
+pub fn libraries_env(library: &SampleLibrary) -> String {
     format!(
         "movies:Films={};tvshows:Series={}",
         library.films_dir.display(),

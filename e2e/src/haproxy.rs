@@ -48,6 +48,22 @@ fn haproxy_binary() -> anyhow::Result<PathBuf> {
 
 /// The configuration for `backends` (name, port): what `scripts/demo.sh` writes too.
 pub fn config(frontend_port: u16, stats_port: u16, backends: &[(String, u16)]) -> String {
+    config_with(frontend_port, stats_port, backends, true)
+}
+
+/// [`config`], with or without a log line per request (a benchmark at thousands of requests
+/// a second would measure HAProxy writing its log).
+pub fn config_with(
+    frontend_port: u16,
+    stats_port: u16,
+    backends: &[(String, u16)],
+    log_requests: bool,
+) -> String {
+    let logging = if log_requests {
+        "    log global\n    option httplog\n"
+    } else {
+        ""
+    };
     let mut cfg = format!(
         "global
     log stdout format raw local0 info
@@ -55,9 +71,7 @@ pub fn config(frontend_port: u16, stats_port: u16, backends: &[(String, u16)]) -
 
 defaults
     mode http
-    log global
-    option httplog
-    # A request whose replica refuses the connection goes to another replica at once.
+{logging}    # A request whose replica refuses the connection goes to another replica at once.
     option redispatch 1
     retries 3
     retry-on conn-failure empty-response
@@ -98,12 +112,24 @@ impl Haproxy {
     /// Starts HAProxy over `backends` (name, port on 127.0.0.1) and waits until every backend
     /// is up.
     pub async fn start(backends: &[(String, u16)]) -> anyhow::Result<Haproxy> {
+        Self::start_with(backends, true).await
+    }
+
+    /// [`Haproxy::start`] without a log line per request (for benchmarks).
+    pub async fn start_without_request_log(backends: &[(String, u16)]) -> anyhow::Result<Haproxy> {
+        Self::start_with(backends, false).await
+    }
+
+    async fn start_with(backends: &[(String, u16)], log_requests: bool) -> anyhow::Result<Haproxy> {
         let binary = haproxy_binary()?;
         let dir = crate::wait::scratch_dir("haproxy")?;
         let port = free_port()?;
         let stats_port = free_port()?;
         let cfg_path = dir.path().join("haproxy.cfg");
-        std::fs::write(&cfg_path, config(port, stats_port, backends))?;
+        std::fs::write(
+            &cfg_path,
+            config_with(port, stats_port, backends, log_requests),
+        )?;
         let log = std::fs::File::create(dir.path().join("haproxy.log"))?;
         let mut command = tied_command(&binary);
         command
@@ -136,6 +162,24 @@ impl Haproxy {
 
     /// Each backend server's status as HAProxy sees it (`UP`, `DOWN`, `UP 1/2`, ...).
     pub async fn states(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.stats_column("status").await
+    }
+
+    /// How many requests each backend server was sent so far (`req_tot`, or the session
+    /// count `stot` where this HAProxy version has no request counter).
+    pub async fn requests(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        let counts = match self.stats_column("req_tot").await {
+            Ok(counts) if counts.iter().all(|(_, n)| !n.is_empty()) => counts,
+            _ => self.stats_column("stot").await?,
+        };
+        Ok(counts
+            .into_iter()
+            .map(|(name, n)| (name, n.parse().unwrap_or(0)))
+            .collect())
+    }
+
+    /// One column of the stats CSV for each backend server: (server name, value).
+    async fn stats_column(&self, name: &str) -> anyhow::Result<Vec<(String, String)>> {
         let csv = reqwest::Client::new()
             .get(&self.stats_url)
             .timeout(Duration::from_secs(2))
@@ -154,7 +198,7 @@ impl Haproxy {
         let (px, sv, st) = (
             column("pxname").context("no pxname")?,
             column("svname").context("no svname")?,
-            column("status").context("no status")?,
+            column(name).with_context(|| format!("no {name}"))?,
         );
         Ok(lines
             .map(|line| line.split(',').collect::<Vec<_>>())

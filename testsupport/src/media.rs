@@ -555,6 +555,17 @@ pub async fn generate_coded_video(
     seconds: u32,
     codecs: Codecs,
 ) -> Result<(), SupportError> {
+    generate_coded_video_sized(path, seconds, codecs, 320, 180).await
+}
+
+/// [`generate_coded_video`] at `width`x`height` (the benchmarks transcode a 720p source).
+pub async fn generate_coded_video_sized(
+    path: &Path,
+    seconds: u32,
+    codecs: Codecs,
+    width: u32,
+    height: u32,
+) -> Result<(), SupportError> {
     create_parent(path)?;
     let rate = match codecs {
         Codecs::H264AacNtsc => "24000/1001",
@@ -564,7 +575,7 @@ pub async fn generate_coded_video(
         "-f",
         "lavfi",
         "-i",
-        &format!("testsrc2=size=320x180:rate={rate}"),
+        &format!("testsrc2=size={width}x{height}:rate={rate}"),
         "-f",
         "lavfi",
         "-i",

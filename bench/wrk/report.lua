@@ -1,9 +1,9 @@
--- wrk script for scripts/bench.sh.
+-- wrk script of the bench runner (bench/src/wrk.rs embeds it and writes it next to the run).
 --
 -- Adds the headers the run needs from the environment (BENCH_AUTH: the whole Jellyfin
 -- `Authorization` value, token included; BENCH_RANGE: a `Range` value) and, when wrk is done,
--- prints one machine-readable line that bench.sh parses. wrk's own `--latency` report is
--- printed above it and kept in the run's log.
+-- prints one machine-readable line that the runner parses. wrk's own `--latency` report is
+-- printed above it and kept in build/bench/wrk.log.
 
 local auth = os.getenv("BENCH_AUTH")
 local range = os.getenv("BENCH_RANGE")
