@@ -23,6 +23,7 @@
 pub mod ids;
 pub mod images;
 pub mod names;
+pub mod nfo;
 pub mod place;
 pub mod probe;
 pub mod subtitles;
@@ -242,11 +243,11 @@ pub async fn local_extracted_frame(
     // The video must still be inside its library, as for any file served.
     let video = media_path_for_serving(config, item.library_id, &video)?;
     let _slot = SLOTS.acquire().await.ok()?;
-    if tokio::fs::metadata(&local).await.is_err() {
-        if let Err(e) = extract_item_frame(config, source, &video, item.run_time_ticks).await {
-            tracing::warn!(item_id = %source, error = %e, "no frame extracted on demand");
-            return None;
-        }
+    if tokio::fs::metadata(&local).await.is_err()
+        && let Err(e) = extract_item_frame(config, source, &video, item.run_time_ticks).await
+    {
+        tracing::warn!(item_id = %source, error = %e, "no frame extracted on demand");
+        return None;
     }
     local.canonicalize().ok()
 }
@@ -472,6 +473,9 @@ impl LibraryScan<'_> {
         // 5b. External subtitles beside every video, changed or not.
         let roots: Vec<PathBuf> = walked.iter().map(|w| w.root.clone()).collect();
         subtitles::refresh(self.store, self.library_id, &roots).await?;
+
+        // 5c. Local metadata from .nfo files beside the media, re-read when they change.
+        self.refresh_metadata(&walked).await?;
 
         // 6. Artwork.
         report.extracted_images += self.refresh_images(&walked).await?;
@@ -704,6 +708,74 @@ impl LibraryScan<'_> {
             }
             place::Role::Unplaced(_) => Vec::new(),
         }
+    }
+
+    /// Reads the `.nfo` of every film, series, season and episode whose `.nfo` is new or
+    /// changed (size, modification time), and forgets metadata whose `.nfo` is gone. A broken
+    /// or oversized file is logged and recorded as such (so it is not re-read until it
+    /// changes); the item keeps what its file name says.
+    async fn refresh_metadata(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
+        let page = self
+            .store
+            .query_items(&ItemQuery {
+                library_id: Some(self.library_id),
+                recursive: true,
+                ..ItemQuery::default()
+            })
+            .await?;
+        let stamps = self.store.nfo_stamps(self.library_id).await?;
+        for item in &page.items {
+            let Some(path) = item.path.as_ref().map(PathBuf::from) else {
+                continue;
+            };
+            let Some(root) = walked.iter().find(|w| path.starts_with(&w.root)) else {
+                // Under an unreadable folder: keep what it has.
+                continue;
+            };
+            let candidates = match item.kind {
+                ItemKind::Movie => nfo::video_nfo_candidates(&path, true, &root.root),
+                ItemKind::Episode => nfo::video_nfo_candidates(&path, false, &root.root),
+                ItemKind::Series => vec![path.join("tvshow.nfo")],
+                ItemKind::Season => vec![path.join("season.nfo")],
+                _ => Vec::new(),
+            };
+            let mut found = None;
+            for candidate in candidates {
+                if let Ok(meta) = tokio::fs::metadata(&candidate).await
+                    && meta.is_file()
+                {
+                    found = Some((candidate, meta));
+                    break;
+                }
+            }
+            let stored = stamps.get(&item.id);
+            let Some((nfo_path, meta)) = found else {
+                if stored.is_some() {
+                    self.store.remove_local_metadata(item.id).await?;
+                }
+                continue;
+            };
+            let stamp = crate::store::metadata::NfoStamp {
+                path: nfo_path.to_string_lossy().into_owned(),
+                size: i64::try_from(meta.len()).unwrap_or(i64::MAX),
+                mtime: walk::mtime_ms(&meta),
+            };
+            if stored == Some(&stamp) {
+                continue;
+            }
+            let (local, error) = match nfo::read(&nfo_path).await {
+                Ok(local) => (local, None),
+                Err(e) => {
+                    tracing::warn!(library = %self.library.name, path = %nfo_path.display(), error = %e, ".nfo unreadable; the item keeps its other data");
+                    self.metrics.scan_errors.inc();
+                    (nfo::LocalMetadata::default(), Some(e.to_string()))
+                }
+            };
+            self.store
+                .set_local_metadata(item.id, &stamp, &local, error.as_deref())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Records artwork for every readable item of the library: an image file beside it if

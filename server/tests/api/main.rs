@@ -15,6 +15,7 @@ mod images;
 mod items;
 mod jobs;
 mod k8s;
+mod metadata;
 mod naming;
 mod perf;
 mod playback;
