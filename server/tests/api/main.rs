@@ -5,6 +5,7 @@ mod support;
 // Browsing, images, playback and playstate over a scanned sample library.
 mod library;
 
+mod artwork;
 mod conventions;
 mod coord;
 mod discovery;
