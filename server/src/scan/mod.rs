@@ -479,6 +479,7 @@ impl LibraryScan<'_> {
 
         // 6. Artwork.
         report.extracted_images += self.refresh_images(&walked).await?;
+        self.refresh_artwork(&walked).await?;
         Ok(())
     }
 
@@ -778,6 +779,99 @@ impl LibraryScan<'_> {
         Ok(())
     }
 
+    /// Records the backdrops, logos, thumbs and banners found beside films, series and
+    /// seasons, and forgets those whose file is gone.
+    async fn refresh_artwork(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
+        let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
+        let index = images::ImageIndex::new(&all_images);
+        let page = self
+            .store
+            .query_items(&ItemQuery {
+                library_id: Some(self.library_id),
+                recursive: true,
+                include_kinds: vec![ItemKind::Movie, ItemKind::Series, ItemKind::Season],
+                ..ItemQuery::default()
+            })
+            .await?;
+        let series_dirs: HashMap<JfId, PathBuf> = page
+            .items
+            .iter()
+            .filter(|i| i.kind == ItemKind::Series)
+            .filter_map(|i| Some((i.id, PathBuf::from(i.path.as_ref()?))))
+            .collect();
+        let stored = self.store.library_images(self.library_id).await?;
+        for item in &page.items {
+            let path = item.path.as_ref().map(PathBuf::from);
+            let root = path
+                .as_ref()
+                .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)));
+            if path.is_some() && root.is_none() {
+                // Under an unreadable folder: keep what it has.
+                continue;
+            }
+            let found = match (item.kind, &path, root) {
+                (ItemKind::Movie, Some(video), Some(root)) => match video.parent() {
+                    Some(dir) => {
+                        let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned());
+                        index.artwork(dir, stem.as_deref(), dir != root.root, None)
+                    }
+                    None => Vec::new(),
+                },
+                (ItemKind::Series, Some(dir), _) => index.artwork(dir, None, true, None),
+                (ItemKind::Season, season_dir, _) => {
+                    let number = item.index_number.unwrap_or(0);
+                    let prefix = if number == 0 {
+                        "season-specials".to_owned()
+                    } else {
+                        format!("season{number:02}")
+                    };
+                    let series_dir = item.parent_id.and_then(|s| series_dirs.get(&s));
+                    match (season_dir, series_dir) {
+                        (Some(dir), series) if Some(dir) != series => index.artwork(
+                            dir,
+                            None,
+                            true,
+                            series.map(|s| (s.as_path(), prefix.as_str())),
+                        ),
+                        (_, Some(series)) => {
+                            index.artwork(series, None, false, Some((series, prefix.as_str())))
+                        }
+                        _ => Vec::new(),
+                    }
+                }
+                _ => Vec::new(),
+            };
+            let current: Vec<&ItemImage> = stored
+                .get(&item.id)
+                .map(|images| images.iter().filter(|i| i.image_type != PRIMARY).collect())
+                .unwrap_or_default();
+            for (kind, number, file) in &found {
+                let Some(image) = image_record_as(item.id, file, kind, *number).await else {
+                    continue;
+                };
+                let same = current.iter().any(|c| {
+                    c.image_type == image.image_type
+                        && c.image_index == image.image_index
+                        && c.path == image.path
+                        && c.tag == image.tag
+                });
+                if !same {
+                    self.store.set_image(&image).await?;
+                }
+            }
+            for gone in current.iter().filter(|c| {
+                !found
+                    .iter()
+                    .any(|(k, n, _)| *k == c.image_type && *n == c.image_index)
+            }) {
+                self.store
+                    .remove_image(item.id, &gone.image_type, gone.image_index)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Records artwork for every readable item of the library: an image file beside it if
     /// there is one, else (films and episodes) a frame extracted with ffmpeg, else (series and
     /// seasons) the image of their first episode. Returns how many frames were extracted.
@@ -983,6 +1077,16 @@ fn summary_json(
 
 /// A Primary image record for a file, with a tag from its size and modification time.
 async fn image_record(item_id: JfId, path: &Path) -> Option<ItemImage> {
+    image_record_as(item_id, path, PRIMARY, 0).await
+}
+
+/// An image record of any type, with a tag from its size and modification time.
+async fn image_record_as(
+    item_id: JfId,
+    path: &Path,
+    image_type: &str,
+    image_index: i64,
+) -> Option<ItemImage> {
     let metadata = tokio::fs::metadata(path).await.ok()?;
     let mtime = metadata
         .modified()
@@ -991,8 +1095,8 @@ async fn image_record(item_id: JfId, path: &Path) -> Option<ItemImage> {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     Some(ItemImage {
         item_id,
-        image_type: PRIMARY.to_owned(),
-        image_index: 0,
+        image_type: image_type.to_owned(),
+        image_index,
         path: path.to_owned(),
         tag: images::image_tag(path, metadata.len(), mtime),
         file_mtime: Some(mtime),

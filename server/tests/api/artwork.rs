@@ -9,13 +9,37 @@ use http::{StatusCode, header};
 use crate::library::Scanned;
 use crate::support::Provider;
 
-/// The sample library, with a "poster" beside Tiny Planet that is not an image.
+/// The sample library, with a "poster" beside Tiny Planet that is not an image, and
+/// backdrops, logos, thumbs and banners beside the film, the series and the season.
 async fn with_artwork(provider: Provider) -> Result<Scanned> {
     Scanned::prepared(provider, |root: &Path| {
         std::fs::write(
             root.join("films/Tiny Planet (2021)-poster.jpg"),
             b"this is not a JPEG at all",
         )?;
+        let poster = root.join("films/Big Buck Test (2019)-poster.jpg");
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            80,
+            30,
+            image::Rgba([0, 0, 0, 0]),
+        ))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+        for name in [
+            "Big Buck Test (2019)-fanart.jpg",
+            "Big Buck Test (2019)-landscape.jpg",
+            "Big Buck Test (2019)-banner.jpg",
+        ] {
+            std::fs::copy(&poster, root.join("films").join(name))?;
+        }
+        std::fs::write(root.join("films/Big Buck Test (2019)-clearlogo.png"), &png)?;
+        let show = root.join("series/Test Show");
+        std::fs::copy(&poster, show.join("fanart.jpg"))?;
+        let mut second = std::fs::read(&poster)?;
+        second.extend_from_slice(&[0; 8]);
+        std::fs::write(show.join("backdrop1.jpg"), second)?;
+        std::fs::write(show.join("logo.png"), &png)?;
+        std::fs::copy(&poster, show.join("season01-banner.jpg"))?;
         Ok(())
     })
     .await
@@ -104,6 +128,42 @@ with_artwork_on_both_providers! {
         let cache = lib.server.config.data_dir.join("image-cache");
         let left = std::fs::read_dir(&cache).map(Iterator::count).unwrap_or(0);
         assert_eq!(left, 0);
+        Ok(())
+    }
+
+    async fn backdrops_logos_thumbs_and_banners_are_read_and_served(lib) {
+        let film = lib.id_of("Big Buck Test").await?;
+        let item = lib.json(&format!("/Items/{film}")).await?;
+        for kind in ["Primary", "Logo", "Thumb", "Banner"] {
+            assert!(item["ImageTags"][kind].is_string(), "{kind}: {}", item["ImageTags"]);
+        }
+        assert_eq!(item["BackdropImageTags"].as_array().map(Vec::len), Some(1));
+        let logo = lib.server.get(&format!("/Items/{film}/Images/Logo"), None).await?;
+        assert_eq!(logo.headers[header::CONTENT_TYPE], "image/png");
+        assert_eq!(dimensions(&logo.body), (80, 30));
+
+        let show = lib.id_of("Test Show").await?;
+        let series = lib.json(&format!("/Items/{show}")).await?;
+        let backdrops = series["BackdropImageTags"].as_array().unwrap().clone();
+        assert_eq!(backdrops.len(), 2, "{series}");
+        assert!(series["ImageTags"]["Logo"].is_string());
+        let second = lib.server.get(&format!("/Items/{show}/Images/Backdrop/1?tag={}", backdrops[1].as_str().unwrap()), None).await?;
+        assert_eq!(second.status, StatusCode::OK);
+        assert!(second.body == std::fs::read(lib.series_dir.join("Test Show/backdrop1.jpg"))?);
+        let small = lib.server.get(&format!("/Items/{show}/Images/Backdrop/0?maxWidth=50"), None).await?;
+        assert_eq!(dimensions(&small.body), (50, 75));
+        let season = lib.json(&format!("/Items/{}", lib.id_of("Season 1").await?)).await?;
+        assert!(season["ImageTags"]["Banner"].is_string(), "{season}");
+
+        // A removed file is forgotten at the next scan.
+        std::fs::remove_file(lib.series_dir.join("Test Show/backdrop1.jpg"))?;
+        std::fs::remove_file(lib.films_dir.join("Big Buck Test (2019)-clearlogo.png"))?;
+        lib.rescan().await?;
+        let series = lib.json(&format!("/Items/{show}")).await?;
+        assert_eq!(series["BackdropImageTags"].as_array().map(Vec::len), Some(1));
+        let item = lib.json(&format!("/Items/{film}")).await?;
+        assert!(item["ImageTags"].get("Logo").is_none(), "{}", item["ImageTags"]);
+        lib.server.get(&format!("/Items/{film}/Images/Logo"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
         Ok(())
     }
 }

@@ -405,6 +405,25 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
     if let Some(tag) = related.primary_tag(item.id) {
         image_tags.insert("Primary", tag);
     }
+    let own_images: &[ItemImage] = related
+        .images
+        .get(&item.id)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for kind in ["Logo", "Thumb", "Banner"] {
+        if let Some(image) = own_images
+            .iter()
+            .find(|i| i.image_type == kind && i.image_index == 0)
+        {
+            image_tags.insert(kind, image.tag.clone());
+        }
+    }
+    let mut backdrops: Vec<&ItemImage> = own_images
+        .iter()
+        .filter(|i| i.image_type == "Backdrop")
+        .collect();
+    backdrops.sort_by_key(|i| i.image_index);
+    let backdrop_image_tags: Vec<String> = backdrops.iter().map(|i| i.tag.clone()).collect();
     let streams: &[StreamInfo] = related
         .streams
         .get(&item.id)
@@ -502,7 +521,7 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
         media_streams: (fields.media_streams && !is_folder).then_some(media_streams),
         video_type: (!is_folder).then_some("VideoFile"),
         image_tags,
-        backdrop_image_tags: Vec::new(),
+        backdrop_image_tags,
         chapters: (fields.chapters && !is_folder).then(Vec::new),
         location_type: "FileSystem",
         media_type: if is_folder { "Unknown" } else { "Video" },
