@@ -4,8 +4,11 @@
 //! `tag` the answer may be cached for a year: the tag changes whenever the image does. Only
 //! images the scanner recorded are served, and only while their file still resolves inside
 //! the item's library folders or the extracted-images folder (a replica that did not scan
-//! extracts a missing frame again, from the item's video); resizing parameters
-//! (`maxWidth`, `quality`, ...) are accepted and ignored: the original is sent.
+//! extracts a missing frame again, from the item's video). Resizing parameters
+//! (`maxWidth`, `fillHeight`, `quality`, `format`, ...) are honoured by [`resize`], which
+//! caches each size in this replica's data folder.
+
+pub mod resize;
 
 use axum::Router;
 use axum::extract::State;
@@ -16,7 +19,7 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::jf::{JfId, Path, Query};
-use crate::scan::images::image_content_type;
+use crate::scan::images::{image_content_type, image_tag};
 use crate::scan::{local_extracted_frame, media_path_for_serving};
 use crate::state::AppState;
 use crate::stream::{ServeError, ServeOptions, serve_file};
@@ -55,6 +58,20 @@ const IMAGE_TYPES: &[&str] = &[
 #[serde(rename_all = "PascalCase", default)]
 struct ImageParams {
     tag: Option<String>,
+    max_width: Option<u32>,
+    max_height: Option<u32>,
+    fill_width: Option<u32>,
+    fill_height: Option<u32>,
+    width: Option<u32>,
+    height: Option<u32>,
+    quality: Option<u32>,
+    format: Option<String>,
+}
+
+/// Where resized images are cached: this replica's data folder. The name holds the image's
+/// tag, so a changed image is never answered from an old copy.
+fn resized_cache_dir(state: &AppState) -> std::path::PathBuf {
+    state.config.data_dir.join("image-cache")
 }
 
 async fn image(
@@ -111,6 +128,56 @@ async fn serve_image(
                 not_found()
             })?,
     };
+    let original = resize::OutFormat::of_content_type(image_content_type(&path));
+    let request = resize::Resize::from_params(
+        params.max_width,
+        params.max_height,
+        params.fill_width,
+        params.fill_height,
+        params.width,
+        params.height,
+        params.quality,
+        params.format.as_deref(),
+        original,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut etag = image.tag.clone();
+    let path = match request {
+        None => path,
+        Some(request) => {
+            let name = request.cache_name(&image.tag);
+            let cached = resized_cache_dir(state).join(&name);
+            if tokio::fs::metadata(&cached).await.is_ok() {
+                etag = image_tag(std::path::Path::new(&name), 0, 0);
+                cached
+            } else {
+                let output = cached.clone();
+                let source = path.clone();
+                let done = tokio::task::spawn_blocking(move || {
+                    resize::resize_file(&source, &output, &request, original)
+                })
+                .await
+                .map_err(ApiError::internal)?;
+                match done {
+                    Ok(resize::Resized::Original) => path,
+                    Ok(resize::Resized::Written) => {
+                        etag = image_tag(std::path::Path::new(&name), 0, 0);
+                        cached
+                    }
+                    Err(e) => {
+                        tracing::warn!(item_id = %item_id, error = %e, "image cannot be resized");
+                        // A file that is not an image (or too large to decode) is the library's
+                        // fault, not the server's: 404, as for a missing image.
+                        return Err(if matches!(e, resize::ResizeError::Io(_)) {
+                            ApiError::internal(e)
+                        } else {
+                            ApiError::not_found("The image cannot be read.")
+                        });
+                    }
+                }
+            }
+        }
+    };
     let options = ServeOptions {
         content_type: image_content_type(&path),
         head: method == Method::HEAD,
@@ -124,7 +191,7 @@ async fn serve_image(
         }
     })?;
     let headers = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", image.tag)) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{etag}\"")) {
         headers.insert(header::ETAG, etag);
     }
     if params.tag.as_deref().is_some_and(|t| !t.is_empty()) {

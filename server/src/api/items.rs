@@ -2,8 +2,8 @@
 //! and next-up, continue watching (Resume), recently added (Latest), and the library refresh.
 //!
 //! Also what jellyfin-web's item pages ask beside the item: similar items, theme media,
-//! intros, special features, local trailers, filter choices, and the name lists (genres,
-//! studios, people) that Ephyra does not store and answers empty, as Jellyfin does.
+//! intros, special features, local trailers; filter choices and the name lists (genres,
+//! studios, people, years) are in [`names`].
 //!
 //! Every route exists in both of Jellyfin's styles: the new one (`/Items?userId=`,
 //! `/UserViews`, `/UserItems/Resume`) that the TypeScript SDK uses and the legacy one
@@ -14,6 +14,7 @@
 //! `GET /Items/{id}` always includes them. `/Items/Latest` answers a bare array.
 
 pub mod dto;
+pub mod names;
 
 use std::collections::HashMap;
 
@@ -29,8 +30,10 @@ use crate::api::dto::QueryResult;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::jf::{JfId, Json, List, Path, Query};
+use crate::scan::nfo::PersonKind;
 use crate::state::AppState;
 use crate::store::items::{Item, ItemKind, ItemQuery, Library, SortBy};
+use crate::store::metadata::MetadataFilter;
 
 /// The routes. Each handler serves both route styles (see [`ActingUser`]).
 pub fn router() -> Router<AppState> {
@@ -52,12 +55,16 @@ pub fn router() -> Router<AppState> {
         .route("/items/{itemid}/intros", get(no_extras_page))
         .route("/users/{userid}/items/{itemid}/intros", get(no_extras_page))
         // Special features and local trailers: `api::extras`, from the scanner's extras.
-        .route("/items/filters", get(filters))
-        .route("/items/filters2", get(filters2))
+        .route("/items/filters", get(names::filters))
+        .route("/items/filters2", get(names::filters2))
         .route("/items/counts", get(counts))
-        .route("/genres", get(no_names))
-        .route("/studios", get(no_names))
-        .route("/persons", get(no_names))
+        .route("/genres", get(names::genres))
+        .route("/genres/{name}", get(names::genre))
+        .route("/studios", get(names::studios))
+        .route("/studios/{name}", get(names::studio))
+        .route("/persons", get(names::persons))
+        .route("/persons/{name}", get(names::person))
+        .route("/years", get(names::years))
         .route("/artists", get(no_names))
         .route("/artists/albumartists", get(no_names))
         .route("/musicgenres", get(no_names))
@@ -143,8 +150,11 @@ struct ListParams {
     name_starts_with_or_greater: Option<String>,
     genres: List<String>,
     genre_ids: List<String>,
+    studios: List<String>,
     studio_ids: List<String>,
     person_ids: List<String>,
+    person: Option<String>,
+    person_types: List<String>,
     tags: List<String>,
     official_ratings: List<String>,
     series_id: Option<JfId>,
@@ -188,15 +198,57 @@ impl ListParams {
             .collect()
     }
 
-    /// True when the listing filters on metadata Ephyra does not store (genres, studios,
-    /// people, tags, ratings): no item has any, so nothing matches.
+    /// True when the listing filters on metadata Ephyra does not store (tags): no item has
+    /// any, so nothing matches.
     fn asks_for_missing_metadata(&self) -> bool {
-        !(self.genres.is_empty()
-            && self.genre_ids.is_empty()
-            && self.studio_ids.is_empty()
-            && self.person_ids.is_empty()
-            && self.tags.is_empty()
-            && self.official_ratings.is_empty())
+        !self.tags.is_empty()
+    }
+
+    /// The local-metadata filters; `None` when ids were given and none of them is an id (so
+    /// nothing can match). Names are pipe-separated in Jellyfin (`Genres=Action|Drama`).
+    fn metadata_filter(&self) -> Option<MetadataFilter> {
+        let names = |list: &List<String>| -> Vec<String> {
+            list.as_slice()
+                .iter()
+                .flat_map(|v| v.split('|'))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let ids = |list: &List<String>| -> Option<Vec<JfId>> {
+            let parsed: Vec<JfId> = list
+                .as_slice()
+                .iter()
+                .filter_map(|v| v.trim().parse().ok())
+                .collect();
+            (list.is_empty() || !parsed.is_empty()).then_some(parsed)
+        };
+        Some(MetadataFilter {
+            genres: names(&self.genres),
+            genre_ids: ids(&self.genre_ids)?,
+            studios: names(&self.studios),
+            studio_ids: ids(&self.studio_ids)?,
+            person_ids: ids(&self.person_ids)?,
+            persons: self
+                .person
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| vec![p.to_owned()])
+                .unwrap_or_default(),
+            person_kinds: self.person_kinds(),
+            official_ratings: names(&self.official_ratings),
+        })
+    }
+
+    /// `personTypes=` values Ephyra knows (`Actor`, `Director`, `Writer`).
+    fn person_kinds(&self) -> Vec<PersonKind> {
+        self.person_types
+            .as_slice()
+            .iter()
+            .filter_map(|t| PersonKind::parse(t.trim()))
+            .collect()
     }
 
     /// The store query these parameters describe, or `None` when nothing can match.
@@ -241,8 +293,10 @@ impl ListParams {
             self.is_played
         };
         let page = self.page();
+        let metadata = self.metadata_filter()?;
         Some(ItemQuery {
             user_id: Some(user),
+            metadata,
             recursive: self.recursive.unwrap_or(false),
             include_kinds: include,
             exclude_kinds: exclude,
@@ -388,6 +442,7 @@ pub async fn dtos(
         },
         counts: state.store.folder_counts(&folders, Some(user)).await?,
         naming: state.store.naming_of(&image_ids).await?,
+        metadata: state.store.metadata_of(&image_ids).await?,
         linked: HashMap::new(),
         // Jellyfin sends `Path` to administrators only.
         show_paths: fields.path && crate::api::extras::is_admin(state, user).await?,
@@ -529,7 +584,13 @@ async fn item(
             .map(Json)
             .ok_or_else(|| ApiError::not_found("Item not found."));
     }
-    let item = existing_item(&state, user.id, id).await?;
+    let Some(item) = state.store.item(id, Some(user.id)).await? else {
+        // A person, genre or studio page asks for its name as an item.
+        return names::name_item(&state, id)
+            .await?
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found("Item not found."));
+    };
     let mut dtos = dtos(&state, &[item], user.id, Fields::ALL).await?;
     dtos.pop()
         .map(Json)
@@ -635,43 +696,6 @@ async fn no_names(
 /// Film recommendations need the genres and people Ephyra does not store: none.
 async fn no_recommendations(_user: ActingUser) -> Json<Vec<serde_json::Value>> {
     Json(Vec::new())
-}
-
-/// `/Items/Filters` (legacy filter dialog): the years present; no genres, tags or ratings.
-async fn filters(
-    State(state): State<AppState>,
-    user: ActingUser,
-    Query(params): Query<ListParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let years = filter_years(&state, user.id, &params).await?;
-    Ok(Json(serde_json::json!({
-        "Genres": [],
-        "Tags": [],
-        "OfficialRatings": [],
-        "Years": years,
-    })))
-}
-
-/// `/Items/Filters2`: genres and tags, of which Ephyra stores none.
-async fn filters2(_user: ActingUser) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "Genres": [], "Tags": [] }))
-}
-
-async fn filter_years(
-    state: &AppState,
-    user: JfId,
-    params: &ListParams,
-) -> Result<Vec<i64>, ApiError> {
-    let Some(mut query) = params.to_query(user) else {
-        return Ok(Vec::new());
-    };
-    query.recursive = true;
-    if let Some(parent) = params.parent_id
-        && !Parent::of(state, parent).await?.narrow(&mut query)
-    {
-        return Ok(Vec::new());
-    }
-    Ok(state.store.production_years(&query).await?)
 }
 
 /// `/Items/Counts`: how many films, series and episodes the user can see.

@@ -53,6 +53,16 @@ pub fn season_id(series_id: JfId, season: u32) -> JfId {
     derive(&[b"season", series_id.as_bytes(), &season.to_le_bytes()])
 }
 
+/// A genre, studio or person, from its kind (`genre`, `studio`, `person`) and name (ignoring
+/// case): the same name has the same id in every library and on every replica.
+pub fn name_id(kind: &str, name: &str) -> JfId {
+    derive(&[
+        b"name",
+        kind.as_bytes(),
+        name.trim().to_lowercase().as_bytes(),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

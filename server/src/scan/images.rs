@@ -95,6 +95,78 @@ impl ImageIndex {
     }
 }
 
+/// Most backdrops recorded for one item (`backdrop1.jpg` ... `backdrop20.jpg`).
+const MAX_BACKDROPS: usize = 20;
+
+/// Artwork other than the poster: `(image type, index, file)`, backdrops in order.
+pub type Artwork = Vec<(&'static str, i64, PathBuf)>;
+
+impl ImageIndex {
+    /// Backdrops, logos, thumbs and banners of a film, series or season, by Jellyfin's and
+    /// Kodi's names. `stem` is the video's name (films): `<stem>-fanart.jpg` and so on;
+    /// `own_folder` allows the plain names (`fanart.jpg`, `logo.png`, ...) in `dir`;
+    /// `prefixed` is `(series folder, "season01")` for a season's `season01-fanart.jpg`.
+    pub fn artwork(
+        &self,
+        dir: &Path,
+        stem: Option<&str>,
+        own_folder: bool,
+        prefixed: Option<(&Path, &str)>,
+    ) -> Artwork {
+        let mut out: Artwork = Vec::new();
+        let kinds: [(&'static str, &[&str]); 4] = [
+            ("Backdrop", &["fanart", "backdrop", "background", "art"]),
+            ("Logo", &["logo", "clearlogo"]),
+            ("Thumb", &["landscape", "thumb"]),
+            ("Banner", &["banner"]),
+        ];
+        for (kind, names) in kinds {
+            let mut found: Vec<PathBuf> = Vec::new();
+            let mut add = |path: Option<PathBuf>| {
+                if let Some(path) = path
+                    && !found.contains(&path)
+                {
+                    found.push(path);
+                }
+            };
+            for name in names {
+                if let Some(stem) = stem {
+                    add(self.find(dir, &[format!("{stem}-{name}")]));
+                }
+                if own_folder {
+                    add(self.find(dir, &[(*name).to_owned()]));
+                }
+                if let Some((series_dir, prefix)) = prefixed {
+                    add(self.find(series_dir, &[format!("{prefix}-{name}")]));
+                }
+            }
+            if kind == "Backdrop" {
+                // Numbered extra backdrops: `fanart1.jpg`, `backdrop2.jpg`, `<stem>-fanart1.jpg`.
+                for n in 1..=MAX_BACKDROPS {
+                    for name in ["fanart", "backdrop"] {
+                        if let Some(stem) = stem {
+                            add(self.find(dir, &[format!("{stem}-{name}{n}")]));
+                        }
+                        if own_folder {
+                            add(self.find(dir, &[format!("{name}{n}")]));
+                        }
+                    }
+                }
+                found.truncate(MAX_BACKDROPS);
+            } else {
+                found.truncate(1);
+            }
+            out.extend(
+                found
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, path)| (kind, i as i64, path)),
+            );
+        }
+        out
+    }
+}
+
 /// The cache tag of an image: changes whenever the file does, so clients may cache by it for a
 /// year. 32 hex digits, like Jellyfin's.
 pub fn image_tag(path: &Path, size: u64, mtime_ms: i64) -> String {
@@ -215,6 +287,58 @@ async fn run_ffmpeg(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artwork_of_every_kind_is_found_by_its_names() {
+        let files: HashSet<PathBuf> = [
+            "/lib/Film (2010)/Film (2010)-fanart.jpg",
+            "/lib/Film (2010)/backdrop1.jpg",
+            "/lib/Film (2010)/Backdrop.JPG",
+            "/lib/Film (2010)/clearlogo.png",
+            "/lib/Film (2010)/landscape.jpg",
+            "/lib/Film (2010)/banner.jpg",
+            "/lib/Show/season01-fanart.jpg",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+        let index = ImageIndex::new(&files);
+        let found = index.artwork(
+            Path::new("/lib/Film (2010)"),
+            Some("Film (2010)"),
+            true,
+            None,
+        );
+        let named: Vec<(&str, i64, String)> = found
+            .iter()
+            .map(|(k, i, p)| {
+                (
+                    *k,
+                    *i,
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                ("Backdrop", 0, "Film (2010)-fanart.jpg".to_owned()),
+                ("Backdrop", 1, "Backdrop.JPG".to_owned()),
+                ("Backdrop", 2, "backdrop1.jpg".to_owned()),
+                ("Logo", 0, "clearlogo.png".to_owned()),
+                ("Thumb", 0, "landscape.jpg".to_owned()),
+                ("Banner", 0, "banner.jpg".to_owned()),
+            ]
+        );
+        let season = index.artwork(
+            Path::new("/lib/Show/Season 1"),
+            None,
+            true,
+            Some((Path::new("/lib/Show"), "season01")),
+        );
+        assert_eq!(season.len(), 1);
+        assert_eq!(season[0].0, "Backdrop");
+    }
 
     fn index(paths: &[&str]) -> ImageIndex {
         ImageIndex::new(&paths.iter().map(PathBuf::from).collect())

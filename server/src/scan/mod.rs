@@ -23,6 +23,7 @@
 pub mod ids;
 pub mod images;
 pub mod names;
+pub mod nfo;
 pub mod place;
 pub mod probe;
 pub mod subtitles;
@@ -474,8 +475,12 @@ impl LibraryScan<'_> {
         let roots: Vec<PathBuf> = walked.iter().map(|w| w.root.clone()).collect();
         subtitles::refresh(self.store, self.library_id, &roots).await?;
 
+        // 5c. Local metadata from .nfo files beside the media, re-read when they change.
+        self.refresh_metadata(&walked).await?;
+
         // 6. Artwork.
         report.extracted_images += self.refresh_images(&walked).await?;
+        self.refresh_artwork(&walked).await?;
         Ok(())
     }
 
@@ -707,6 +712,167 @@ impl LibraryScan<'_> {
         }
     }
 
+    /// Reads the `.nfo` of every film, series, season and episode whose `.nfo` is new or
+    /// changed (size, modification time), and forgets metadata whose `.nfo` is gone. A broken
+    /// or oversized file is logged and recorded as such (so it is not re-read until it
+    /// changes); the item keeps what its file name says.
+    async fn refresh_metadata(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
+        let page = self
+            .store
+            .query_items(&ItemQuery {
+                library_id: Some(self.library_id),
+                recursive: true,
+                ..ItemQuery::default()
+            })
+            .await?;
+        let stamps = self.store.nfo_stamps(self.library_id).await?;
+        for item in &page.items {
+            let Some(path) = item.path.as_ref().map(PathBuf::from) else {
+                continue;
+            };
+            let Some(root) = walked.iter().find(|w| path.starts_with(&w.root)) else {
+                // Under an unreadable folder: keep what it has.
+                continue;
+            };
+            let candidates = match item.kind {
+                ItemKind::Movie => nfo::video_nfo_candidates(&path, true, &root.root),
+                ItemKind::Episode => nfo::video_nfo_candidates(&path, false, &root.root),
+                ItemKind::Series => vec![path.join("tvshow.nfo")],
+                ItemKind::Season => vec![path.join("season.nfo")],
+                _ => Vec::new(),
+            };
+            let mut found = None;
+            for candidate in candidates {
+                if let Ok(meta) = tokio::fs::metadata(&candidate).await
+                    && meta.is_file()
+                {
+                    found = Some((candidate, meta));
+                    break;
+                }
+            }
+            let stored = stamps.get(&item.id);
+            let Some((nfo_path, meta)) = found else {
+                if stored.is_some() {
+                    self.store.remove_local_metadata(item.id).await?;
+                }
+                continue;
+            };
+            let stamp = crate::store::metadata::NfoStamp {
+                path: nfo_path.to_string_lossy().into_owned(),
+                size: i64::try_from(meta.len()).unwrap_or(i64::MAX),
+                mtime: walk::mtime_ms(&meta),
+            };
+            if stored == Some(&stamp) {
+                continue;
+            }
+            let (local, error) = match nfo::read(&nfo_path).await {
+                Ok(local) => (local, None),
+                Err(e) => {
+                    tracing::warn!(library = %self.library.name, path = %nfo_path.display(), error = %e, ".nfo unreadable; the item keeps its other data");
+                    self.metrics.scan_errors.inc();
+                    (nfo::LocalMetadata::default(), Some(e.to_string()))
+                }
+            };
+            self.store
+                .set_local_metadata(item.id, &stamp, &local, error.as_deref())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records the backdrops, logos, thumbs and banners found beside films, series and
+    /// seasons, and forgets those whose file is gone.
+    async fn refresh_artwork(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
+        let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
+        let index = images::ImageIndex::new(&all_images);
+        let page = self
+            .store
+            .query_items(&ItemQuery {
+                library_id: Some(self.library_id),
+                recursive: true,
+                include_kinds: vec![ItemKind::Movie, ItemKind::Series, ItemKind::Season],
+                ..ItemQuery::default()
+            })
+            .await?;
+        let series_dirs: HashMap<JfId, PathBuf> = page
+            .items
+            .iter()
+            .filter(|i| i.kind == ItemKind::Series)
+            .filter_map(|i| Some((i.id, PathBuf::from(i.path.as_ref()?))))
+            .collect();
+        let stored = self.store.library_images(self.library_id).await?;
+        for item in &page.items {
+            let path = item.path.as_ref().map(PathBuf::from);
+            let root = path
+                .as_ref()
+                .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)));
+            if path.is_some() && root.is_none() {
+                // Under an unreadable folder: keep what it has.
+                continue;
+            }
+            let found = match (item.kind, &path, root) {
+                (ItemKind::Movie, Some(video), Some(root)) => match video.parent() {
+                    Some(dir) => {
+                        let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned());
+                        index.artwork(dir, stem.as_deref(), dir != root.root, None)
+                    }
+                    None => Vec::new(),
+                },
+                (ItemKind::Series, Some(dir), _) => index.artwork(dir, None, true, None),
+                (ItemKind::Season, season_dir, _) => {
+                    let number = item.index_number.unwrap_or(0);
+                    let prefix = if number == 0 {
+                        "season-specials".to_owned()
+                    } else {
+                        format!("season{number:02}")
+                    };
+                    let series_dir = item.parent_id.and_then(|s| series_dirs.get(&s));
+                    match (season_dir, series_dir) {
+                        (Some(dir), series) if Some(dir) != series => index.artwork(
+                            dir,
+                            None,
+                            true,
+                            series.map(|s| (s.as_path(), prefix.as_str())),
+                        ),
+                        (_, Some(series)) => {
+                            index.artwork(series, None, false, Some((series, prefix.as_str())))
+                        }
+                        _ => Vec::new(),
+                    }
+                }
+                _ => Vec::new(),
+            };
+            let current: Vec<&ItemImage> = stored
+                .get(&item.id)
+                .map(|images| images.iter().filter(|i| i.image_type != PRIMARY).collect())
+                .unwrap_or_default();
+            for (kind, number, file) in &found {
+                let Some(image) = image_record_as(item.id, file, kind, *number).await else {
+                    continue;
+                };
+                let same = current.iter().any(|c| {
+                    c.image_type == image.image_type
+                        && c.image_index == image.image_index
+                        && c.path == image.path
+                        && c.tag == image.tag
+                });
+                if !same {
+                    self.store.set_image(&image).await?;
+                }
+            }
+            for gone in current.iter().filter(|c| {
+                !found
+                    .iter()
+                    .any(|(k, n, _)| *k == c.image_type && *n == c.image_index)
+            }) {
+                self.store
+                    .remove_image(item.id, &gone.image_type, gone.image_index)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Records artwork for every readable item of the library: an image file beside it if
     /// there is one, else (films and episodes) a frame extracted with ffmpeg, else (series and
     /// seasons) the image of their first episode. Returns how many frames were extracted.
@@ -912,6 +1078,16 @@ fn summary_json(
 
 /// A Primary image record for a file, with a tag from its size and modification time.
 async fn image_record(item_id: JfId, path: &Path) -> Option<ItemImage> {
+    image_record_as(item_id, path, PRIMARY, 0).await
+}
+
+/// An image record of any type, with a tag from its size and modification time.
+async fn image_record_as(
+    item_id: JfId,
+    path: &Path,
+    image_type: &str,
+    image_index: i64,
+) -> Option<ItemImage> {
     let metadata = tokio::fs::metadata(path).await.ok()?;
     let mtime = metadata
         .modified()
@@ -920,8 +1096,8 @@ async fn image_record(item_id: JfId, path: &Path) -> Option<ItemImage> {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     Some(ItemImage {
         item_id,
-        image_type: PRIMARY.to_owned(),
-        image_index: 0,
+        image_type: image_type.to_owned(),
+        image_index,
         path: path.to_owned(),
         tag: images::image_tag(path, metadata.len(), mtime),
         file_mtime: Some(mtime),

@@ -275,7 +275,7 @@ pub fn is_image(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
+pub(crate) fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
     metadata
         .modified()
         .ok()

@@ -282,12 +282,15 @@ impl SortBy {
     /// order them alike.
     fn column(self) -> &'static str {
         match self {
-            SortBy::SortName => "i.sort_name",
-            SortBy::Name => "i.name",
+            SortBy::SortName => "COALESCE(md.sort_title, i.sort_name)",
+            SortBy::Name => "COALESCE(md.title, i.name)",
             SortBy::DateCreated => "i.date_created",
             SortBy::DatePlayed => "COALESCE(ud.last_played_at, 0)",
-            SortBy::PremiereDate => "COALESCE(i.premiere_date, i.production_year, 0)",
-            SortBy::ProductionYear => "COALESCE(i.production_year, 0)",
+            SortBy::PremiereDate => {
+                "COALESCE(md.premiere_date, i.premiere_date, md.production_year, \
+                 i.production_year, 0)"
+            }
+            SortBy::ProductionYear => "COALESCE(md.production_year, i.production_year, 0)",
             SortBy::Runtime => "COALESCE(i.run_time_ticks, 0)",
             SortBy::ParentIndexNumber => "COALESCE(i.parent_index_number, 0)",
             SortBy::IndexNumber => "COALESCE(i.index_number, 0)",
@@ -336,6 +339,8 @@ pub struct ItemQuery {
     pub name_starts_with: Option<String>,
     /// Sort name sorts before this text, without regard to case (the picker's `#`).
     pub name_less_than: Option<String>,
+    /// Genres, studios, people and ratings from local metadata.
+    pub metadata: super::metadata::MetadataFilter,
 }
 
 /// A page of items and the total that matched.
@@ -360,7 +365,7 @@ pub struct FolderCounts {
 
 /// A bound value.
 #[derive(Debug, Clone)]
-enum Bind {
+pub(super) enum Bind {
     Text(String),
     Int(i64),
 }
@@ -368,20 +373,20 @@ enum Bind {
 /// SQL assembled from `&'static str` fragments, with every value bound as `$n`. Because
 /// fragments must be static, request text cannot become SQL.
 #[derive(Debug, Clone, Default)]
-struct Sql {
+pub(super) struct Sql {
     text: String,
     binds: Vec<Bind>,
 }
 
 impl Sql {
-    fn new(fragment: &'static str) -> Sql {
+    pub(super) fn new(fragment: &'static str) -> Sql {
         Sql {
             text: fragment.to_owned(),
             binds: Vec::new(),
         }
     }
 
-    fn push(&mut self, fragment: &'static str) -> &mut Sql {
+    pub(super) fn push(&mut self, fragment: &'static str) -> &mut Sql {
         self.text.push_str(fragment);
         self
     }
@@ -393,16 +398,16 @@ impl Sql {
         self
     }
 
-    fn text(&mut self, value: impl Into<String>) -> &mut Sql {
+    pub(super) fn text(&mut self, value: impl Into<String>) -> &mut Sql {
         self.placeholder(Bind::Text(value.into()))
     }
 
-    fn int(&mut self, value: i64) -> &mut Sql {
+    pub(super) fn int(&mut self, value: i64) -> &mut Sql {
         self.placeholder(Bind::Int(value))
     }
 
     /// `$a, $b, ...` for a non-empty list.
-    fn texts<I: IntoIterator<Item = String>>(&mut self, values: I) -> &mut Sql {
+    pub(super) fn texts<I: IntoIterator<Item = String>>(&mut self, values: I) -> &mut Sql {
         for (i, value) in values.into_iter().enumerate() {
             if i > 0 {
                 self.push(", ");
@@ -412,7 +417,7 @@ impl Sql {
         self
     }
 
-    fn query(&self) -> Query<'_, Any, AnyArguments> {
+    pub(super) fn query(&self) -> Query<'_, Any, AnyArguments> {
         // Safe: `text` is built only from static fragments and `$n` placeholders.
         let mut query = sqlx::query(AssertSqlSafe(self.text.clone()));
         for bind in &self.binds {
@@ -427,17 +432,25 @@ impl Sql {
 
 /// Columns of [`Item`], over `items i` joined to its series `s`, season `se` and the user's
 /// data `ud`.
-const ITEM_SELECT: &str = "SELECT i.id, i.library_id, i.parent_id, i.kind, i.name, i.sort_name, \
+/// Names, years, dates and overviews from an `.nfo` (`md`, `smd` for the series) take the place
+/// of those derived from file names.
+const ITEM_SELECT: &str = "SELECT i.id, i.library_id, i.parent_id, i.kind, \
+     COALESCE(md.title, i.name) AS name, COALESCE(md.sort_title, i.sort_name) AS sort_name, \
      i.path, i.series_id, i.season_id, i.index_number, i.parent_index_number, \
-     i.production_year, i.premiere_date, i.overview, i.run_time_ticks, i.container, \
+     COALESCE(md.production_year, i.production_year) AS production_year, \
+     COALESCE(md.premiere_date, i.premiere_date) AS premiere_date, \
+     COALESCE(md.overview, i.overview) AS overview, \
+     COALESCE(i.run_time_ticks, md.run_time_ticks) AS run_time_ticks, i.container, \
      i.size_bytes, i.bitrate, i.file_mtime, i.date_created, i.date_modified, \
-     s.name AS series_name, se.name AS season_name, \
+     COALESCE(smd.title, s.name) AS series_name, se.name AS season_name, \
      ud.playback_position_ticks, ud.play_count, ud.is_favorite, ud.played, ud.last_played_at ";
 
 /// Joins for [`ITEM_SELECT`]; the user id is bound right after.
-const ITEM_FROM: &str = "FROM items i \
+pub(super) const ITEM_FROM: &str = "FROM items i \
      LEFT JOIN items s ON s.id = i.series_id \
      LEFT JOIN items se ON se.id = i.season_id \
+     LEFT JOIN item_metadata md ON md.item_id = i.id \
+     LEFT JOIN item_metadata smd ON smd.item_id = i.series_id \
      LEFT JOIN user_item_data ud ON ud.item_id = i.id AND ud.user_id = ";
 
 fn item_from_row(row: &AnyRow) -> StoreResult<Item> {
@@ -512,7 +525,7 @@ fn path_text(path: &Path) -> String {
 }
 
 /// The user id bound into the user-data join; no user matches the nil id.
-fn user_key(user: Option<JfId>) -> String {
+pub(super) fn user_key(user: Option<JfId>) -> String {
     user.map_or_else(|| "-".to_owned(), |u| u.to_n())
 }
 
@@ -866,10 +879,14 @@ impl Store {
     /// Production years of the items a query matches, newest first (the year filter's
     /// choices). Paging and sorting of the query are ignored.
     pub async fn production_years(&self, query: &ItemQuery) -> StoreResult<Vec<i64>> {
-        let mut sql = Sql::new("SELECT DISTINCT i.production_year AS year ");
+        let mut sql =
+            Sql::new("SELECT DISTINCT COALESCE(md.production_year, i.production_year) AS year ");
         sql.push(ITEM_FROM).text(user_key(query.user_id));
         push_filters(&mut sql, query);
-        sql.push(" AND i.production_year IS NOT NULL ORDER BY i.production_year DESC");
+        sql.push(
+            " AND COALESCE(md.production_year, i.production_year) IS NOT NULL \
+             ORDER BY year DESC",
+        );
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| r.try_get::<i64, _>("year").map_err(Into::into))
@@ -1117,7 +1134,7 @@ fn like_pattern(term: &str) -> String {
     out
 }
 
-fn push_filters(sql: &mut Sql, q: &ItemQuery) {
+pub(super) fn push_filters(sql: &mut Sql, q: &ItemQuery) {
     sql.push(" WHERE i.probe_error IS NULL");
     // Extras, alternate versions and further parts are reached through their owner only.
     sql.push(" AND i.owner_id IS NULL");
@@ -1162,7 +1179,7 @@ fn push_filters(sql: &mut Sql, q: &ItemQuery) {
         .map(str::trim)
         .filter(|t| !t.is_empty())
     {
-        sql.push(" AND LOWER(i.name) LIKE ")
+        sql.push(" AND LOWER(COALESCE(md.title, i.name)) LIKE ")
             .text(like_pattern(term))
             .push(" ESCAPE '\\'");
     }
@@ -1193,7 +1210,7 @@ fn push_filters(sql: &mut Sql, q: &ItemQuery) {
             .push(")");
     }
     if !q.years.is_empty() {
-        sql.push(" AND i.production_year IN (");
+        sql.push(" AND COALESCE(md.production_year, i.production_year) IN (");
         for (n, year) in q.years.iter().enumerate() {
             if n > 0 {
                 sql.push(", ");
@@ -1205,14 +1222,15 @@ fn push_filters(sql: &mut Sql, q: &ItemQuery) {
     if let Some(prefix) = q.name_starts_with.as_deref().filter(|p| !p.is_empty()) {
         let mut pattern = like_pattern(prefix);
         pattern.remove(0);
-        sql.push(" AND LOWER(i.sort_name) LIKE ")
+        sql.push(" AND LOWER(COALESCE(md.sort_title, i.sort_name)) LIKE ")
             .text(pattern)
             .push(" ESCAPE '\\'");
     }
     if let Some(bound) = q.name_less_than.as_deref().filter(|b| !b.is_empty()) {
-        sql.push(" AND LOWER(i.sort_name) < ")
+        sql.push(" AND LOWER(COALESCE(md.sort_title, i.sort_name)) < ")
             .text(bound.to_lowercase());
     }
+    super::metadata::push_metadata_filters(sql, &q.metadata);
 }
 
 // ----- naming: extras, versions, parts, provider ids (migration 0008) ----------------------

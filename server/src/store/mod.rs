@@ -23,6 +23,7 @@ pub mod items;
 pub mod jobs;
 pub mod leader;
 pub mod media_index;
+pub mod metadata;
 pub mod prefs;
 pub mod userdata;
 pub mod users;

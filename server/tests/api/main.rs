@@ -5,6 +5,7 @@ mod support;
 // Browsing, images, playback and playstate over a scanned sample library.
 mod library;
 
+mod artwork;
 mod conventions;
 mod coord;
 mod discovery;
@@ -15,6 +16,7 @@ mod images;
 mod items;
 mod jobs;
 mod k8s;
+mod metadata;
 mod naming;
 mod perf;
 mod playback;

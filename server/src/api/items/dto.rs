@@ -13,6 +13,7 @@ use crate::scan::probe::{StreamInfo, StreamKind};
 use crate::store::items::{
     FolderCounts, Item, ItemImage, ItemKind, Library, Linked, NamingRead, OwnerRole, UserData,
 };
+use crate::store::metadata::MetadataRead;
 
 /// `BaseItemDto`: the fields clients read (jellyfin-api.md §5).
 #[derive(Debug, Clone, Serialize, Default)]
@@ -97,6 +98,50 @@ pub struct BaseItemDto {
     /// How many media sources (versions) the item has, when more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media_source_count: Option<i64>,
+    /// From local metadata (`.nfo`): `<originaltitle>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_title: Option<String>,
+    /// `<tagline>`, as Jellyfin's one-element list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taglines: Option<Vec<String>>,
+    /// Genre names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub genres: Option<Vec<String>>,
+    /// Genres with their ids (what the web client links to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub genre_items: Option<Vec<NameGuidPair>>,
+    /// Studios with their ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub studios: Option<Vec<NameGuidPair>>,
+    /// Cast and crew.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub people: Option<Vec<BaseItemPerson>>,
+    /// Certification (`<mpaa>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub official_rating: Option<String>,
+    /// Rating out of 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub community_rating: Option<f64>,
+}
+
+/// Jellyfin's `NameGuidPair`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NameGuidPair {
+    pub name: String,
+    pub id: String,
+}
+
+/// Jellyfin's `BaseItemPerson`: `Type` is a `PersonKind` (`Actor`, `Director`, `Writer`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct BaseItemPerson {
+    pub name: String,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(rename = "Type")]
+    pub kind: String,
 }
 
 /// `UserItemDataDto`; the Kotlin SDK requires the six unconditional fields.
@@ -292,6 +337,8 @@ pub struct Related {
     pub naming: HashMap<JfId, NamingRead>,
     /// Other versions and further parts of films.
     pub linked: HashMap<JfId, Vec<Linked>>,
+    /// Local metadata (genres, studios, people, ratings).
+    pub metadata: HashMap<JfId, MetadataRead>,
     /// Whether the asking user may see paths (an administrator).
     pub show_paths: bool,
 }
@@ -358,6 +405,25 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
     if let Some(tag) = related.primary_tag(item.id) {
         image_tags.insert("Primary", tag);
     }
+    let own_images: &[ItemImage] = related
+        .images
+        .get(&item.id)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for kind in ["Logo", "Thumb", "Banner"] {
+        if let Some(image) = own_images
+            .iter()
+            .find(|i| i.image_type == kind && i.image_index == 0)
+        {
+            image_tags.insert(kind, image.tag.clone());
+        }
+    }
+    let mut backdrops: Vec<&ItemImage> = own_images
+        .iter()
+        .filter(|i| i.image_type == "Backdrop")
+        .collect();
+    backdrops.sort_by_key(|i| i.image_index);
+    let backdrop_image_tags: Vec<String> = backdrops.iter().map(|i| i.tag.clone()).collect();
     let streams: &[StreamInfo] = related
         .streams
         .get(&item.id)
@@ -377,6 +443,19 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
     };
     let media_streams: Vec<MediaStream> = streams.iter().map(media_stream).collect();
     let naming = related.naming.get(&item.id).cloned().unwrap_or_default();
+    let metadata = related.metadata.get(&item.id);
+    let mut provider_ids = naming.provider_ids.clone();
+    if let Some(m) = metadata {
+        provider_ids.extend(m.provider_ids.clone());
+    }
+    let pairs = |list: &[(JfId, String)]| -> Vec<NameGuidPair> {
+        list.iter()
+            .map(|(id, name)| NameGuidPair {
+                name: name.clone(),
+                id: id.to_n(),
+            })
+            .collect()
+    };
     let linked: &[Linked] = related
         .linked
         .get(&item.id)
@@ -442,11 +521,11 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
         media_streams: (fields.media_streams && !is_folder).then_some(media_streams),
         video_type: (!is_folder).then_some("VideoFile"),
         image_tags,
-        backdrop_image_tags: Vec::new(),
+        backdrop_image_tags,
         chapters: (fields.chapters && !is_folder).then(Vec::new),
         location_type: "FileSystem",
         media_type: if is_folder { "Unknown" } else { "Video" },
-        provider_ids: naming.provider_ids.clone(),
+        provider_ids,
         width: video.and_then(|v| v.width),
         height: video.and_then(|v| v.height),
         has_subtitles: (!is_folder).then(|| streams.iter().any(|s| s.kind == StreamKind::Subtitle)),
@@ -456,6 +535,30 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
         index_number_end: naming.index_number_end,
         extra_type: naming.extra_type.clone(),
         media_source_count: (!versions.is_empty()).then(|| versions.len() as i64 + 1),
+        original_title: metadata.and_then(|m| m.original_title.clone()),
+        taglines: metadata.and_then(|m| m.tagline.clone()).map(|t| vec![t]),
+        genres: metadata
+            .filter(|m| !m.genres.is_empty())
+            .map(|m| m.genres.iter().map(|(_, n)| n.clone()).collect()),
+        genre_items: metadata
+            .filter(|m| !m.genres.is_empty())
+            .map(|m| pairs(&m.genres)),
+        studios: metadata
+            .filter(|m| !m.studios.is_empty())
+            .map(|m| pairs(&m.studios)),
+        people: metadata.filter(|m| !m.people.is_empty()).map(|m| {
+            m.people
+                .iter()
+                .map(|p| BaseItemPerson {
+                    name: p.name.clone(),
+                    id: p.id.to_n(),
+                    role: p.role.clone(),
+                    kind: p.kind.clone(),
+                })
+                .collect()
+        }),
+        official_rating: metadata.and_then(|m| m.official_rating.clone()),
+        community_rating: metadata.and_then(|m| m.community_rating),
     }
 }
 

@@ -1,0 +1,286 @@
+//! Names items carry from their local metadata, listed for browsing and filter dialogs:
+//! `/Genres`, `/Studios`, `/Persons`, `/Years` (and one of each by name), `/Items/Filters`,
+//! `/Items/Filters2`; plus a genre, studio or person looked up by id for `/Items/{id}`.
+//!
+//! Each takes the same query as `/Items` (parent, item types, the user's filters) and lists
+//! the names the matching items carry; it never lists a name no visible item carries.
+
+use axum::extract::State;
+
+use super::dto::{BaseItemDto, user_data_dto};
+use super::{ListParams, Parent};
+use crate::api::acting::ActingUser;
+use crate::api::dto::QueryResult;
+use crate::error::ApiError;
+use crate::jf::{JfId, Json, Path, Query};
+use crate::scan::ids::name_id;
+use crate::state::AppState;
+use crate::store::items::ItemQuery;
+use crate::store::items::UserData;
+use crate::store::metadata::{NameCount, NameKind};
+
+/// The store query of a name listing: everything below the parent, unpaged; `None` when
+/// nothing can match. Search and name-prefix parameters apply to the names, not the items.
+async fn names_query(
+    state: &AppState,
+    user: JfId,
+    params: &ListParams,
+) -> Result<Option<ItemQuery>, ApiError> {
+    let Some(mut query) = params.to_query(user) else {
+        return Ok(None);
+    };
+    query.recursive = true;
+    query.search_term = None;
+    query.name_starts_with = None;
+    query.name_less_than = None;
+    query.start_index = 0;
+    query.limit = None;
+    if let Some(parent) = params.parent_id
+        && !Parent::of(state, parent).await?.narrow(&mut query)
+    {
+        return Ok(None);
+    }
+    Ok(Some(query))
+}
+
+/// A genre, studio, person or year as the `BaseItemDto` Jellyfin sends for it.
+fn name_dto(
+    state: &AppState,
+    kind: NameKind,
+    id: JfId,
+    name: &str,
+    items: Option<i64>,
+) -> BaseItemDto {
+    let (type_name, is_folder) = match kind {
+        NameKind::Genre => ("Genre", true),
+        NameKind::Studio => ("Studio", true),
+        NameKind::Person => ("Person", false),
+    };
+    BaseItemDto {
+        name: name.to_owned(),
+        server_id: state.server_id.to_n(),
+        id: id.to_n(),
+        sort_name: crate::scan::names::sort_name(name),
+        is_folder,
+        kind: type_name,
+        user_data: user_data_dto(id, &UserData::default(), None),
+        child_count: items,
+        location_type: "Virtual",
+        media_type: "Unknown",
+        ..BaseItemDto::default()
+    }
+}
+
+/// Applies the name-side parameters (search, A–Z picker) and the page.
+fn page_of_names(
+    state: &AppState,
+    kind: NameKind,
+    params: &ListParams,
+    names: Vec<NameCount>,
+) -> Json<QueryResult<BaseItemDto>> {
+    let term = params
+        .search_term
+        .as_deref()
+        .map(|t| t.trim().to_lowercase())
+        .filter(|t| !t.is_empty());
+    let prefix = params
+        .name_starts_with
+        .as_deref()
+        .or(params.name_starts_with_or_greater.as_deref())
+        .map(str::to_lowercase)
+        .filter(|p| !p.is_empty());
+    let below = params
+        .name_less_than
+        .as_deref()
+        .map(str::to_lowercase)
+        .filter(|b| !b.is_empty());
+    let chosen: Vec<BaseItemDto> = names
+        .into_iter()
+        .filter(|n| {
+            let lower = n.name.to_lowercase();
+            let sort = crate::scan::names::sort_name(&n.name).to_lowercase();
+            term.as_ref().is_none_or(|t| lower.contains(t.as_str()))
+                && prefix.as_ref().is_none_or(|p| sort.starts_with(p.as_str()))
+                && below.as_ref().is_none_or(|b| sort.as_str() < b.as_str())
+        })
+        .map(|n| name_dto(state, kind, n.id, &n.name, Some(n.items)))
+        .collect();
+    let page = params.page();
+    let (items, total) = page.slice(chosen);
+    page.result(items, total)
+}
+
+async fn list(
+    state: &AppState,
+    user: JfId,
+    kind: NameKind,
+    params: &ListParams,
+) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    let Some(query) = names_query(state, user, params).await? else {
+        return Ok(params.page().empty());
+    };
+    let names = state
+        .store
+        .name_counts(kind, &query, &params.person_kinds())
+        .await?;
+    Ok(page_of_names(state, kind, params, names))
+}
+
+/// `/Genres`.
+pub(super) async fn genres(
+    State(state): State<AppState>,
+    user: ActingUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    list(&state, user.id, NameKind::Genre, &params).await
+}
+
+/// `/Studios`.
+pub(super) async fn studios(
+    State(state): State<AppState>,
+    user: ActingUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    list(&state, user.id, NameKind::Studio, &params).await
+}
+
+/// `/Persons` (`personTypes=Actor` narrows to actors).
+pub(super) async fn persons(
+    State(state): State<AppState>,
+    user: ActingUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    list(&state, user.id, NameKind::Person, &params).await
+}
+
+async fn one_by_name(
+    state: &AppState,
+    kind: NameKind,
+    label: &str,
+    name: &str,
+) -> Result<Json<BaseItemDto>, ApiError> {
+    let id = name_id(label, name);
+    let stored = state
+        .store
+        .name_of(kind, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Item not found."))?;
+    Ok(Json(name_dto(state, kind, id, &stored, None)))
+}
+
+/// `/Genres/{name}`.
+pub(super) async fn genre(
+    State(state): State<AppState>,
+    _user: ActingUser,
+    Path(name): Path<String>,
+) -> Result<Json<BaseItemDto>, ApiError> {
+    one_by_name(&state, NameKind::Genre, "genre", &name).await
+}
+
+/// `/Studios/{name}`.
+pub(super) async fn studio(
+    State(state): State<AppState>,
+    _user: ActingUser,
+    Path(name): Path<String>,
+) -> Result<Json<BaseItemDto>, ApiError> {
+    one_by_name(&state, NameKind::Studio, "studio", &name).await
+}
+
+/// `/Persons/{name}`.
+pub(super) async fn person(
+    State(state): State<AppState>,
+    _user: ActingUser,
+    Path(name): Path<String>,
+) -> Result<Json<BaseItemDto>, ApiError> {
+    one_by_name(&state, NameKind::Person, "person", &name).await
+}
+
+/// A genre, studio or person by id (the web client opens a person's page as `/Items/{id}`).
+pub(super) async fn name_item(state: &AppState, id: JfId) -> Result<Option<BaseItemDto>, ApiError> {
+    for kind in [NameKind::Person, NameKind::Genre, NameKind::Studio] {
+        if let Some(name) = state.store.name_of(kind, id).await? {
+            return Ok(Some(name_dto(state, kind, id, &name, None)));
+        }
+    }
+    Ok(None)
+}
+
+/// `/Years`: the production years of the matching items, newest first, as `Year` items.
+pub(super) async fn years(
+    State(state): State<AppState>,
+    user: ActingUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    let Some(query) = names_query(&state, user.id, &params).await? else {
+        return Ok(params.page().empty());
+    };
+    let years: Vec<BaseItemDto> = state
+        .store
+        .production_years(&query)
+        .await?
+        .into_iter()
+        .map(|year| {
+            let name = year.to_string();
+            let id = name_id("year", &name);
+            BaseItemDto {
+                production_year: Some(year),
+                ..name_dto(&state, NameKind::Genre, id, &name, None)
+            }
+        })
+        .map(|mut dto| {
+            dto.kind = "Year";
+            dto
+        })
+        .collect();
+    let page = params.page();
+    let (items, total) = page.slice(years);
+    Ok(page.result(items, total))
+}
+
+/// `/Items/Filters` (the legacy filter dialog): genre names, official ratings and years of
+/// the matching items; no tags (Ephyra stores none).
+pub(super) async fn filters(
+    State(state): State<AppState>,
+    user: ActingUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Some(query) = names_query(&state, user.id, &params).await? else {
+        return Ok(Json(serde_json::json!({
+            "Genres": [], "Tags": [], "OfficialRatings": [], "Years": [],
+        })));
+    };
+    let genres: Vec<String> = state
+        .store
+        .name_counts(NameKind::Genre, &query, &[])
+        .await?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    let ratings = state.store.official_ratings(&query).await?;
+    let years = state.store.production_years(&query).await?;
+    Ok(Json(serde_json::json!({
+        "Genres": genres,
+        "Tags": [],
+        "OfficialRatings": ratings,
+        "Years": years,
+    })))
+}
+
+/// `/Items/Filters2`: genres as `NameGuidPair`s; no tags.
+pub(super) async fn filters2(
+    State(state): State<AppState>,
+    user: ActingUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let genres: Vec<serde_json::Value> = match names_query(&state, user.id, &params).await? {
+        Some(query) => state
+            .store
+            .name_counts(NameKind::Genre, &query, &[])
+            .await?
+            .into_iter()
+            .map(|n| serde_json::json!({ "Name": n.name, "Id": n.id.to_n() }))
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Json(serde_json::json!({ "Genres": genres, "Tags": [] })))
+}

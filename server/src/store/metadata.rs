@@ -1,0 +1,452 @@
+//! Local metadata of items (migration 0009): what an `.nfo` says (overview, tagline, ratings,
+//! provider ids, collection) and the genres, studios and people linked to items, with the
+//! listings and filters built on them (`/Genres`, `/Studios`, `/Persons`, `Genres=` ...).
+//!
+//! Titles, years, dates and overviews are overlaid on the item's own columns when items are
+//! read (see `ITEM_SELECT`); this module only writes them. Like `items`, SQL is assembled
+//! from constant fragments with every request value bound.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::Row;
+
+use super::items::{ITEM_FROM, ItemQuery, Sql, push_filters, user_key};
+use super::{Store, StoreResult, get_id};
+use crate::jf::JfId;
+use crate::scan::ids::name_id;
+use crate::scan::nfo::{LocalMetadata, PersonKind};
+
+/// Listing filters on local metadata. Empty lists mean "no restriction"; names match
+/// without regard to case.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataFilter {
+    /// Genre names (`Genres=Action|Drama`).
+    pub genres: Vec<String>,
+    /// Genre ids (`GenreIds=`).
+    pub genre_ids: Vec<JfId>,
+    /// Studio names (`Studios=`).
+    pub studios: Vec<String>,
+    /// Studio ids (`StudioIds=`).
+    pub studio_ids: Vec<JfId>,
+    /// Person ids (`PersonIds=`).
+    pub person_ids: Vec<JfId>,
+    /// Person names (`Person=`).
+    pub persons: Vec<String>,
+    /// With a person filter, only these credits (`PersonTypes=Actor`).
+    pub person_kinds: Vec<PersonKind>,
+    /// Official ratings (`OfficialRatings=PG-13|R`).
+    pub official_ratings: Vec<String>,
+}
+
+/// Appends the `AND ...` conditions of `filter` (items are `i`, their metadata `md`).
+pub(super) fn push_metadata_filters(sql: &mut Sql, filter: &MetadataFilter) {
+    let lower = |names: &[String]| -> Vec<String> {
+        names.iter().map(|n| n.trim().to_lowercase()).collect()
+    };
+    let ids = |ids: &[JfId]| -> Vec<String> { ids.iter().map(|i| i.to_n()).collect() };
+    let name_ids = |kind: &str, names: &[String]| -> Vec<String> {
+        names.iter().map(|n| name_id(kind, n).to_n()).collect()
+    };
+    let mut genre_ids = ids(&filter.genre_ids);
+    genre_ids.extend(name_ids("genre", &filter.genres));
+    if !genre_ids.is_empty() {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM item_genres g WHERE g.item_id = i.id AND g.genre_id IN (",
+        )
+        .texts(genre_ids)
+        .push("))");
+    }
+    let mut studio_ids = ids(&filter.studio_ids);
+    studio_ids.extend(name_ids("studio", &filter.studios));
+    if !studio_ids.is_empty() {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM item_studios st WHERE st.item_id = i.id \
+             AND st.studio_id IN (",
+        )
+        .texts(studio_ids)
+        .push("))");
+    }
+    let mut person_ids = ids(&filter.person_ids);
+    person_ids.extend(name_ids("person", &filter.persons));
+    if !person_ids.is_empty() {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM item_people p WHERE p.item_id = i.id \
+             AND p.person_id IN (",
+        )
+        .texts(person_ids)
+        .push(")");
+        if !filter.person_kinds.is_empty() {
+            sql.push(" AND p.kind IN (")
+                .texts(filter.person_kinds.iter().map(|k| k.as_str().to_owned()))
+                .push(")");
+        }
+        sql.push(")");
+    }
+    if !filter.official_ratings.is_empty() {
+        sql.push(" AND LOWER(md.official_rating) IN (")
+            .texts(lower(&filter.official_ratings))
+            .push(")");
+    }
+}
+
+/// The `.nfo` an item's metadata was read from, to tell whether it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfoStamp {
+    /// The file.
+    pub path: String,
+    /// Its size when read.
+    pub size: i64,
+    /// Its modification time when read (unix ms).
+    pub mtime: i64,
+}
+
+/// A credited person as read for an item's `People`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRead {
+    /// Derived from the name.
+    pub id: JfId,
+    /// As written.
+    pub name: String,
+    /// An actor's character.
+    pub role: Option<String>,
+    /// `Actor`, `Director`, `Writer`.
+    pub kind: String,
+}
+
+/// What an item's DTO needs of its local metadata beyond the overlaid columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataRead {
+    /// `OriginalTitle`.
+    pub original_title: Option<String>,
+    /// `Taglines[0]`.
+    pub tagline: Option<String>,
+    /// `OfficialRating`.
+    pub official_rating: Option<String>,
+    /// `CommunityRating`.
+    pub community_rating: Option<f64>,
+    /// Provider ids from the `.nfo` (merged over those from names).
+    pub provider_ids: BTreeMap<String, String>,
+    /// The film's collection (`<set>`).
+    pub collection: Option<String>,
+    /// Genres (id, name), in the file's order.
+    pub genres: Vec<(JfId, String)>,
+    /// Studios (id, name).
+    pub studios: Vec<(JfId, String)>,
+    /// People in credit order.
+    pub people: Vec<PersonRead>,
+}
+
+/// Which names a listing counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// `/Genres`.
+    Genre,
+    /// `/Studios`.
+    Studio,
+    /// `/Persons`.
+    Person,
+}
+
+/// A genre, studio or person with how many matching items carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameCount {
+    /// Derived from the name.
+    pub id: JfId,
+    /// As first written.
+    pub name: String,
+    /// Matching items.
+    pub items: i64,
+}
+
+impl Store {
+    /// The `.nfo` stamps of a library's items, by item.
+    pub async fn nfo_stamps(&self, library_id: JfId) -> StoreResult<HashMap<JfId, NfoStamp>> {
+        let rows = sqlx::query(
+            "SELECT m.item_id, m.nfo_path, m.nfo_size, m.nfo_mtime FROM item_metadata m \
+             JOIN items i ON i.id = m.item_id WHERE i.library_id = $1 AND m.source = 'nfo'",
+        )
+        .bind(library_id.to_n())
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::new();
+        for row in &rows {
+            out.insert(
+                get_id(row, "item_id")?,
+                NfoStamp {
+                    path: row.try_get("nfo_path")?,
+                    size: row.try_get("nfo_size")?,
+                    mtime: row.try_get("nfo_mtime")?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Replaces an item's local metadata with what `meta` says (all empty, with `error`, when
+    /// the file could not be read), in one transaction.
+    pub async fn set_local_metadata(
+        &self,
+        item_id: JfId,
+        stamp: &NfoStamp,
+        meta: &LocalMetadata,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        let id = item_id.to_n();
+        let mut tx = self.begin_write().await?;
+        for table in [
+            "DELETE FROM item_genres WHERE item_id = $1",
+            "DELETE FROM item_studios WHERE item_id = $1",
+            "DELETE FROM item_people WHERE item_id = $1",
+        ] {
+            sqlx::query(table).bind(&id).execute(&mut *tx).await?;
+        }
+        let sort_title = meta
+            .sort_title
+            .clone()
+            .or_else(|| meta.title.as_deref().map(crate::scan::names::sort_name));
+        let provider_ids = (!meta.provider_ids.is_empty())
+            .then(|| serde_json::to_string(&meta.provider_ids).unwrap_or_default());
+        sqlx::query(
+            "INSERT INTO item_metadata (item_id, source, nfo_path, nfo_size, nfo_mtime, \
+             parse_error, title, original_title, sort_title, production_year, premiere_date, \
+             overview, tagline, official_rating, community_rating, run_time_ticks, \
+             provider_ids, collection) \
+             VALUES ($1, 'nfo', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             CAST($14 AS DOUBLE PRECISION), $15, $16, $17) \
+             ON CONFLICT (item_id) DO UPDATE SET source = excluded.source, \
+             nfo_path = excluded.nfo_path, nfo_size = excluded.nfo_size, \
+             nfo_mtime = excluded.nfo_mtime, parse_error = excluded.parse_error, \
+             title = excluded.title, original_title = excluded.original_title, \
+             sort_title = excluded.sort_title, production_year = excluded.production_year, \
+             premiere_date = excluded.premiere_date, overview = excluded.overview, \
+             tagline = excluded.tagline, official_rating = excluded.official_rating, \
+             community_rating = excluded.community_rating, \
+             run_time_ticks = excluded.run_time_ticks, provider_ids = excluded.provider_ids, \
+             collection = excluded.collection",
+        )
+        .bind(&id)
+        .bind(&stamp.path)
+        .bind(stamp.size)
+        .bind(stamp.mtime)
+        .bind(error)
+        .bind(meta.title.clone())
+        .bind(meta.original_title.clone())
+        .bind(sort_title)
+        .bind(meta.year)
+        .bind(meta.premiered)
+        .bind(meta.plot.clone())
+        .bind(meta.tagline.clone())
+        .bind(meta.official_rating.clone())
+        // Bound as text and cast: a NULL float makes sqlx's Any driver prepare the statement
+        // with an integer parameter on PostgreSQL, which a later float then does not fit.
+        .bind(meta.community_rating.map(|r| r.to_string()))
+        .bind(meta.run_time_ticks)
+        .bind(provider_ids)
+        .bind(meta.collection.clone())
+        .execute(&mut *tx)
+        .await?;
+        let mut seen = std::collections::HashSet::new();
+        for (position, genre) in meta.genres.iter().enumerate() {
+            let genre_id = name_id("genre", genre).to_n();
+            if !seen.insert(genre_id.clone()) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO item_genres (item_id, genre_id, name, position) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(genre_id)
+            .bind(genre)
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        seen.clear();
+        for (position, studio) in meta.studios.iter().enumerate() {
+            let studio_id = name_id("studio", studio).to_n();
+            if !seen.insert(studio_id.clone()) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO item_studios (item_id, studio_id, name, position) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(studio_id)
+            .bind(studio)
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (position, person) in meta.people.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO item_people (item_id, position, person_id, name, role, kind) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(position as i64)
+            .bind(name_id("person", &person.name).to_n())
+            .bind(&person.name)
+            .bind(person.role.clone())
+            .bind(person.kind.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets an item's local metadata (its `.nfo` is gone).
+    pub async fn remove_local_metadata(&self, item_id: JfId) -> StoreResult<()> {
+        let id = item_id.to_n();
+        let mut tx = self.begin_write().await?;
+        for table in [
+            "DELETE FROM item_genres WHERE item_id = $1",
+            "DELETE FROM item_studios WHERE item_id = $1",
+            "DELETE FROM item_people WHERE item_id = $1",
+            "DELETE FROM item_metadata WHERE item_id = $1",
+        ] {
+            sqlx::query(table).bind(&id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Local metadata of items, by item (four queries for a whole page).
+    pub async fn metadata_of(&self, ids: &[JfId]) -> StoreResult<HashMap<JfId, MetadataRead>> {
+        let mut out: HashMap<JfId, MetadataRead> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let keys = || ids.iter().map(|i| i.to_n());
+        let mut sql = Sql::new(
+            "SELECT item_id, original_title, tagline, official_rating, community_rating, \
+             provider_ids, collection FROM item_metadata WHERE item_id IN (",
+        );
+        sql.texts(keys()).push(")");
+        for row in sql.query().fetch_all(self.pool()).await? {
+            let provider_ids: Option<String> = row.try_get("provider_ids")?;
+            out.insert(
+                get_id(&row, "item_id")?,
+                MetadataRead {
+                    original_title: row.try_get("original_title")?,
+                    tagline: row.try_get("tagline")?,
+                    official_rating: row.try_get("official_rating")?,
+                    community_rating: row.try_get("community_rating")?,
+                    provider_ids: provider_ids
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default(),
+                    collection: row.try_get("collection")?,
+                    ..MetadataRead::default()
+                },
+            );
+        }
+        let mut sql =
+            Sql::new("SELECT item_id, genre_id AS id, name FROM item_genres WHERE item_id IN (");
+        sql.texts(keys()).push(") ORDER BY item_id, position");
+        for row in sql.query().fetch_all(self.pool()).await? {
+            let entry = out.entry(get_id(&row, "item_id")?).or_default();
+            entry
+                .genres
+                .push((get_id(&row, "id")?, row.try_get("name")?));
+        }
+        let mut sql =
+            Sql::new("SELECT item_id, studio_id AS id, name FROM item_studios WHERE item_id IN (");
+        sql.texts(keys()).push(") ORDER BY item_id, position");
+        for row in sql.query().fetch_all(self.pool()).await? {
+            let entry = out.entry(get_id(&row, "item_id")?).or_default();
+            entry
+                .studios
+                .push((get_id(&row, "id")?, row.try_get("name")?));
+        }
+        let mut sql = Sql::new(
+            "SELECT item_id, person_id, name, role, kind FROM item_people WHERE item_id IN (",
+        );
+        sql.texts(keys()).push(") ORDER BY item_id, position");
+        for row in sql.query().fetch_all(self.pool()).await? {
+            let entry = out.entry(get_id(&row, "item_id")?).or_default();
+            entry.people.push(PersonRead {
+                id: get_id(&row, "person_id")?,
+                name: row.try_get("name")?,
+                role: row.try_get("role")?,
+                kind: row.try_get("kind")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The genres, studios or people of the items `query` matches (paging and sorting of the
+    /// query ignored), by name, with how many items carry each.
+    pub async fn name_counts(
+        &self,
+        kind: NameKind,
+        query: &ItemQuery,
+        person_kinds: &[PersonKind],
+    ) -> StoreResult<Vec<NameCount>> {
+        let (select, join) = match kind {
+            NameKind::Genre => (
+                "SELECT n.genre_id AS id, MIN(n.name) AS name, COUNT(DISTINCT i.id) AS items ",
+                " JOIN item_genres n ON n.item_id = i.id",
+            ),
+            NameKind::Studio => (
+                "SELECT n.studio_id AS id, MIN(n.name) AS name, COUNT(DISTINCT i.id) AS items ",
+                " JOIN item_studios n ON n.item_id = i.id",
+            ),
+            NameKind::Person => (
+                "SELECT n.person_id AS id, MIN(n.name) AS name, COUNT(DISTINCT i.id) AS items ",
+                " JOIN item_people n ON n.item_id = i.id",
+            ),
+        };
+        let mut sql = Sql::new(select);
+        sql.push(ITEM_FROM).text(user_key(query.user_id)).push(join);
+        push_filters(&mut sql, query);
+        if kind == NameKind::Person && !person_kinds.is_empty() {
+            sql.push(" AND n.kind IN (")
+                .texts(person_kinds.iter().map(|k| k.as_str().to_owned()))
+                .push(")");
+        }
+        sql.push(match kind {
+            NameKind::Genre => " GROUP BY n.genre_id",
+            NameKind::Studio => " GROUP BY n.studio_id",
+            NameKind::Person => " GROUP BY n.person_id",
+        });
+        sql.push(" ORDER BY MIN(LOWER(n.name)), 1");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(NameCount {
+                    id: get_id(row, "id")?,
+                    name: row.try_get("name")?,
+                    items: row.try_get("items")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The official ratings of the items `query` matches, sorted.
+    pub async fn official_ratings(&self, query: &ItemQuery) -> StoreResult<Vec<String>> {
+        let mut sql = Sql::new("SELECT DISTINCT md.official_rating AS rating ");
+        sql.push(ITEM_FROM).text(user_key(query.user_id));
+        push_filters(&mut sql, query);
+        sql.push(" AND md.official_rating IS NOT NULL ORDER BY rating");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("rating").map_err(Into::into))
+            .collect()
+    }
+
+    /// The name of a genre, studio or person by id, when any item carries it.
+    pub async fn name_of(&self, kind: NameKind, id: JfId) -> StoreResult<Option<String>> {
+        let sql = match kind {
+            NameKind::Genre => "SELECT MIN(name) AS name FROM item_genres WHERE genre_id = $1",
+            NameKind::Studio => "SELECT MIN(name) AS name FROM item_studios WHERE studio_id = $1",
+            NameKind::Person => "SELECT MIN(name) AS name FROM item_people WHERE person_id = $1",
+        };
+        let row = sqlx::query(sql)
+            .bind(id.to_n())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("name")?)
+    }
+}
