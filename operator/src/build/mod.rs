@@ -11,6 +11,7 @@
 //! `render` prints.
 
 pub mod admin;
+pub mod cnpg;
 pub mod config_map;
 pub mod config_volume;
 pub mod ingress_route;
@@ -197,6 +198,9 @@ pub fn desired(v: &ValidatedCluster, inputs: &BuildInputs) -> Result<Vec<Child>,
         out.push(Child::typed(&postgres::headless_service(v), false)?);
         out.push(Child::typed(&postgres::service(v), false)?);
         out.push(Child::typed(&postgres::stateful_set(v, pg), false)?);
+    }
+    if let Database::CloudNativePg(pg) = &v.database {
+        out.push(cnpg::cluster(v, pg)?);
     }
     if let Redis::Managed(redis) = &v.redis {
         out.push(Child::typed(&redis::secret(v), false)?);
@@ -553,6 +557,11 @@ pub fn unwanted(candidates: Vec<ObjectRef>, desired: &[Child]) -> Vec<ObjectRef>
                 .any(|c| c.resource.kind == r.kind && &c.name() == name)
         })
         .collect()
+}
+
+/// Whether a child is a CloudNativePG object (applied only when its CRD is served).
+pub fn is_cnpg(child: &Child) -> bool {
+    child.resource.group == cnpg::CNPG_GROUP
 }
 
 /// Whether a child is a Traefik object.
