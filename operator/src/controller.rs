@@ -243,6 +243,7 @@ async fn reconcile_valid(
     let inputs = BuildInputs {
         postgres_password: postgres_password(&ctx.client, v).await?,
         admin_password: admin_password(&ctx.client, v).await?,
+        redis_password: redis_password(&ctx.client, v).await?,
     };
     let children = build::desired(v, &inputs)?;
     let (traefik_children, other_children): (Vec<Child>, Vec<Child>) =
@@ -422,6 +423,44 @@ async fn admin_password(client: &Client, v: &ValidatedCluster) -> Result<SecretV
                          a new password applies only to a new database)",
             }),
     }
+}
+
+/// The managed Redis password: the existing `<cluster>-redis` Secret's, or a new one when the
+/// Secret or its key is gone (an operator before passwords, or a Secret deleted by hand). Unlike
+/// PostgreSQL's, a new password loses nothing: Redis keeps no data, and the password's hash on
+/// the pod templates restarts Redis and the replicas onto the new one.
+async fn redis_password(client: &Client, v: &ValidatedCluster) -> Result<SecretValue, Error> {
+    if !matches!(v.redis, Redis::Managed(_)) {
+        // Not used: no Secret is built for an external Redis.
+        return Ok(SecretValue::new(String::new()));
+    }
+    let name = v.names.redis();
+    let api: Api<Secret> = Api::namespaced(client.clone(), v.names.namespace().as_str());
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetObject {
+            kind: "Secret".to_owned(),
+            name: name.clone(),
+            source,
+        })?;
+    let kept = existing
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(build::redis::PASSWORD_KEY))
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .filter(|p| !p.is_empty());
+    Ok(match kept {
+        Some(password) => SecretValue::new(password),
+        None => {
+            if existing.is_some() {
+                tracing::info!(secret = %name, "the Redis Secret has no password: generating one");
+            } else {
+                tracing::info!(secret = %name, "no Redis Secret: generating a password");
+            }
+            generate_password()
+        }
+    })
 }
 
 /// 32 random alphanumeric characters (~190 bits).

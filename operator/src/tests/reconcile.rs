@@ -197,6 +197,62 @@ async fn the_generated_password_is_kept_across_reconciles_and_never_leaves_its_s
 }
 
 #[tokio::test]
+async fn a_redis_password_secret_deleted_by_hand_is_recreated_and_rolls_redis_and_the_replicas() {
+    use k8s_openapi::api::core::v1::Secret;
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    let password = |h: &Harness| {
+        h.api.get("v1", "Secret", NS, "jelly-redis").unwrap()["data"]["password"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let hashes = |h: &Harness| {
+        let annotation = |api_version: &str, kind: &str, name: &str| {
+            h.api.get(api_version, kind, NS, name).unwrap()["spec"]["template"]["metadata"]
+                ["annotations"]["ephyra.io/redis-password-hash"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        (
+            annotation("apps/v1", "Deployment", "jelly-redis"),
+            annotation("apps/v1", "StatefulSet", "jelly-server"),
+        )
+    };
+    let first = password(&h);
+    let first_hashes = hashes(&h);
+    assert_eq!(first_hashes.0, first_hashes.1);
+    h.reconcile().await.unwrap();
+    assert_eq!(password(&h), first, "kept across reconciles");
+
+    let secrets: Api<Secret> = Api::namespaced(h.ctx.client.clone(), NS);
+    secrets
+        .delete("jelly-redis", &DeleteParams::default())
+        .await
+        .unwrap();
+    h.api.clear_requests();
+    h.reconcile().await.unwrap();
+    let second = password(&h);
+    assert_ne!(second, first, "a new password");
+    let second_hashes = hashes(&h);
+    assert_ne!(
+        second_hashes, first_hashes,
+        "Redis and the replicas restart onto it"
+    );
+    assert_eq!(second_hashes.0, second_hashes.1);
+    // The password goes to its Secret only: not into another object, not onto a pod template.
+    for write in h.api.writes() {
+        assert!(
+            !write.body.contains(&second) || write.path.ends_with("/secrets/jelly-redis"),
+            "{} {}",
+            write.method,
+            write.path
+        );
+    }
+}
+
+#[tokio::test]
 async fn changing_the_replica_count_patches_only_the_server_statefulset() {
     let h = Harness::with_traefik(MediaServerCluster::test());
     h.settle().await;
