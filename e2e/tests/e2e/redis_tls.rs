@@ -154,14 +154,22 @@ async fn replicas_reach_a_tls_redis_with_a_password_elect_a_leader_and_share_rev
         .start()
         .await?;
     cluster.wait_leader(Duration::from_secs(30)).await?;
+    // A follower's first Redis command may still be on its way: poll each replica.
     for i in 0..2 {
-        let ready = cluster.readiness(i).await.context("readiness answers")?;
-        let redis = ephyra_e2e::cluster::field(&ready.body, "redis").cloned();
-        ensure!(
-            redis == Some(serde_json::json!("ok")),
-            "replica {i}: {}",
-            ready.body
-        );
+        let started = Instant::now();
+        loop {
+            let ready = cluster.readiness(i).await.context("readiness answers")?;
+            let redis = ephyra_e2e::cluster::field(&ready.body, "redis").cloned();
+            if redis == Some(serde_json::json!("ok")) {
+                break;
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "replica {i} does not reach the TLS Redis: {}",
+                ready.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let mut a = cluster.client(0, "tls-a");
     let login = a.login(ADMIN_USER, ADMIN_PASSWORD).await?;

@@ -591,9 +591,12 @@ async fn with_a_redis_password_replicas_share_logins_and_leadership_and_without_
         async move { Ok(n == 1) }
     })
     .await?;
+    // A follower's first Redis command may still be on its way: poll.
     for server in &servers {
-        let ready = server.get("/health/ready", None).await?.json()?;
-        assert_eq!(ready["Redis"], "ok", "{ready}");
+        eventually(PATIENCE, || async move {
+            Ok(server.get("/health/ready", None).await?.json()?["Redis"] == "ok")
+        })
+        .await?;
     }
     // A login on A, used on B, revoked on A: B refuses it (the revocation crossed Redis).
     a.user("viewer", "viewer-pass", false).await?;
