@@ -231,7 +231,8 @@ fn database_kind(url: &str) -> Option<DatabaseKind> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[:password@]host:port[/db]`; absent means in-process coordination (one replica).
+    /// `redis://[[user]:password@]host:port[/db]`, or `rediss://…` for TLS (trusting the system's
+    /// CA store, or `SSL_CERT_FILE`); absent means in-process coordination (one replica).
     /// A secret: set it with `EPHYRA_REDIS_URL`.
     #[serde(skip_serializing)]
     pub url: Option<Secret>,

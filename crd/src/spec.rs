@@ -500,15 +500,26 @@ fn default_url_key() -> String {
 
 /// The PostgreSQL database.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[x_kube(validation = Rule::new("has(self.managed) != has(self.external)").message("database: set exactly one of managed or external"))]
+#[x_kube(validation = Rule::new("!(has(self.cloudNativePG) && has(self.external))").message("database: cloudNativePG and external exclude each other (CloudNativePG runs the database the replicas use)"))]
+#[x_kube(validation = Rule::new("(has(self.managed) ? 1 : 0) + (has(self.external) ? 1 : 0) + (has(self.cloudNativePG) ? 1 : 0) == 1").message("database: set exactly one of managed, external or cloudNativePG"))]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseSpec {
-    /// A PostgreSQL StatefulSet run by the operator, with a generated password.
+    /// A PostgreSQL StatefulSet run by the operator, with a generated password (the default:
+    /// needs nothing installed beside the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed: Option<ManagedPostgresSpec>,
     /// An existing PostgreSQL: a Secret key holding `postgres://user:password@host:5432/db`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<SecretKeyRef>,
+    /// Highly available PostgreSQL run by CloudNativePG (which must be installed): the operator
+    /// creates a `postgresql.cnpg.io/v1` Cluster `<cluster>-pg`, and the replicas connect to its
+    /// `-rw` Service with the URL CloudNativePG writes into the Secret `<cluster>-pg-app`.
+    #[serde(
+        default,
+        rename = "cloudNativePG",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cloud_native_pg: Option<CloudNativePgSpec>,
     /// Connections each replica may open. Keep replicas × this below the server's
     /// `max_connections` (100 for the managed one, which leaves room for 2–8 replicas).
     #[serde(default = "default_pool_size")]
@@ -521,6 +532,7 @@ impl Default for DatabaseSpec {
         DatabaseSpec {
             managed: Some(ManagedPostgresSpec::default()),
             external: None,
+            cloud_native_pg: None,
             pool_size: default_pool_size(),
         }
     }
@@ -571,6 +583,65 @@ fn default_postgres_image() -> String {
 
 fn default_postgres_size() -> Quantity {
     Quantity("5Gi".to_owned())
+}
+
+/// PostgreSQL run by CloudNativePG: a primary and hot standbys with automatic failover.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.synchronousReplicas) || self.synchronousReplicas < self.instances").message("database.cloudNativePG.synchronousReplicas must be lower than instances (the primary does not count)"))]
+#[serde(rename_all = "camelCase")]
+pub struct CloudNativePgSpec {
+    /// PostgreSQL instances: one primary and `instances - 1` hot standbys. Three survive the
+    /// loss of a node; one has no failover at all.
+    #[serde(default = "default_cnpg_instances")]
+    #[schemars(range(min = 1, max = 9))]
+    pub instances: i32,
+    /// The volume of each instance (required: the database must not live on an emptyDir).
+    pub storage: CloudNativePgStorageSpec,
+    /// CPU and memory of each instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// PostgreSQL parameters (`postgresql.conf`), e.g. `max_connections: "200"`. Parameters
+    /// CloudNativePG manages itself are refused by CloudNativePG.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
+    /// Standbys that must confirm each commit before it is acknowledged (quorum-based
+    /// synchronous replication). Unset: asynchronous replication, where a failover can lose the
+    /// last commits the primary acknowledged; 1 or more: no acknowledged commit is lost while
+    /// that many standbys are reachable, at the price of write latency (and writes wait when
+    /// fewer standbys are up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 8))]
+    pub synchronous_replicas: Option<i32>,
+    /// PostgreSQL operand image; CloudNativePG's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image_name: Option<String>,
+    /// Keep the CloudNativePG Cluster (and so its volumes and data) when the MediaServerCluster
+    /// is deleted. On by default: the Cluster then carries no owner reference and must be
+    /// deleted by hand (`kubectl delete cluster.postgresql.cnpg.io <cluster>-pg`). Set to false
+    /// to have it, and its data, deleted with the MediaServerCluster.
+    #[serde(default = "default_true")]
+    pub retain_on_delete: bool,
+}
+
+fn default_cnpg_instances() -> i32 {
+    3
+}
+
+/// Storage of each CloudNativePG instance.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new("isQuantity(string(self.size)) && quantity(string(self.size)).sign() > 0").message("database.cloudNativePG.storage.size must be a size such as 20Gi or 500M (a Kubernetes quantity above zero)"))]
+#[serde(rename_all = "camelCase")]
+pub struct CloudNativePgStorageSpec {
+    /// Size of each instance's volume.
+    pub size: Quantity,
+    /// Storage class of the volumes; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub storage_class_name: Option<String>,
 }
 
 /// Redis.

@@ -207,7 +207,32 @@ fn invalid_specs_are_refused_with_a_message_a_person_understands() {
         (
             "managed and external database",
             json!({"database": {"managed": {}, "external": {"name": "pg"}}}),
-            "database: set exactly one of managed or external",
+            "database: set exactly one of managed, external or cloudNativePG",
+        ),
+        (
+            "CloudNativePG without storage",
+            json!({"database": {"cloudNativePG": {"instances": 3}}}),
+            "\"storage\" is a required property",
+        ),
+        (
+            "CloudNativePG with no instance",
+            json!({"database": {"cloudNativePG": {"instances": 0, "storage": {"size": "1Gi"}}}}),
+            "spec.database.cloudNativePG.instances",
+        ),
+        (
+            "CloudNativePG together with an external database",
+            json!({"database": {"cloudNativePG": {"storage": {"size": "1Gi"}}, "external": {"name": "pg"}}}),
+            "cloudNativePG and external exclude each other",
+        ),
+        (
+            "CloudNativePG storage of zero",
+            json!({"database": {"cloudNativePG": {"storage": {"size": "0"}}}}),
+            "database.cloudNativePG.storage.size must be a size",
+        ),
+        (
+            "CloudNativePG with as many synchronous standbys as instances",
+            json!({"database": {"cloudNativePG": {"instances": 2, "synchronousReplicas": 2, "storage": {"size": "1Gi"}}}}),
+            "synchronousReplicas must be lower than instances",
         ),
         (
             "neither managed nor external redis",

@@ -284,7 +284,23 @@ pub async fn traefik_installed(client: &Client) -> Result<bool, Error> {
     }
 }
 
-/// Whether an error from applying a Traefik object means its CRD is not installed.
+/// Whether CloudNativePG's `postgresql.cnpg.io/v1` API serves Clusters (discovered at each
+/// reconcile that wants one, like Traefik: installing CloudNativePG later needs no restart).
+pub async fn cnpg_installed(client: &Client) -> Result<bool, Error> {
+    use crate::build::cnpg::{CNPG_GROUP, CNPG_VERSION};
+    let group_version = format!("{CNPG_GROUP}/{CNPG_VERSION}");
+    match client.list_api_group_resources(&group_version).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "clusters")),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(source) => Err(Error::Discovery {
+            group: group_version,
+            source,
+        }),
+    }
+}
+
+/// Whether an error from applying a Traefik (or CloudNativePG) object means its CRD is not
+/// installed.
 pub fn is_not_installed(err: &Error) -> bool {
     matches!(
         err,

@@ -40,7 +40,7 @@ use crate::build::{self, BuildInputs, Child};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::names::{ClusterName, MANAGED_BY, NAMESPACE_LABEL, Names, Namespace, PV_FINALIZER};
-use crate::status::{self, IngressState, Observed, SecretCheck};
+use crate::status::{self, CnpgState, IngressState, Observed, SecretCheck};
 use crate::validate::{
     ConfigVolume, Database, MediaVolume, NfsPolicy, Redis, ValidatedCluster, validate,
 };
@@ -243,10 +243,13 @@ async fn reconcile_valid(
     let inputs = BuildInputs {
         postgres_password: postgres_password(&ctx.client, v).await?,
         admin_password: admin_password(&ctx.client, v).await?,
+        redis_password: redis_password(&ctx.client, v).await?,
     };
     let children = build::desired(v, &inputs)?;
-    let (traefik_children, core_children): (Vec<Child>, Vec<Child>) =
+    let (traefik_children, other_children): (Vec<Child>, Vec<Child>) =
         children.iter().cloned().partition(build::is_traefik);
+    let (cnpg_children, core_children): (Vec<Child>, Vec<Child>) =
+        other_children.into_iter().partition(build::is_cnpg);
 
     let mut report = Report::default();
     applier.apply_all(&core_children, &mut report).await?;
@@ -254,6 +257,24 @@ async fn reconcile_valid(
     applier
         .prune(&build::unwanted(core_optional, &children), &mut report)
         .await?;
+
+    // Discovered only when the spec asks for it, so other clusters never depend on it.
+    let cnpg = if cnpg_children.is_empty() {
+        CnpgState::NotRequested
+    } else if !apply::cnpg_installed(&ctx.client).await? {
+        CnpgState::NotInstalled
+    } else {
+        match applier.apply_all(&cnpg_children, &mut report).await {
+            Ok(()) => CnpgState::Applied(Box::new(
+                report
+                    .observed
+                    .get(&apply::key("Cluster", &v.names.cnpg()))
+                    .cloned(),
+            )),
+            Err(e) if apply::is_not_installed(&e) => CnpgState::NotInstalled,
+            Err(e) => return Err(e),
+        }
+    };
 
     let traefik = apply::traefik_installed(&ctx.client).await?;
     let ingress = if v.ingress.is_none() {
@@ -276,7 +297,7 @@ async fn reconcile_valid(
         tracing::info!(%object, ?change, "applied");
     }
 
-    let observed = observe(ctx, v, &report, ingress).await?;
+    let observed = observe(ctx, v, &report, ingress, cnpg).await?;
     let new = status::compute(v, &observed, msc.status.as_ref(), Time(now));
     status::write(&ctx.client, msc, &new).await?;
     match status::prune_members(&ctx.client, msc, &observed.pods, now, ctx.member_ttl).await {
@@ -299,7 +320,9 @@ async fn reconcile_valid(
         || observed.redis_secret == SecretCheck::KeyMissing
         || observed.admin_secret == SecretCheck::Missing
         || observed.admin_secret == SecretCheck::KeyMissing
-        || observed.media_claim == SecretCheck::Missing;
+        || observed.media_claim == SecretCheck::Missing
+        // CloudNativePG's Cluster is not watched (its CRD may be absent): poll it until ready.
+        || status::cnpg_waiting(&observed.cnpg);
     Ok(Action::requeue(if waiting {
         WAIT_FOR_DEPENDENCY
     } else {
@@ -402,6 +425,44 @@ async fn admin_password(client: &Client, v: &ValidatedCluster) -> Result<SecretV
     }
 }
 
+/// The managed Redis password: the existing `<cluster>-redis` Secret's, or a new one when the
+/// Secret or its key is gone (an operator before passwords, or a Secret deleted by hand). Unlike
+/// PostgreSQL's, a new password loses nothing: Redis keeps no data, and the password's hash on
+/// the pod templates restarts Redis and the replicas onto the new one.
+async fn redis_password(client: &Client, v: &ValidatedCluster) -> Result<SecretValue, Error> {
+    if !matches!(v.redis, Redis::Managed(_)) {
+        // Not used: no Secret is built for an external Redis.
+        return Ok(SecretValue::new(String::new()));
+    }
+    let name = v.names.redis();
+    let api: Api<Secret> = Api::namespaced(client.clone(), v.names.namespace().as_str());
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetObject {
+            kind: "Secret".to_owned(),
+            name: name.clone(),
+            source,
+        })?;
+    let kept = existing
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(build::redis::PASSWORD_KEY))
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .filter(|p| !p.is_empty());
+    Ok(match kept {
+        Some(password) => SecretValue::new(password),
+        None => {
+            if existing.is_some() {
+                tracing::info!(secret = %name, "the Redis Secret has no password: generating one");
+            } else {
+                tracing::info!(secret = %name, "no Redis Secret: generating a password");
+            }
+            generate_password()
+        }
+    })
+}
+
 /// 32 random alphanumeric characters (~190 bits).
 fn generate_password() -> SecretValue {
     let password: String = rand::rng()
@@ -460,11 +521,12 @@ async fn observe(
     v: &ValidatedCluster,
     report: &Report,
     ingress: IngressState,
+    cnpg: CnpgState,
 ) -> Result<Observed, Error> {
     let ns = v.names.namespace().as_str();
     let database_secret = match &v.database {
         Database::External(r) => secret_check(&ctx.client, ns, r).await?,
-        Database::Managed(_) => SecretCheck::NotNeeded,
+        Database::Managed(_) | Database::CloudNativePg(_) => SecretCheck::NotNeeded,
     };
     let redis_secret = match &v.redis {
         Redis::External(r) => secret_check(&ctx.client, ns, r).await?,
@@ -519,6 +581,7 @@ async fn observe(
         redis_secret,
         admin_secret,
         ingress,
+        cnpg,
         pods,
         changed: report.written().map(|(key, _)| key.clone()).collect(),
     })

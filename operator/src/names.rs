@@ -214,6 +214,18 @@ impl Names {
     pub fn postgres(&self) -> String {
         self.with("postgres")
     }
+    /// The CloudNativePG Cluster of `spec.database.cloudNativePG`.
+    pub fn cnpg(&self) -> String {
+        self.with("pg")
+    }
+    /// The Secret CloudNativePG generates for the application user (keys `uri`, `password`…).
+    pub fn cnpg_app_secret(&self) -> String {
+        format!("{}-app", self.cnpg())
+    }
+    /// CloudNativePG's Service that always points at the primary.
+    pub fn cnpg_rw_service(&self) -> String {
+        format!("{}-rw", self.cnpg())
+    }
     /// The Secret with the generated password of `spec.server.initialAdmin`.
     pub fn admin(&self) -> String {
         self.with("admin")

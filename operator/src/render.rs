@@ -139,6 +139,7 @@ pub fn objects(msc: &MediaServerCluster) -> Result<Vec<serde_json::Value>, Rende
     let inputs = BuildInputs {
         postgres_password: SecretValue::new(PASSWORD_PLACEHOLDER),
         admin_password: SecretValue::new(PASSWORD_PLACEHOLDER),
+        redis_password: SecretValue::new(PASSWORD_PLACEHOLDER),
     };
     build::desired(&v, &inputs)?
         .into_iter()

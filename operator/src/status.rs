@@ -26,7 +26,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -74,6 +74,17 @@ pub enum IngressState {
     Applied,
 }
 
+/// What happened to the CloudNativePG Cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CnpgState {
+    /// `spec.database.cloudNativePG` is not set.
+    NotRequested,
+    /// CloudNativePG's CRD is not installed.
+    NotInstalled,
+    /// The Cluster is applied; as read before this reconcile's write (`None`: just created).
+    Applied(Box<Option<DynamicObject>>),
+}
+
 /// What the operator observed of the children (before its own writes).
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -95,6 +106,8 @@ pub struct Observed {
     pub admin_secret: SecretCheck,
     /// The route.
     pub ingress: IngressState,
+    /// The CloudNativePG Cluster.
+    pub cnpg: CnpgState,
     /// Names of the server pods that exist.
     pub pods: Vec<String>,
     /// Objects (`Kind/name`) this reconcile created, updated or recreated: their effect is not
@@ -227,6 +240,7 @@ pub fn compute(
             }
         }
         Database::External(secret) => secret_condition(obs.database_secret, "database", secret, ns),
+        Database::CloudNativePg(pg) => cnpg_condition(v, pg.instances, &obs.cnpg),
     };
     set(
         c,
@@ -447,6 +461,99 @@ pub fn compute(
     status
 }
 
+/// What CloudNativePG's own status says, read from its Cluster: ready when its `Ready`
+/// condition is True, every instance is ready and the current primary is the target one (they
+/// differ during a switchover or failover). Otherwise the message carries CloudNativePG's
+/// phase, so a Cluster that never becomes ready says why here.
+pub fn cnpg_condition(
+    v: &ValidatedCluster,
+    instances: i32,
+    state: &CnpgState,
+) -> (bool, &'static str, String) {
+    let name = v.names.cnpg();
+    let cluster = match state {
+        CnpgState::NotRequested => {
+            return (false, "CloudNativePGStarting", String::new());
+        }
+        CnpgState::NotInstalled => {
+            return (
+                false,
+                "CloudNativePGNotInstalled",
+                "the postgresql.cnpg.io/v1 API (Cluster) is not served by this cluster: \
+                 install CloudNativePG, or use spec.database.managed; everything else is \
+                 reconciled"
+                    .to_owned(),
+            );
+        }
+        CnpgState::Applied(cluster) => cluster.as_ref().as_ref(),
+    };
+    let Some(cluster) = cluster else {
+        return (
+            false,
+            "CloudNativePGStarting",
+            format!("the CloudNativePG Cluster {name} was just created"),
+        );
+    };
+    let status = &cluster.data["status"];
+    let text = |key: &str| status[key].as_str().unwrap_or_default();
+    let ready_condition = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    let ready_instances = status["readyInstances"].as_i64().unwrap_or(0);
+    let (current, target) = (text("currentPrimary"), text("targetPrimary"));
+    let phase = match text("phase") {
+        "" => "no phase reported yet",
+        phase => phase,
+    };
+    if !current.is_empty() && current != target {
+        return (
+            false,
+            "CloudNativePGSwitchingPrimary",
+            format!(
+                "CloudNativePG Cluster {name} is moving its primary from {current} to \
+                 {target}: {phase}"
+            ),
+        );
+    }
+    if ready_condition && ready_instances >= i64::from(instances) && !current.is_empty() {
+        (
+            true,
+            "CloudNativePGReady",
+            format!(
+                "CloudNativePG Cluster {name}: {ready_instances} of {instances} instances \
+                 ready, primary {current}"
+            ),
+        )
+    } else {
+        (
+            false,
+            "CloudNativePGNotReady",
+            format!(
+                "CloudNativePG Cluster {name}: {ready_instances} of {instances} instances \
+                 ready; phase: {phase}"
+            ),
+        )
+    }
+}
+
+/// Whether the CloudNativePG Cluster is wanted but not ready yet (the operator then looks
+/// again soon, as it does not watch Clusters).
+pub fn cnpg_waiting(state: &CnpgState) -> bool {
+    match state {
+        CnpgState::NotRequested => false,
+        CnpgState::NotInstalled => true,
+        CnpgState::Applied(cluster) => cluster.as_ref().as_ref().is_none_or(|c| {
+            !c.data["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        }),
+    }
+}
+
 /// Reasons of the other conditions that mean only a person can unblock the cluster: any of
 /// them, False, makes `Stalled` True. The operator still looks again every 30 s.
 pub const STALL_REASONS: &[&str] = &[
@@ -454,6 +561,7 @@ pub const STALL_REASONS: &[&str] = &[
     "SecretKeyMissing",
     "MediaClaimNotFound",
     "TraefikNotInstalled",
+    "CloudNativePGNotInstalled",
 ];
 
 /// Why the StatefulSet of the server is still rolling out, if it is: its controller has not
@@ -858,6 +966,18 @@ pub fn events(
             });
         }
     }
+    if let Some(message) = entered(
+        old,
+        new,
+        types::DATABASE_READY,
+        &["CloudNativePGNotInstalled"],
+    ) {
+        out.push(Notice {
+            warning: true,
+            reason: "CloudNativePGNotInstalled",
+            message,
+        });
+    }
     if let Some(message) = entered(old, new, types::INGRESS_READY, &["TraefikNotInstalled"]) {
         out.push(Notice {
             warning: true,
@@ -984,6 +1104,7 @@ mod tests {
             redis_secret: SecretCheck::NotNeeded,
             admin_secret: SecretCheck::NotNeeded,
             ingress: IngressState::Applied,
+            cnpg: CnpgState::NotRequested,
             pods: vec![],
             changed: vec![],
         }

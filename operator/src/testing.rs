@@ -25,6 +25,8 @@ pub trait Fixture: Sized {
     fn replicas(self, n: i32) -> Self;
     /// Uses an external database from Secret `ext-db` key `uri`.
     fn external_db(self) -> Self;
+    /// CloudNativePG with `instances` instances of 7Gi each (retained on delete).
+    fn cloud_native_pg(self, instances: i32) -> Self;
     /// Uses an external Redis from Secret `ext-redis` key `url`.
     fn external_redis(self) -> Self;
     /// Asks for one Intel i915 GPU per replica with render group `group`.
@@ -95,6 +97,23 @@ impl Fixture for MediaServerCluster {
         self.spec.database.external = Some(SecretKeyRef {
             name: "ext-db".to_owned(),
             key: "uri".to_owned(),
+        });
+        self
+    }
+
+    fn cloud_native_pg(mut self, instances: i32) -> Self {
+        self.spec.database.managed = None;
+        self.spec.database.cloud_native_pg = Some(ephyra_crd::CloudNativePgSpec {
+            instances,
+            storage: ephyra_crd::CloudNativePgStorageSpec {
+                size: k8s_openapi::apimachinery::pkg::api::resource::Quantity("7Gi".to_owned()),
+                storage_class_name: None,
+            },
+            resources: None,
+            parameters: Default::default(),
+            synchronous_replicas: None,
+            image_name: None,
+            retain_on_delete: true,
         });
         self
     }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use ephyra_config::HwAccelKind;
 use ephyra_crd::{
-    AccelerationKind, ConfigVolumeSpec, DatabaseSpec, DisruptionBudgetSpec,
+    AccelerationKind, CloudNativePgSpec, ConfigVolumeSpec, DatabaseSpec, DisruptionBudgetSpec,
     HardwareAccelerationSpec, IngressSpec, IntelResource, LibraryKind, LibrarySpec,
     ManagedPostgresSpec, ManagedRedisSpec, MediaServerCluster, MediaSpec, NfsSource, RedisSpec,
     SameSite, SchedulingSpec, SecretKeyRef, ServerSpec, StickyCookieSpec, TranscodeSpec,
@@ -155,6 +155,29 @@ pub enum Database {
     Managed(ManagedPostgresSpec),
     /// A Secret key holding the URL of an existing PostgreSQL.
     External(SecretKeyRef),
+    /// A CloudNativePG Cluster the operator creates.
+    CloudNativePg(CloudNativePg),
+}
+
+/// `spec.database.cloudNativePG`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudNativePg {
+    /// Instances (primary and standbys), at least 1.
+    pub instances: i32,
+    /// Size of each instance's volume.
+    pub size: Quantity,
+    /// Storage class; the cluster default when `None`.
+    pub storage_class: Option<String>,
+    /// Resources of each instance.
+    pub resources: Option<ResourceRequirements>,
+    /// `postgresql.conf` parameters.
+    pub parameters: std::collections::BTreeMap<String, String>,
+    /// Standbys that confirm each commit (quorum synchronous replication), if any.
+    pub synchronous_replicas: Option<i32>,
+    /// Operand image; CloudNativePG's default when `None`.
+    pub image_name: Option<String>,
+    /// Whether the Cluster outlives the MediaServerCluster (then it has no owner reference).
+    pub retain_on_delete: bool,
 }
 
 /// Where Redis comes from.
@@ -698,8 +721,17 @@ fn gpu(hw: &HardwareAccelerationSpec, p: &mut Problems) -> Option<Gpu> {
 
 /// `spec.database`: its source and the pool size of each replica.
 fn database(spec: &DatabaseSpec, p: &mut Problems) -> (Database, u32) {
-    let database = match (&spec.managed, &spec.external) {
-        (Some(managed), None) => {
+    let database = match (&spec.managed, &spec.external, &spec.cloud_native_pg) {
+        (None, None, Some(cnpg)) => Database::CloudNativePg(cloud_native_pg(cnpg, p)),
+        (_, Some(_), Some(_)) => {
+            p.add(
+                "spec.database.cloudNativePG",
+                "cloudNativePG and external exclude each other (CloudNativePG runs the \
+                 database the replicas use); remove one",
+            );
+            Database::Managed(ManagedPostgresSpec::default())
+        }
+        (Some(managed), None, None) => {
             check_size("spec.database.managed.size", &managed.size, p);
             if let Some(class) = &managed.storage_class_name {
                 check_object_name("spec.database.managed.storageClassName", class, p);
@@ -709,12 +741,15 @@ fn database(spec: &DatabaseSpec, p: &mut Problems) -> (Database, u32) {
             }
             Database::Managed(managed.clone())
         }
-        (None, Some(external)) => {
+        (None, Some(external), None) => {
             check_secret_ref("spec.database.external", external, p);
             Database::External(external.clone())
         }
         _ => {
-            p.add("spec.database", "set exactly one of managed or external");
+            p.add(
+                "spec.database",
+                "set exactly one of managed, external or cloudNativePG",
+            );
             Database::Managed(ManagedPostgresSpec::default())
         }
     };
@@ -726,6 +761,58 @@ fn database(spec: &DatabaseSpec, p: &mut Problems) -> (Database, u32) {
             1
         });
     (database, pool_size)
+}
+
+/// `spec.database.cloudNativePG`.
+fn cloud_native_pg(spec: &CloudNativePgSpec, p: &mut Problems) -> CloudNativePg {
+    const FIELD: &str = "spec.database.cloudNativePG";
+    if !(1..=9).contains(&spec.instances) {
+        p.add(
+            format!("{FIELD}.instances"),
+            "must be between 1 and 9 (one primary and its standbys)",
+        );
+    }
+    check_size(&format!("{FIELD}.storage.size"), &spec.storage.size, p);
+    if let Some(class) = &spec.storage.storage_class_name {
+        check_object_name(&format!("{FIELD}.storage.storageClassName"), class, p);
+    }
+    if let Some(resources) = &spec.resources {
+        check_resources(&format!("{FIELD}.resources"), resources, p);
+    }
+    if let Some(n) = spec.synchronous_replicas
+        && (n < 1 || n >= spec.instances)
+    {
+        p.add(
+            format!("{FIELD}.synchronousReplicas"),
+            format!(
+                "must be at least 1 and lower than instances ({}): the primary does not count",
+                spec.instances
+            ),
+        );
+    }
+    for name in spec.parameters.keys() {
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !ok {
+            p.add(
+                format!("{FIELD}.parameters[{}]", name.escape_debug()),
+                "must be a PostgreSQL parameter name (letters, digits, '_' and '.')",
+            );
+        }
+    }
+    CloudNativePg {
+        instances: spec.instances,
+        size: spec.storage.size.clone(),
+        storage_class: spec.storage.storage_class_name.clone(),
+        resources: spec.resources.clone(),
+        parameters: spec.parameters.clone(),
+        synchronous_replicas: spec.synchronous_replicas,
+        image_name: spec.image_name.clone(),
+        retain_on_delete: spec.retain_on_delete,
+    }
 }
 
 /// `spec.redis`.
@@ -1199,6 +1286,31 @@ mod tests {
                 "cluster's namespace",
             ),
             (
+                json!({"database": {"managed": null, "cloudNativePG": {"instances": 0, "storage": {"size": "1Gi"}}}}),
+                "spec.database.cloudNativePG.instances",
+                "between 1 and 9",
+            ),
+            (
+                json!({"database": {"managed": null, "cloudNativePG": {"storage": {"size": "0"}}}}),
+                "spec.database.cloudNativePG.storage.size",
+                "above zero",
+            ),
+            (
+                json!({"database": {"managed": null, "external": {"name": "pg", "key": "uri"}, "cloudNativePG": {"storage": {"size": "1Gi"}}}}),
+                "spec.database.cloudNativePG",
+                "exclude each other",
+            ),
+            (
+                json!({"database": {"managed": null, "cloudNativePG": {"instances": 2, "synchronousReplicas": 2, "storage": {"size": "1Gi"}}}}),
+                "spec.database.cloudNativePG.synchronousReplicas",
+                "lower than instances",
+            ),
+            (
+                json!({"database": {"managed": null, "cloudNativePG": {"storage": {"size": "1Gi"}, "parameters": {"work_mem = 1; x": "1"}}}}),
+                "spec.database.cloudNativePG.parameters[work_mem = 1; x]",
+                "parameter name",
+            ),
+            (
                 json!({"redis": {"managed": null, "external": {"name": "r", "key": "a/b"}}}),
                 "spec.redis.external.key",
                 "Secret key",
@@ -1295,6 +1407,8 @@ mod tests {
             json!({"server": {"resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}}}),
             json!({"server": {"env": [{"name": "EPHYRA_ADMIN_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}, {"name": "EPHYRA_ADMIN_USER", "value": "root"}]}}),
             json!({"hardwareAcceleration": {"kind": "Nvidia", "count": 8}}),
+            json!({"database": {"managed": null, "cloudNativePG": {"instances": 1, "storage": {"size": "1Gi"}}}}),
+            json!({"database": {"managed": null, "cloudNativePG": {"instances": 3, "synchronousReplicas": 2, "storage": {"size": "1Gi", "storageClassName": "fast"}, "parameters": {"max_connections": "200", "auto_explain.log_min_duration": "5s"}}}}),
         ] {
             if let Err(err) = validate(&edited(edit.clone())) {
                 panic!("{edit} was refused: {err}");

@@ -107,6 +107,8 @@ struct State {
     traefik: bool,
     /// Discovery lists Traefik's resources but they answer 404 (CRDs removed in between).
     traefik_stale_discovery: bool,
+    /// CloudNativePG's `postgresql.cnpg.io/v1` is served.
+    cnpg: bool,
     version: u64,
     /// Requests to answer with 500: (method, path suffix, how many more times).
     failures: Vec<(String, String, usize)>,
@@ -226,6 +228,12 @@ impl FakeApi {
     /// Serves Traefik's `traefik.io/v1alpha1`.
     pub fn with_traefik(self) -> Self {
         self.lock().traefik = true;
+        self
+    }
+
+    /// Serves CloudNativePG's `postgresql.cnpg.io/v1` (Clusters).
+    pub fn with_cnpg(self) -> Self {
+        self.lock().cnpg = true;
         self
     }
 
@@ -435,6 +443,28 @@ impl FakeApi {
                         "resources": [
                             {"name": "ingressroutes", "singularName": "ingressroute", "namespaced": true, "kind": "IngressRoute", "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
                             {"name": "middlewares", "singularName": "middleware", "namespaced": true, "kind": "Middleware", "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+                        ],
+                    }),
+                );
+            }
+        }
+        if target.group_version.starts_with("postgresql.cnpg.io/") {
+            if !state.cnpg {
+                return status_body(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                );
+            }
+            if target.plural.is_none() {
+                return respond(
+                    StatusCode::OK,
+                    &json!({
+                        "kind": "APIResourceList",
+                        "apiVersion": "v1",
+                        "groupVersion": target.group_version,
+                        "resources": [
+                            {"name": "clusters", "singularName": "cluster", "namespaced": true, "kind": "Cluster", "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
                         ],
                     }),
                 );

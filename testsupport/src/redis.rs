@@ -4,6 +4,8 @@
 //! (`--save '' --appendonly no`): a [`RedisGuard::kill`] loses every key, as losing the
 //! coordination store does in production, and [`RedisGuard::restart`] brings back an empty
 //! server on the same port, for tests of how the server copes with that.
+//! [`RedisGuard::start_with_password`] starts one that requires a password (`requirepass`), as
+//! the operator's managed Redis does.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,11 +41,25 @@ pub struct RedisGuard {
     binary: PathBuf,
     /// The server; `None` after [`RedisGuard::stop`] or [`RedisGuard::kill`].
     server: Option<Server>,
+    /// The password clients must give (`AUTH`), if any; kept across restarts.
+    password: Option<String>,
 }
 
 impl RedisGuard {
     /// Starts `redis-server` in a new temporary folder on a free port.
     pub async fn start() -> Result<Self, SupportError> {
+        Self::start_inner(None).await
+    }
+
+    /// Like [`RedisGuard::start`], but clients must authenticate with `password`; [`url`]
+    /// carries it (`redis://:password@…`). Use letters and digits only (it goes into a URL).
+    ///
+    /// [`url`]: RedisGuard::url
+    pub async fn start_with_password(password: &str) -> Result<Self, SupportError> {
+        Self::start_inner(Some(password.to_owned())).await
+    }
+
+    async fn start_inner(password: Option<String>) -> Result<Self, SupportError> {
         let binary = process::find_on_path("redis-server").ok_or(SupportError::MissingBinary {
             what: "redis-server",
             searched: "on PATH",
@@ -54,6 +70,7 @@ impl RedisGuard {
             port: 0,
             binary,
             server: None,
+            password,
         };
         for _ in 0..PORT_ATTEMPTS {
             guard.port = net::free_port()?;
@@ -72,8 +89,17 @@ impl RedisGuard {
         })
     }
 
-    /// `redis://127.0.0.1:port`.
+    /// `redis://127.0.0.1:port`, with `:password@` when the server requires one.
     pub fn url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => self.url_without_password(),
+        }
+    }
+
+    /// `redis://127.0.0.1:port` even when the server requires a password (for tests of what a
+    /// client without it sees).
+    pub fn url_without_password(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -139,6 +165,10 @@ impl RedisGuard {
             // An empty log file name means stdout, which goes to redis.log.
             .args(["--logfile", ""])
             .current_dir(self.scratch.path());
+        if let Some(password) = &self.password {
+            // A test password: visible in `ps`, which the operator's Redis avoids.
+            command.args(["--requirepass", password]);
+        }
         let log = self.scratch.path().join("redis.log");
         let mut server = match Server::spawn(SERVICE, command, &log) {
             Ok(server) => server,
@@ -154,7 +184,7 @@ impl RedisGuard {
                 }
                 return Launch::Failed(server.exited_error(status));
             }
-            match answering_pid(addr).await {
+            match answering_pid(addr, self.password.as_deref()).await {
                 Some(pid) if pid == server.pid() => return Launch::Ready(server),
                 // Someone else's server took the port before ours could bind it.
                 Some(_) => {
@@ -194,10 +224,20 @@ enum Launch {
     Failed(SupportError),
 }
 
-/// The process id of the Redis answering PING at `addr`; `None` while none answers.
-async fn answering_pid(addr: SocketAddr) -> Option<u32> {
+/// The process id of the Redis answering PING at `addr` (authenticating with `password` when
+/// given); `None` while none answers.
+async fn answering_pid(addr: SocketAddr, password: Option<&str>) -> Option<u32> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        if let Some(password) = password {
+            let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len());
+            stream.write_all(auth.as_bytes()).await.ok()?;
+            let mut ok = [0_u8; 5];
+            stream.read_exact(&mut ok).await.ok()?;
+            if &ok != b"+OK\r\n" {
+                return None;
+            }
+        }
         stream.write_all(b"PING\r\nINFO server\r\n").await.ok()?;
         let mut reply = Vec::new();
         let mut chunk = [0_u8; 4096];

@@ -15,6 +15,7 @@ mod hls;
 mod jobs;
 mod leadership;
 mod python_client;
+mod redis_tls;
 mod rendered;
 mod replicas;
 mod single;

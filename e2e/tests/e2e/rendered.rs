@@ -376,23 +376,41 @@ async fn run_example(file: &str, redis: &RedisGuard) -> Result<()> {
 
     // The stand-ins: a fresh database on the local PostgreSQL, the local Redis, the Secrets a
     // person is told to create.
+    // A CloudNativePG Cluster is not run here: its `<name>-app` Secret (which CloudNativePG
+    // writes, not the operator) is stood in for with the `uri` CloudNativePG would write, and
+    // its `-rw` Service is mapped onto the local PostgreSQL below.
+    let cnpg_cluster = objects
+        .iter()
+        .find(|o| o["apiVersion"] == "postgresql.cnpg.io/v1" && o["kind"] == "Cluster")
+        .and_then(|o| o["metadata"]["name"].as_str())
+        .map(str::to_owned);
+    let mut external = BTreeMap::new();
+    if let Some(name) = &cnpg_cluster {
+        external.insert(
+            format!("{name}-app/uri"),
+            format!("postgresql://ephyra:stand-in@{name}-rw.{namespace}:5432/ephyra"),
+        );
+    }
     let stand = Stand {
         database_url: ephyra_testsupport::postgres::fresh_database().await?,
         redis_url: redis.url(),
-        external: BTreeMap::from([
-            (
-                "office-postgres-app/uri".to_owned(),
-                "postgres://stand-in.office.svc:5432/app".to_owned(),
-            ),
-            (
-                "office-redis/url".to_owned(),
-                "redis://stand-in.office.svc:6379".to_owned(),
-            ),
-            (
-                "office-admin/password".to_owned(),
-                PERSONS_ADMIN_PASSWORD.to_owned(),
-            ),
-        ]),
+        external: external
+            .into_iter()
+            .chain([
+                (
+                    "office-postgres-app/uri".to_owned(),
+                    "postgres://stand-in.office.svc:5432/app".to_owned(),
+                ),
+                (
+                    "office-redis/url".to_owned(),
+                    "redis://stand-in.office.svc:6379".to_owned(),
+                ),
+                (
+                    "office-admin/password".to_owned(),
+                    PERSONS_ADMIN_PASSWORD.to_owned(),
+                ),
+            ])
+            .collect(),
     };
     let pod = format!("{cluster}-server-0");
     let mut env = Vec::new();
@@ -406,6 +424,13 @@ async fn run_example(file: &str, redis: &RedisGuard) -> Result<()> {
                     ensure!(
                         (host.clone(), port) == managed,
                         "{file}: the database URL names {host}:{port}, the Service is {managed:?}"
+                    );
+                }
+                if let Some(name) = &cnpg_cluster {
+                    let rw = format!("{name}-rw.{namespace}");
+                    ensure!(
+                        (host.as_str(), port) == (rw.as_str(), 5432),
+                        "{file}: the database URL names {host}:{port}, not {rw}:5432 (CloudNativePG's primary)"
                     );
                 }
                 value = stand.database_url.clone();

@@ -11,6 +11,7 @@
 //! `render` prints.
 
 pub mod admin;
+pub mod cnpg;
 pub mod config_map;
 pub mod config_volume;
 pub mod ingress_route;
@@ -46,6 +47,8 @@ pub struct BuildInputs {
     /// The generated password of `spec.server.initialAdmin` (unused when the spec names a
     /// Secret or no administrator), kept the same way.
     pub admin_password: SecretValue,
+    /// The managed Redis password, kept the same way (unused with an external Redis).
+    pub redis_password: SecretValue,
 }
 
 /// Why the desired objects could not be built. These are bugs or unrenderable values, never
@@ -198,10 +201,18 @@ pub fn desired(v: &ValidatedCluster, inputs: &BuildInputs) -> Result<Vec<Child>,
         out.push(Child::typed(&postgres::service(v), false)?);
         out.push(Child::typed(&postgres::stateful_set(v, pg), false)?);
     }
-    if let Redis::Managed(redis) = &v.redis {
-        out.push(Child::typed(&redis::secret(v), false)?);
+    if let Database::CloudNativePg(pg) = &v.database {
+        out.push(cnpg::cluster(v, pg)?);
+    }
+    let redis_password_hash =
+        matches!(v.redis, Redis::Managed(_)).then(|| redis::password_hash(&inputs.redis_password));
+    if let (Redis::Managed(redis), Some(hash)) = (&v.redis, &redis_password_hash) {
+        out.push(Child::typed(
+            &redis::secret(v, &inputs.redis_password),
+            false,
+        )?);
         out.push(Child::typed(&redis::service(v), false)?);
-        out.push(Child::typed(&redis::deployment(v, redis), false)?);
+        out.push(Child::typed(&redis::deployment(v, redis, hash), false)?);
     }
     if let Some(policy) = network_policy::network_policy(v) {
         out.push(Child::typed(&policy, false)?);
@@ -214,10 +225,19 @@ pub fn desired(v: &ValidatedCluster, inputs: &BuildInputs) -> Result<Vec<Child>,
 
     out.push(Child::typed(&server_services::headless(v), false)?);
     out.push(Child::typed(&server_services::client(v), false)?);
-    out.push(Child::typed(
-        &server_statefulset::stateful_set(v, &config_map),
-        false,
-    )?);
+    let mut server = server_statefulset::stateful_set(v, &config_map);
+    if let (Some(hash), Some(template)) = (
+        redis_password_hash,
+        server.spec.as_mut().map(|s| &mut s.template.metadata),
+    ) {
+        // A regenerated Redis password restarts the replicas onto it.
+        template
+            .get_or_insert_with(Default::default)
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(redis::PASSWORD_HASH.to_owned(), hash);
+    }
+    out.push(Child::typed(&server, false)?);
     if let Some(pdb) = pdb::pdb(v) {
         out.push(Child::typed(&pdb, false)?);
     }
@@ -254,6 +274,7 @@ pub(crate) mod test_support {
         BuildInputs {
             postgres_password: SecretValue::new("test-password-not-real"),
             admin_password: SecretValue::new("test-admin-password-not-real"),
+            redis_password: SecretValue::new("test-redis-password-not-real"),
         }
     }
 
@@ -553,6 +574,11 @@ pub fn unwanted(candidates: Vec<ObjectRef>, desired: &[Child]) -> Vec<ObjectRef>
                 .any(|c| c.resource.kind == r.kind && &c.name() == name)
         })
         .collect()
+}
+
+/// Whether a child is a CloudNativePG object (applied only when its CRD is served).
+pub fn is_cnpg(child: &Child) -> bool {
+    child.resource.group == cnpg::CNPG_GROUP
 }
 
 /// Whether a child is a Traefik object.

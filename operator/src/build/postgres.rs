@@ -238,7 +238,7 @@ mod tests {
     fn pg() -> ManagedPostgresSpec {
         match default_cluster().database {
             crate::validate::Database::Managed(pg) => pg,
-            crate::validate::Database::External(_) => unreachable!("fixture is managed"),
+            other => unreachable!("fixture is managed, not {other:?}"),
         }
     }
 

@@ -76,6 +76,8 @@ fn env(v: &ValidatedCluster) -> Vec<EnvVar> {
     let (db_secret, db_key) = match &v.database {
         Database::Managed(_) => (v.names.postgres(), super::postgres::URL_KEY.to_owned()),
         Database::External(r) => (r.name.clone(), r.key.clone()),
+        // CloudNativePG writes the URL (pointing at the `-rw` Service) into its own Secret.
+        Database::CloudNativePg(_) => (v.names.cnpg_app_secret(), super::cnpg::URI_KEY.to_owned()),
     };
     let (redis_secret, redis_key) = match &v.redis {
         Redis::Managed(_) => (v.names.redis(), super::redis::URL_KEY.to_owned()),

@@ -4,5 +4,5 @@
 
 mod health;
 mod reconcile;
-mod schemas;
+pub(crate) mod schemas;
 mod version;

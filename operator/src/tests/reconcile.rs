@@ -197,6 +197,62 @@ async fn the_generated_password_is_kept_across_reconciles_and_never_leaves_its_s
 }
 
 #[tokio::test]
+async fn a_redis_password_secret_deleted_by_hand_is_recreated_and_rolls_redis_and_the_replicas() {
+    use k8s_openapi::api::core::v1::Secret;
+    let h = Harness::with_traefik(MediaServerCluster::test());
+    h.settle().await;
+    let password = |h: &Harness| {
+        h.api.get("v1", "Secret", NS, "jelly-redis").unwrap()["data"]["password"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let hashes = |h: &Harness| {
+        let annotation = |api_version: &str, kind: &str, name: &str| {
+            h.api.get(api_version, kind, NS, name).unwrap()["spec"]["template"]["metadata"]
+                ["annotations"]["ephyra.io/redis-password-hash"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        (
+            annotation("apps/v1", "Deployment", "jelly-redis"),
+            annotation("apps/v1", "StatefulSet", "jelly-server"),
+        )
+    };
+    let first = password(&h);
+    let first_hashes = hashes(&h);
+    assert_eq!(first_hashes.0, first_hashes.1);
+    h.reconcile().await.unwrap();
+    assert_eq!(password(&h), first, "kept across reconciles");
+
+    let secrets: Api<Secret> = Api::namespaced(h.ctx.client.clone(), NS);
+    secrets
+        .delete("jelly-redis", &DeleteParams::default())
+        .await
+        .unwrap();
+    h.api.clear_requests();
+    h.reconcile().await.unwrap();
+    let second = password(&h);
+    assert_ne!(second, first, "a new password");
+    let second_hashes = hashes(&h);
+    assert_ne!(
+        second_hashes, first_hashes,
+        "Redis and the replicas restart onto it"
+    );
+    assert_eq!(second_hashes.0, second_hashes.1);
+    // The password goes to its Secret only: not into another object, not onto a pod template.
+    for write in h.api.writes() {
+        assert!(
+            !write.body.contains(&second) || write.path.ends_with("/secrets/jelly-redis"),
+            "{} {}",
+            write.method,
+            write.path
+        );
+    }
+}
+
+#[tokio::test]
 async fn changing_the_replica_count_patches_only_the_server_statefulset() {
     let h = Harness::with_traefik(MediaServerCluster::test());
     h.settle().await;
@@ -382,6 +438,151 @@ async fn missing_traefik_crds_leave_everything_else_reconciled_and_say_why() {
     h.api.clear_requests();
     h.reconcile().await.unwrap();
     assert_eq!(h.api.writes(), vec![], "no retry storm, no repeated event");
+}
+
+#[tokio::test]
+async fn without_cloudnativepg_installed_everything_else_is_reconciled_and_the_database_says_why() {
+    let h = Harness::with_traefik(MediaServerCluster::test().cloud_native_pg(3));
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(
+        action,
+        Action::requeue(WAIT_FOR_DEPENDENCY),
+        "no crash loop"
+    );
+    let db = h.condition(types::DATABASE_READY);
+    assert_eq!(
+        (db.status.as_str(), db.reason.as_str()),
+        ("False", "CloudNativePGNotInstalled")
+    );
+    assert!(
+        db.message.contains("install CloudNativePG"),
+        "{}",
+        db.message
+    );
+    assert_eq!(h.condition(types::STALLED).status, "True");
+    let names = h.api.names();
+    assert!(names.contains(&"StatefulSet/jelly-server".to_owned()));
+    assert!(!names.iter().any(|n| n.starts_with("Cluster/")));
+    assert!(!names.contains(&"StatefulSet/jelly-postgres".to_owned()));
+    assert!(
+        h.event_reasons()
+            .contains(&"CloudNativePGNotInstalled".to_owned())
+    );
+
+    h.api.clear_requests();
+    h.reconcile().await.unwrap();
+    assert_eq!(h.api.writes(), vec![], "no retry storm, no repeated event");
+}
+
+#[tokio::test]
+async fn a_cloudnativepg_cluster_is_created_kept_on_delete_and_read_for_database_readiness() {
+    const CNPG_API: &str = "postgresql.cnpg.io/v1";
+    let h = Harness::new(
+        FakeApi::new().with_traefik().with_cnpg(),
+        MediaServerCluster::test().cloud_native_pg(3),
+    );
+    assert_eq!(
+        h.reconcile().await.unwrap(),
+        Action::requeue(WAIT_FOR_DEPENDENCY)
+    );
+    let cluster = h
+        .api
+        .get(CNPG_API, "Cluster", NS, "jelly-pg")
+        .expect("the CloudNativePG Cluster is created");
+    assert_eq!(cluster["spec"]["instances"], 3);
+    assert!(
+        cluster["metadata"].get("ownerReferences").is_none(),
+        "retained: no owner reference, so deleting the MediaServerCluster keeps the data"
+    );
+    // The replicas read CloudNativePG's Secret by reference; the operator never reads it.
+    let server = h
+        .api
+        .get("apps/v1", "StatefulSet", NS, "jelly-server")
+        .unwrap();
+    let env = &server["spec"]["template"]["spec"]["containers"][0]["env"];
+    let url = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "EPHYRA_DATABASE_URL")
+        .unwrap();
+    assert_eq!(
+        url["valueFrom"]["secretKeyRef"],
+        json!({"name": "jelly-pg-app", "key": "uri", "optional": false})
+    );
+    assert!(
+        !h.api
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("/secrets/jelly-pg-app"))
+    );
+    assert!(
+        !h.api
+            .names()
+            .contains(&"StatefulSet/jelly-postgres".to_owned())
+    );
+
+    // CloudNativePG still setting up: its phase is in the condition, and the operator polls.
+    h.api.edit(CNPG_API, "Cluster", NS, "jelly-pg", |o| {
+        o["status"] = json!({
+            "phase": "Setting up primary",
+            "instances": 1,
+            "readyInstances": 0,
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ClusterIsNotReady",
+                            "message": "", "lastTransitionTime": "2030-01-01T00:00:00Z"}],
+        });
+    });
+    assert_eq!(
+        h.reconcile().await.unwrap(),
+        Action::requeue(WAIT_FOR_DEPENDENCY)
+    );
+    let db = h.condition(types::DATABASE_READY);
+    assert_eq!(
+        (db.status.as_str(), db.reason.as_str()),
+        ("False", "CloudNativePGNotReady")
+    );
+    assert!(db.message.contains("Setting up primary"), "{}", db.message);
+    assert!(db.message.contains("0 of 3"), "{}", db.message);
+    assert_eq!(h.condition(types::READY).reason, "DatabaseNotReady");
+
+    // Healthy.
+    let healthy = json!({
+        "phase": "Cluster in healthy state",
+        "instances": 3,
+        "readyInstances": 3,
+        "currentPrimary": "jelly-pg-1",
+        "targetPrimary": "jelly-pg-1",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "ClusterIsReady",
+                        "message": "", "lastTransitionTime": "2030-01-01T00:00:00Z"}],
+    });
+    h.api.edit(CNPG_API, "Cluster", NS, "jelly-pg", |o| {
+        o["status"] = healthy.clone();
+    });
+    assert_eq!(h.reconcile().await.unwrap(), Action::requeue(RESYNC));
+    let db = h.condition(types::DATABASE_READY);
+    assert_eq!(
+        (db.status.as_str(), db.reason.as_str()),
+        ("True", "CloudNativePGReady")
+    );
+    assert!(db.message.contains("primary jelly-pg-1"), "{}", db.message);
+
+    // A switchover in progress: Ready may still say True, the primaries differ.
+    h.api.edit(CNPG_API, "Cluster", NS, "jelly-pg", |o| {
+        o["status"]["targetPrimary"] = json!("jelly-pg-2");
+        o["status"]["phase"] = json!("Switchover in progress");
+    });
+    h.reconcile().await.unwrap();
+    let db = h.condition(types::DATABASE_READY);
+    assert_eq!(
+        (db.status.as_str(), db.reason.as_str()),
+        ("False", "CloudNativePGSwitchingPrimary")
+    );
+    assert!(db.message.contains("jelly-pg-2"), "{}", db.message);
+
+    // Switching back to the managed StatefulSet never prunes the CloudNativePG Cluster.
+    h.edit_spec(|s| s["database"] = json!({"managed": {}, "poolSize": 8}));
+    h.reconcile().await.unwrap();
+    assert!(h.api.get(CNPG_API, "Cluster", NS, "jelly-pg").is_some());
 }
 
 #[tokio::test]
@@ -966,10 +1167,19 @@ async fn deploy_rbac_grants_every_request_the_operator_makes_and_nothing_unused(
     };
 
     // Every path through reconcile: creation, spec changes, pruning, members, deletion.
-    let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
+    let h = Harness::new(
+        FakeApi::new().with_traefik().with_cnpg(),
+        MediaServerCluster::test().nfs_config(),
+    );
     h.reconcile().await.unwrap();
     h.reconcile().await.unwrap();
     h.edit_spec(|s| s["transcode"]["size"] = json!("50Gi"));
+    h.reconcile().await.unwrap();
+    h.edit_spec(|s| {
+        s["database"] =
+            json!({"cloudNativePG": {"instances": 3, "storage": {"size": "1Gi"}}, "poolSize": 8});
+    });
+    h.reconcile().await.unwrap();
     h.reconcile().await.unwrap();
     h.edit_spec(|s| {
         s["database"] = json!({"external": {"name": "ext-db", "key": "uri"}, "poolSize": 8});

@@ -7,6 +7,9 @@
 //!   missing tool fails the test with the command that installs it; it is never skipped.
 //! - IngressRoute and Middleware with the `jsonschema` crate against Traefik's CRD schemas in
 //!   `<repo>/../shared/schemas/traefik/` (reference data, read in place, not copied).
+//! - CloudNativePG's Cluster likewise against its CRD schema in
+//!   `<repo>/../shared/schemas/cnpg/` ([`assert_matches_cnpg_schema`], also used by the
+//!   builder's own tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,6 +85,23 @@ fn clusters() -> Vec<(String, MediaServerCluster)> {
         "fixture: stored (owner references), no ingress".to_owned(),
         MediaServerCluster::test().without_ingress(),
     ));
+    let mut cnpg = MediaServerCluster::test().cloud_native_pg(3);
+    if let Some(pg) = cnpg.spec.database.cloud_native_pg.as_mut() {
+        pg.synchronous_replicas = Some(1);
+        pg.retain_on_delete = false;
+        pg.storage.storage_class_name = Some("fast-ssd".to_owned());
+        pg.image_name = Some("ghcr.io/cloudnative-pg/postgresql:17.6".to_owned());
+        pg.parameters
+            .insert("max_connections".to_owned(), "200".to_owned());
+        pg.resources = Some(crate::build::resources(
+            &[("cpu", "500m"), ("memory", "1Gi")],
+            &[("memory", "2Gi")],
+        ));
+    }
+    all.push((
+        "fixture: CloudNativePG with every option, owned".to_owned(),
+        cnpg,
+    ));
     all
 }
 
@@ -89,6 +109,53 @@ fn is_traefik(object: &Value) -> bool {
     object["apiVersion"]
         .as_str()
         .is_some_and(|v| v.starts_with("traefik.io/"))
+}
+
+/// Objects of a CRD (Traefik, CloudNativePG): kubernetes-validate knows only built-in kinds.
+fn is_custom(object: &Value) -> bool {
+    is_traefik(object) || is_cnpg(object)
+}
+
+fn is_cnpg(object: &Value) -> bool {
+    object["apiVersion"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("postgresql.cnpg.io/"))
+}
+
+/// `openAPIV3Schema` of CloudNativePG's Cluster CRD, version v1.
+fn cnpg_schema() -> Value {
+    let path = repo().join("../shared/schemas/cnpg/postgresql.cnpg.io_clusters.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read CloudNativePG's CRD schema {}: {e}. It is reference data beside the \
+             repository (shared/schemas/cnpg); the check never skips.",
+            path.display()
+        )
+    });
+    let crd: Value = serde_saphyr::from_str(&text).unwrap();
+    crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v1")
+        .map(|v| v["schema"]["openAPIV3Schema"].clone())
+        .expect("the CRD serves v1")
+}
+
+/// Panics, naming every error, unless `cluster` matches CloudNativePG's Cluster schema.
+pub(crate) fn assert_matches_cnpg_schema(label: &str, cluster: &Value) {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| jsonschema::validator_for(&cnpg_schema()).unwrap());
+    let errors: Vec<String> = validator
+        .iter_errors(cluster)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{label}: Cluster {} does not match CloudNativePG's schema:\n{}",
+        cluster["metadata"]["name"],
+        errors.join("\n")
+    );
 }
 
 fn run_kubernetes_validate(label: &str, file: &Path) {
@@ -123,7 +190,7 @@ fn every_rendered_kubernetes_object_passes_kubernetes_validate_strict_for_1_33()
         let objects = render::objects(&msc).unwrap_or_else(|e| panic!("{label}: {e}"));
         let mut text = String::new();
         let mut count = 0;
-        for object in objects.iter().filter(|o| !is_traefik(o)) {
+        for object in objects.iter().filter(|o| !is_custom(o)) {
             text.push_str("---\n");
             text.push_str(&serde_saphyr::to_string(object).unwrap());
             count += 1;
@@ -146,7 +213,10 @@ fn the_render_command_output_passes_kubernetes_validate_for_each_example() {
         let rendered = render::render(&text, &name).unwrap();
         let kubernetes_only: Vec<&str> = rendered
             .split("\n---\n")
-            .filter(|doc| !doc.contains("apiVersion: traefik.io/"))
+            .filter(|doc| {
+                !doc.contains("apiVersion: traefik.io/")
+                    && !doc.contains("apiVersion: postgresql.cnpg.io/")
+            })
             .collect();
         let file = dir.path().join(&name);
         std::fs::write(&file, kubernetes_only.join("\n---\n")).unwrap();
@@ -222,6 +292,41 @@ fn every_ingress_route_and_middleware_matches_traefiks_crd_schemas() {
         }
     }
     assert!(checked >= 6, "only {checked} Traefik objects were checked");
+}
+
+#[test]
+fn every_cloudnativepg_cluster_matches_cnpgs_crd_schema() {
+    let mut checked = 0;
+    for (label, msc) in clusters() {
+        for object in render::objects(&msc).unwrap().iter().filter(|o| is_cnpg(o)) {
+            assert_eq!(object["kind"], "Cluster", "{label}");
+            assert_matches_cnpg_schema(&label, object);
+            checked += 1;
+        }
+    }
+    // deploy/examples/cloudnativepg.yaml and the fixture with every option.
+    assert!(
+        checked >= 2,
+        "only {checked} CloudNativePG Clusters were checked"
+    );
+}
+
+#[test]
+fn the_cnpg_schema_check_catches_a_misspelt_field_and_a_bad_value() {
+    // Guards the check: CloudNativePG's schema must refuse what CloudNativePG would refuse.
+    let cluster = render::objects(&MediaServerCluster::test().cloud_native_pg(3).unstored())
+        .unwrap()
+        .into_iter()
+        .find(is_cnpg)
+        .unwrap();
+    let validator = jsonschema::validator_for(&cnpg_schema()).unwrap();
+    assert!(validator.is_valid(&cluster));
+    let mut bad = cluster.clone();
+    bad["spec"]["primaryUpdateMethod"] = Value::from("sideways");
+    assert!(!validator.is_valid(&bad));
+    let mut bad = cluster;
+    bad["spec"]["instances"] = Value::from(0);
+    assert!(!validator.is_valid(&bad));
 }
 
 #[test]

@@ -169,6 +169,8 @@ pub(super) struct RedisBackend {
     /// servers with the same replica id can never renew each other's lease.
     holder: String,
     reachable: AtomicBool,
+    /// Whether Redis refused the credentials (NOAUTH, WRONGPASS) and that was logged.
+    credentials_refused: AtomicBool,
     /// Woken when another replica released the lease.
     lease_free: tokio::sync::Notify,
     acquire: Script,
@@ -190,6 +192,12 @@ async fn bounded<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>)
     }
 }
 
+/// Whether Redis answered that this client is not, or wrongly, authenticated.
+fn is_refused_credentials(e: &redis::RedisError) -> bool {
+    matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+        || e.kind() == redis::ErrorKind::AuthenticationFailed
+}
+
 impl RedisBackend {
     pub(super) fn new(url: &str, timing: LeaseTiming, replica_id: &str) -> CoordResult<Self> {
         let client = redis::Client::open(url)?;
@@ -207,6 +215,7 @@ impl RedisBackend {
             timing,
             holder: format!("{replica_id}#{}", hex::encode(nonce)),
             reachable: AtomicBool::new(false),
+            credentials_refused: AtomicBool::new(false),
             lease_free: tokio::sync::Notify::new(),
             acquire: Script::new(ACQUIRE),
             renew: Script::new(RENEW),
@@ -229,6 +238,21 @@ impl RedisBackend {
     ) -> CoordResult<T> {
         let r = bounded(f).await;
         self.reachable.store(r.is_ok(), Ordering::Relaxed);
+        match &r {
+            Err(CoordError::Unavailable(e)) if is_refused_credentials(e) => {
+                // Said once per outage, and never with the URL (it holds the password).
+                if !self.credentials_refused.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        code = e.code().unwrap_or_default(),
+                        "Redis refused this replica's credentials: set its password in \
+                         EPHYRA_REDIS_URL (redis://:PASSWORD@host:6379, or \
+                         redis://USER:PASSWORD@… with ACL users)"
+                    );
+                }
+            }
+            Ok(_) => self.credentials_refused.store(false, Ordering::Relaxed),
+            Err(_) => {}
+        }
         r
     }
 

@@ -574,3 +574,62 @@ async fn a_cached_token_resolves_in_well_under_half_a_millisecond_on_postgres() 
     assert!(p50 < Duration::from_micros(500), "p50 {p50:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn with_a_redis_password_replicas_share_logins_and_leadership_and_without_it_redis_is_unreachable()
+-> Result<()> {
+    let redis = RedisGuard::start_with_password("redisPassw0rdForTests").await?;
+    ensure!(redis.url().contains(":redisPassw0rdForTests@"));
+    let servers = replicas(&redis, 2).await?;
+    let (a, b) = (&servers[0], &servers[1]);
+    // Leadership: exactly one of the two leads, through the password-protected Redis.
+    eventually(PATIENCE, || {
+        let n = servers
+            .iter()
+            .filter(|s| s.state.coordinator.is_leader())
+            .count();
+        async move { Ok(n == 1) }
+    })
+    .await?;
+    // A follower's first Redis command may still be on its way: poll.
+    for server in &servers {
+        eventually(PATIENCE, || async move {
+            Ok(server.get("/health/ready", None).await?.json()?["Redis"] == "ok")
+        })
+        .await?;
+    }
+    // A login on A, used on B, revoked on A: B refuses it (the revocation crossed Redis).
+    a.user("viewer", "viewer-pass", false).await?;
+    let token = a.login("viewer", "viewer-pass").await?;
+    let auth = with_token(&token);
+    let auth = auth.as_str();
+    assert_eq!(b.get("/Users/Me", Some(auth)).await?.status, StatusCode::OK);
+    let reply = a.post("/Sessions/Logout", Some(auth), None).await?;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    eventually(PATIENCE, || async move {
+        Ok(b.get("/Users/Me", Some(auth)).await?.status == StatusCode::UNAUTHORIZED)
+    })
+    .await?;
+
+    // A replica without the password: Redis refuses it (NOAUTH), so readiness says Redis is
+    // unreachable, it never leads, and what needs Redis answers 503 instead of half-working.
+    let dir = tempfile::tempdir()?;
+    let mut config = test_config(Provider::Postgres, dir.path()).await?;
+    config.redis.url = Some(Secret::new(redis.url_without_password()));
+    config.coordination.lease_millis = 1500;
+    config.coordination.renew_millis = 200;
+    let outsider = TestServer::from_config(config, dir).await?;
+    eventually(PATIENCE, || async {
+        let r = outsider.get("/health/ready", None).await?;
+        Ok(r.json()?["Redis"] == "unreachable")
+    })
+    .await?;
+    let ready = outsider.get("/health/ready", None).await?.json()?;
+    assert_eq!(ready["Role"], "none", "{ready}");
+    assert!(!outsider.state.coordinator.is_leader());
+    let qc = outsider
+        .post("/QuickConnect/Initiate", Some(&client_on("tv")), None)
+        .await?;
+    assert_eq!(qc.status, StatusCode::SERVICE_UNAVAILABLE, "{qc:?}");
+    Ok(())
+}
