@@ -77,7 +77,10 @@ impl ServerProcess {
         log_path: &std::path::Path,
     ) -> Result<ServerProcess, HarnessError> {
         let mut all = vec![
-            ("EPHYRA_LISTEN".to_owned(), format!("127.0.0.1:{}", ports.api)),
+            (
+                "EPHYRA_LISTEN".to_owned(),
+                format!("127.0.0.1:{}", ports.api),
+            ),
             (
                 "EPHYRA_ADMIN_LISTEN".to_owned(),
                 format!("127.0.0.1:{}", ports.admin),
