@@ -624,7 +624,7 @@ async fn supervise(
             status = child.wait() => break Some(status),
             () = tokio::time::sleep(POLL) => {}
         }
-        promote(&stream, &run_dir, ext, &state, false);
+        promote(&stream, &run_dir, ext, &state);
         let newest = state.newest_chunk.load(Ordering::Acquire);
         let requested = stream
             .requested
@@ -644,7 +644,7 @@ async fn supervise(
             let _ = child.wait().await;
         }
         Some(Ok(status)) if status.success() => {
-            promote(&stream, &run_dir, ext, &state, true);
+            promote(&stream, &run_dir, ext, &state);
             let newest = state.newest_chunk.load(Ordering::Acquire);
             if newest >= 0 {
                 let _ = std::fs::write(stream.dir.join("end"), newest.to_string());
@@ -672,9 +672,12 @@ async fn supervise(
     drop(slot);
 }
 
-/// Moves complete chunks (and the init segment) from `run_dir` into the stream folder. A
-/// chunk is complete once the next one exists, or when ffmpeg has `finished` cleanly.
-fn promote(stream: &Stream, run_dir: &Path, ext: &str, state: &RunState, finished: bool) {
+/// Moves complete chunks (and the init segment) from `run_dir` into the stream folder. ffmpeg
+/// writes each chunk as `N.ext.tmp` and renames it to `N.ext` when it closes it
+/// (`-hls_flags temp_file`), so a chunk under its final name is complete: it is served at
+/// once, not after the next chunk is encoded too (which added a whole segment's encoding time
+/// to the first segment a player waits for).
+fn promote(stream: &Stream, run_dir: &Path, ext: &str, state: &RunState) {
     let Ok(entries) = std::fs::read_dir(run_dir) else {
         return;
     };
@@ -690,13 +693,8 @@ fn promote(stream: &Stream, run_dir: &Path, ext: &str, state: &RunState, finishe
         })
         .collect();
     chunks.sort_unstable();
-    let present: HashSet<u32> = chunks.iter().copied().collect();
     let init = run_dir.join("init.mp4");
     for &c in &chunks {
-        let complete = finished || present.contains(&(c + 1));
-        if !complete {
-            continue;
-        }
         if init.is_file() && !stream.init_path().is_file() {
             let _ = std::fs::rename(&init, stream.init_path());
         }
