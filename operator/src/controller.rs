@@ -360,29 +360,13 @@ async fn postgres_password(client: &Client, v: &ValidatedCluster) -> Result<Secr
         return Ok(SecretValue::new(String::new()));
     }
     let name = v.names.postgres();
-    let api: Api<Secret> = Api::namespaced(client.clone(), v.names.namespace().as_str());
-    let existing = api
-        .get_opt(&name)
-        .await
-        .map_err(|source| Error::GetObject {
-            kind: "Secret".to_owned(),
-            name: name.clone(),
-            source,
-        })?;
-    match existing {
-        None => Ok(generate_password()),
-        Some(secret) => secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(build::postgres::PASSWORD_KEY))
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .filter(|p| !p.is_empty())
-            .map(SecretValue::new)
-            .ok_or(Error::PasswordMissing {
-                name,
-                advice: "restore it (the database was initialised with that password) or \
+    match stored_password(client, v, &name, build::postgres::PASSWORD_KEY).await? {
+        (false, _) => Ok(generate_password()),
+        (true, kept) => kept.map(SecretValue::new).ok_or(Error::PasswordMissing {
+            name,
+            advice: "restore it (the database was initialised with that password) or \
                          delete the Secret and the database claim to start afresh",
-            }),
+        }),
     }
 }
 
@@ -398,30 +382,14 @@ async fn admin_password(client: &Client, v: &ValidatedCluster) -> Result<SecretV
         return Ok(SecretValue::new(String::new()));
     }
     let name = v.names.admin();
-    let api: Api<Secret> = Api::namespaced(client.clone(), v.names.namespace().as_str());
-    let existing = api
-        .get_opt(&name)
-        .await
-        .map_err(|source| Error::GetObject {
-            kind: "Secret".to_owned(),
-            name: name.clone(),
-            source,
-        })?;
-    match existing {
-        None => Ok(generate_password()),
-        Some(secret) => secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(build::admin::PASSWORD_KEY))
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .filter(|p| !p.is_empty())
-            .map(SecretValue::new)
-            .ok_or(Error::PasswordMissing {
-                name,
-                advice: "restore it, or delete the Secret to have a new password generated \
+    match stored_password(client, v, &name, build::admin::PASSWORD_KEY).await? {
+        (false, _) => Ok(generate_password()),
+        (true, kept) => kept.map(SecretValue::new).ok_or(Error::PasswordMissing {
+            name,
+            advice: "restore it, or delete the Secret to have a new password generated \
                          (the server creates the administrator only in an empty database, so \
                          a new password applies only to a new database)",
-            }),
+        }),
     }
 }
 
@@ -435,25 +403,11 @@ async fn redis_password(client: &Client, v: &ValidatedCluster) -> Result<SecretV
         return Ok(SecretValue::new(String::new()));
     }
     let name = v.names.redis();
-    let api: Api<Secret> = Api::namespaced(client.clone(), v.names.namespace().as_str());
-    let existing = api
-        .get_opt(&name)
-        .await
-        .map_err(|source| Error::GetObject {
-            kind: "Secret".to_owned(),
-            name: name.clone(),
-            source,
-        })?;
-    let kept = existing
-        .as_ref()
-        .and_then(|s| s.data.as_ref())
-        .and_then(|d| d.get(build::redis::PASSWORD_KEY))
-        .and_then(|b| String::from_utf8(b.0.clone()).ok())
-        .filter(|p| !p.is_empty());
+    let (exists, kept) = stored_password(client, v, &name, build::redis::PASSWORD_KEY).await?;
     Ok(match kept {
         Some(password) => SecretValue::new(password),
         None => {
-            if existing.is_some() {
+            if exists {
                 tracing::info!(secret = %name, "the Redis Secret has no password: generating one");
             } else {
                 tracing::info!(secret = %name, "no Redis Secret: generating a password");
@@ -461,6 +415,28 @@ async fn redis_password(client: &Client, v: &ValidatedCluster) -> Result<SecretV
             generate_password()
         }
     })
+}
+
+/// Whether Secret `name` exists, and its non-empty UTF-8 value under `key`.
+async fn stored_password(
+    client: &Client,
+    v: &ValidatedCluster,
+    name: &str,
+    key: &str,
+) -> Result<(bool, Option<String>), Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), v.names.namespace().as_str());
+    let existing = api.get_opt(name).await.map_err(|source| Error::GetObject {
+        kind: "Secret".to_owned(),
+        name: name.to_owned(),
+        source,
+    })?;
+    let kept = existing
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(key))
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .filter(|p| !p.is_empty());
+    Ok((existing.is_some(), kept))
 }
 
 /// 32 random alphanumeric characters (~190 bits).
