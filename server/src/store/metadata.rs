@@ -158,6 +158,33 @@ pub struct NameCount {
     pub items: i64,
 }
 
+/// Links item `id` to `names` with `insert` (`$1` item, `$2` name id, `$3` name, `$4`
+/// position), in their order and once each: two spellings that give one `kind` id keep the
+/// first.
+async fn insert_names(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    insert: &'static str,
+    kind: &str,
+    id: &str,
+    names: &[String],
+) -> StoreResult<()> {
+    let mut seen = std::collections::HashSet::new();
+    for (position, name) in names.iter().enumerate() {
+        let name_id = name_id(kind, name).to_n();
+        if !seen.insert(name_id.clone()) {
+            continue;
+        }
+        sqlx::query(insert)
+            .bind(id)
+            .bind(name_id)
+            .bind(name)
+            .bind(position as i64)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// The `.nfo` stamps of a library's items, by item.
     pub async fn nfo_stamps(&self, library_id: JfId) -> StoreResult<HashMap<JfId, NfoStamp>> {
@@ -245,40 +272,22 @@ impl Store {
         .bind(meta.collection.clone())
         .execute(&mut *tx)
         .await?;
-        let mut seen = std::collections::HashSet::new();
-        for (position, genre) in meta.genres.iter().enumerate() {
-            let genre_id = name_id("genre", genre).to_n();
-            if !seen.insert(genre_id.clone()) {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO item_genres (item_id, genre_id, name, position) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&id)
-            .bind(genre_id)
-            .bind(genre)
-            .bind(position as i64)
-            .execute(&mut *tx)
-            .await?;
-        }
-        seen.clear();
-        for (position, studio) in meta.studios.iter().enumerate() {
-            let studio_id = name_id("studio", studio).to_n();
-            if !seen.insert(studio_id.clone()) {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO item_studios (item_id, studio_id, name, position) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&id)
-            .bind(studio_id)
-            .bind(studio)
-            .bind(position as i64)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_names(
+            &mut tx,
+            "INSERT INTO item_genres (item_id, genre_id, name, position) VALUES ($1, $2, $3, $4)",
+            "genre",
+            &id,
+            &meta.genres,
+        )
+        .await?;
+        insert_names(
+            &mut tx,
+            "INSERT INTO item_studios (item_id, studio_id, name, position) VALUES ($1, $2, $3, $4)",
+            "studio",
+            &id,
+            &meta.studios,
+        )
+        .await?;
         for (position, person) in meta.people.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO item_people (item_id, position, person_id, name, role, kind) \
