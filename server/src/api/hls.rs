@@ -79,7 +79,8 @@ async fn resolve(
     )
     .await?;
     let stored = item.path.as_deref().map(std::path::Path::new);
-    let Some(path) = stored.and_then(|p| media_path_for_serving(&state.config, item.library_id, p))
+    let Some(path) = stored
+        .and_then(|p| media_path_for_serving(&state.config, state.store.ids(), item.library_id, p))
     else {
         tracing::warn!(item_id = %item_id, "media file missing or outside its library; refused");
         return Err(ApiError::not_found("Item not found."));

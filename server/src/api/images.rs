@@ -118,7 +118,7 @@ async fn serve_image(
         .image(item_id, image_type, index)
         .await?
         .ok_or_else(not_found)?;
-    let path = match media_path_for_serving(&state.config, item.library_id, &image.path) {
+    let path = match media_path_for_serving(&state.config, state.store.ids(), item.library_id, &image.path) {
         Some(path) => path,
         // An extracted frame lives in the data folder of the replica that scanned.
         None => local_extracted_frame(&state.config, &state.store, &image.path)

@@ -880,7 +880,7 @@ async fn episodes(
     let series = series(&state, series_id, user).await?;
     let ancestor = match (params.season_id, params.season) {
         (Some(season), _) => season,
-        (None, Some(number)) => crate::scan::ids::season_id(
+        (None, Some(number)) => state.store.ids().season(
             series.id,
             u32::try_from(number).map_err(|_| ApiError::bad_request("Bad season number."))?,
         ),

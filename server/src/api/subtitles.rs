@@ -266,9 +266,9 @@ async fn source_text(
     let codec = stream.codec.as_deref().unwrap_or_default();
     if stream.is_external {
         let stored = stream.path.as_deref().map(FsPath::new);
-        let Some(path) =
-            stored.and_then(|p| media_path_for_serving(&state.config, item.library_id, p))
-        else {
+        let Some(path) = stored.and_then(|p| {
+            media_path_for_serving(&state.config, state.store.ids(), item.library_id, p)
+        }) else {
             tracing::warn!(item_id = %item.id, index, "subtitle file missing or outside its library");
             return Err(ApiError::not_found(format!(
                 "Subtitle stream {index} not found."
@@ -285,7 +285,7 @@ async fn source_text(
         .path
         .as_deref()
         .map(FsPath::new)
-        .and_then(|p| media_path_for_serving(&state.config, item.library_id, p))
+        .and_then(|p| media_path_for_serving(&state.config, state.store.ids(), item.library_id, p))
         .ok_or_else(|| ApiError::not_found("Item not found."))?;
     // ASS keeps its styling; every other text codec is extracted as SRT.
     let format = match Format::of_codec(codec) {

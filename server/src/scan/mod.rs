@@ -20,7 +20,6 @@
 //! Serving checks containment again ([`media_path_for_serving`]): the stored path must still
 //! resolve inside one of its library's configured folders when a client asks for it.
 
-pub mod ids;
 pub mod images;
 pub mod names;
 pub mod nfo;
@@ -40,6 +39,7 @@ use futures::StreamExt;
 use crate::jf::JfId;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::store::ids::ItemIds;
 use crate::store::items::{
     ItemImage, ItemKind, ItemNaming, ItemQuery, Library, NewItem, OwnerRole,
 };
@@ -135,7 +135,7 @@ pub async fn scan_with(
         .libraries
         .iter()
         .map(|l| Library {
-            id: ids::library_id(&l.name),
+            id: store.ids().library(&l.name),
             name: l.name.clone(),
             kind: l.kind,
             folders: l.folders.clone(),
@@ -152,7 +152,7 @@ pub async fn scan_with(
             config,
             metrics,
             library,
-            library_id: ids::library_id(&library.name),
+            library_id: store.ids().library(&library.name),
         };
         scanner.run(&mut report).await?;
         report.libraries += 1;
@@ -176,6 +176,7 @@ pub async fn scan_with(
 /// outside the library is refused.
 pub fn media_path_for_serving(
     config: &ServerConfig,
+    ids: &ItemIds,
     library_id: JfId,
     stored: &Path,
 ) -> Option<PathBuf> {
@@ -183,7 +184,7 @@ pub fn media_path_for_serving(
     let library = config
         .libraries
         .iter()
-        .find(|l| ids::library_id(&l.name) == library_id)?;
+        .find(|l| ids.library(&l.name) == library_id)?;
     let mut allowed: Vec<PathBuf> = library
         .folders
         .iter()
@@ -241,7 +242,7 @@ pub async fn local_extracted_frame(
     let item = store.item(source, None).await.ok()??;
     let video = PathBuf::from(item.path?);
     // The video must still be inside its library, as for any file served.
-    let video = media_path_for_serving(config, item.library_id, &video)?;
+    let video = media_path_for_serving(config, store.ids(), item.library_id, &video)?;
     let _slot = SLOTS.acquire().await.ok()?;
     // Another request may have made it while this one waited for a slot.
     if tokio::fs::metadata(&local).await.is_err()
@@ -533,7 +534,8 @@ impl LibraryScan<'_> {
             file_mtime: Some(file.mtime_ms),
             probe_error: probe_error.clone(),
         };
-        let id = ids::file_item_id(&self.library.name, &file.path);
+        let ids = self.store.ids();
+        let id = ids.file_item(&self.library.name, &file.path);
         let streams = probed
             .as_ref()
             .map(|p| p.as_ref().map(|i| i.streams.clone()).unwrap_or_default());
@@ -542,9 +544,8 @@ impl LibraryScan<'_> {
             ..ItemNaming::default()
         };
         let film_id =
-            |relative: &Path| ids::file_item_id(&self.library.name, &named.root.join(relative));
-        let series_id =
-            |series: &names::SeriesName| ids::series_id(&self.library.name, &series.name);
+            |relative: &Path| ids.file_item(&self.library.name, &named.root.join(relative));
+        let series_id = |series: &names::SeriesName| ids.series(&self.library.name, &series.name);
         match &named.role {
             place::Role::Movie { name, version } => {
                 let mut item = media(
@@ -648,7 +649,7 @@ impl LibraryScan<'_> {
                     return vec![(item, streams, naming)];
                 }
                 let series_id = series_id(&episode.series);
-                let season_id = ids::season_id(series_id, episode.season);
+                let season_id = ids.season(series_id, episode.season);
                 let (series_dir, season_dir) = series_folders(&named.root, &file.relative);
                 let series = NewItem {
                     id: series_id,

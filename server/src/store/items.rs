@@ -81,7 +81,7 @@ impl std::str::FromStr for ItemKind {
 /// A configured library as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Library {
-    /// Stable id, derived from the name (see `scan::ids`).
+    /// Stable id, derived from the name (see `store::ids`).
     pub id: JfId,
     /// Name shown to clients.
     pub name: String,
@@ -181,7 +181,7 @@ pub struct ItemImage {
 /// A film, series, season or episode as the scanner writes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewItem {
-    /// Stable id (see `scan::ids`).
+    /// Stable id (see `store::ids`).
     pub id: JfId,
     /// Its library.
     pub library_id: JfId,

@@ -13,8 +13,8 @@ use sqlx::Row;
 use super::items::{ITEM_FROM, ItemQuery, Sql, push_filters, user_key};
 use super::{Store, StoreResult, get_id};
 use crate::jf::JfId;
-use crate::scan::ids::name_id;
 use crate::scan::nfo::{LocalMetadata, PersonKind};
+use crate::store::ids::name_id;
 
 /// Listing filters on local metadata. Empty lists mean "no restriction"; names match
 /// without regard to case.

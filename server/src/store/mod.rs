@@ -19,6 +19,7 @@
 //! Migrations live in `server/migrations/{sqlite,postgres}/` and are applied at start; on
 //! PostgreSQL the migrator holds an advisory lock, so replicas starting together are safe.
 
+pub mod ids;
 pub mod items;
 pub mod jobs;
 pub mod leader;
@@ -30,6 +31,7 @@ pub mod users;
 pub mod wizard;
 
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -147,6 +149,8 @@ impl Default for PoolSettings {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// Set by [`Store::migrate`]: the key lives in a table the migrations create.
+    ids: Arc<OnceLock<ids::ItemIds>>,
 }
 
 impl Store {
@@ -183,7 +187,11 @@ impl Store {
                 dialect: dialect.name(),
                 source,
             })?;
-        Ok(Store { pool, dialect })
+        Ok(Store {
+            pool,
+            dialect,
+            ids: Arc::default(),
+        })
     }
 
     /// Connects and applies pending migrations: what the server does at start.
@@ -193,14 +201,32 @@ impl Store {
         Ok(store)
     }
 
-    /// Applies pending migrations for this dialect. On PostgreSQL the migrator takes an
-    /// advisory lock, so concurrent callers apply each migration once.
+    /// Applies pending migrations for this dialect, then loads (or creates) the item id key.
+    /// On PostgreSQL the migrator takes an advisory lock, so concurrent callers apply each
+    /// migration once.
     pub async fn migrate(&self) -> StoreResult<()> {
         let migrator = match self.dialect {
             Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
         };
-        migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(StoreError::Migrate)?;
+        let ids = self.load_item_ids().await?;
+        // A second `migrate` on the same store reads the same key: keep the first.
+        let _ = self.ids.set(ids);
+        Ok(())
+    }
+
+    /// The installation's keyed item id derivation.
+    ///
+    /// # Panics
+    /// On a store whose [`Store::migrate`] has not run; [`Store::open`] runs it.
+    pub fn ids(&self) -> &ids::ItemIds {
+        self.ids
+            .get()
+            .expect("Store::migrate loads the item id key before the store is used")
     }
 
     /// The pool, for query modules.

@@ -16,6 +16,7 @@ mod images;
 mod items;
 mod jobs;
 mod k8s;
+mod keyed_ids;
 mod metadata;
 mod naming;
 mod perf;

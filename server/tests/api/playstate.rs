@@ -15,13 +15,13 @@ const LONG: i64 = 100 * 60 * SECOND;
 /// Adds a 100-minute film to the films library straight in the store (the sample videos are
 /// too short for resume points); returns its id. It is never streamed.
 async fn long_film(lib: &Scanned) -> anyhow::Result<String> {
-    use ephyra_server::scan::ids;
     use ephyra_server::store::items::{ItemKind, NewItem};
+    let ids = lib.server.state.store.ids();
     let path = lib.films_dir.join("Long Film (1999).mkv");
-    let id = ids::file_item_id(FILMS, &path);
+    let id = ids.file_item(FILMS, &path);
     let item = NewItem {
         id,
-        library_id: ids::library_id(FILMS),
+        library_id: ids.library(FILMS),
         parent_id: None,
         kind: ItemKind::Movie,
         name: "Long Film".to_owned(),

@@ -24,6 +24,12 @@ async fn two_replicas_migrating_one_postgresql_at_once_both_succeed_and_agree_on
     mb?;
     let (ia, ib) = tokio::join!(a.server_id(), b.server_id());
     assert_eq!(ia?, ib?);
+    // One item id key for both: the same file has the same id on every replica.
+    let film = std::path::Path::new("/media/films/Film (2020).mkv");
+    assert_eq!(
+        a.ids().file_item("Films", film),
+        b.ids().file_item("Films", film)
+    );
     // Applying again is a no-op.
     a.migrate().await?;
     Ok(())
