@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use ephyra_config::Secret as SecretValue;
 use ephyra_crd::MediaServerCluster;
 use futures::StreamExt;
+use json_patch::jsonptr::Token;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
@@ -40,7 +41,8 @@ use crate::build::{self, BuildInputs, Child};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::names::{ClusterName, MANAGED_BY, NAMESPACE_LABEL, Names, Namespace, PV_FINALIZER};
-use crate::status::{self, CnpgState, IngressState, Observed, SecretCheck};
+use crate::patch;
+use crate::status::{self, CnpgState, IngressState, Observed, Presence, SecretCheck};
 use crate::validate::{
     ConfigVolume, Database, MediaVolume, NfsPolicy, Redis, ValidatedCluster, validate,
 };
@@ -314,13 +316,14 @@ async fn reconcile_valid(
     );
     status::publish(&ctx.recorder, msc, &notices).await;
 
-    let waiting = observed.database_secret == SecretCheck::Missing
-        || observed.database_secret == SecretCheck::KeyMissing
-        || observed.redis_secret == SecretCheck::Missing
-        || observed.redis_secret == SecretCheck::KeyMissing
-        || observed.admin_secret == SecretCheck::Missing
-        || observed.admin_secret == SecretCheck::KeyMissing
-        || observed.media_claim == SecretCheck::Missing
+    let waiting = [
+        observed.database_secret,
+        observed.redis_secret,
+        observed.admin_secret,
+    ]
+    .iter()
+    .any(SecretCheck::is_absent)
+        || observed.media_claim == Presence::Missing
         // CloudNativePG's Cluster is not watched (its CRD may be absent): poll it until ready.
         || status::cnpg_waiting(&observed.cnpg);
     Ok(Action::requeue(if waiting {
@@ -527,11 +530,11 @@ async fn observe(
                     name: claim.clone(),
                     source,
                 })? {
-                Some(_) => SecretCheck::Found,
-                None => SecretCheck::Missing,
+                Some(_) => Presence::Found,
+                None => Presence::Missing,
             }
         }
-        MediaVolume::Nfs { .. } => SecretCheck::NotNeeded,
+        MediaVolume::Nfs { .. } => Presence::NotNeeded,
     };
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let selector = v.names.server_selector_string();
@@ -569,13 +572,18 @@ async fn add_finalizer(client: &Client, msc: &MediaServerCluster) -> Result<(), 
     if msc.finalizers().iter().any(|f| f == PV_FINALIZER) {
         return Ok(());
     }
+    let finalizers = || [Token::from("metadata"), Token::from("finalizers")];
     let ops = if msc.finalizers().is_empty() {
-        json!([
-            {"op": "test", "path": "/metadata/resourceVersion", "value": msc.resource_version()},
-            {"op": "add", "path": "/metadata/finalizers", "value": [PV_FINALIZER]},
-        ])
+        vec![
+            patch::test(
+                patch::pointer([Token::from("metadata"), Token::from("resourceVersion")]),
+                msc.resource_version(),
+            ),
+            patch::add(patch::pointer(finalizers()), json!([PV_FINALIZER])),
+        ]
     } else {
-        json!([{"op": "add", "path": "/metadata/finalizers/-", "value": PV_FINALIZER}])
+        let end = finalizers().into_iter().chain([Token::from("-")]);
+        vec![patch::add(patch::pointer(end), PV_FINALIZER)]
     };
     patch_finalizers(client, msc, ops).await
 }
@@ -583,14 +591,9 @@ async fn add_finalizer(client: &Client, msc: &MediaServerCluster) -> Result<(), 
 async fn patch_finalizers(
     client: &Client,
     msc: &MediaServerCluster,
-    ops: serde_json::Value,
+    ops: Vec<json_patch::PatchOperation>,
 ) -> Result<(), Error> {
-    let patch: json_patch::Patch =
-        serde_json::from_value(ops).map_err(|source| build::BuildError::Serialize {
-            kind: "JsonPatch".to_owned(),
-            name: msc.name_any(),
-            source,
-        })?;
+    let patch = patch::of(ops);
     let api: Api<MediaServerCluster> =
         Api::namespaced(client.clone(), &msc.namespace().unwrap_or_default());
     api.patch(
@@ -620,14 +623,16 @@ async fn cleanup(msc: &MediaServerCluster, ctx: &Context) -> Result<Action, Erro
             delete_config_volume(ctx, &names, &pv_name).await?;
         }
     }
-    patch_finalizers(
-        &ctx.client,
-        msc,
-        json!([
-            {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": PV_FINALIZER},
-            {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
-        ]),
-    )
+    patch_finalizers(&ctx.client, msc, {
+        let entry = || {
+            patch::pointer([
+                Token::from("metadata"),
+                Token::from("finalizers"),
+                Token::from(index),
+            ])
+        };
+        vec![patch::test(entry(), PV_FINALIZER), patch::remove(entry())]
+    })
     .await?;
     Ok(Action::await_change())
 }

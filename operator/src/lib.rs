@@ -20,6 +20,7 @@ pub mod controller;
 pub mod error;
 pub mod metrics;
 pub mod names;
+pub mod patch;
 pub mod render;
 pub mod status;
 pub mod validate;

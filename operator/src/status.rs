@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use ephyra_crd::conditions::{self, Status, types};
 use ephyra_crd::{MediaServerCluster, MediaServerClusterStatus, MemberStatus};
+use json_patch::jsonptr::Token;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -34,6 +35,7 @@ use serde_json::json;
 use crate::apply::Change;
 use crate::error::Error;
 use crate::names::FIELD_MANAGER;
+use crate::patch;
 use crate::validate::{Database, InvalidSpec, Redis, ValidatedCluster};
 
 /// Condition types the operator owns (the leader owns `LeaderElected`).
@@ -61,6 +63,24 @@ pub enum SecretCheck {
     Missing,
     /// It exists without the key.
     KeyMissing,
+}
+
+impl SecretCheck {
+    /// The Secret or its key is missing: the replicas cannot start until someone adds it.
+    pub fn is_absent(&self) -> bool {
+        matches!(self, SecretCheck::Missing | SecretCheck::KeyMissing)
+    }
+}
+
+/// Whether an object the spec names exists (a claim: it has no keys to check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// The spec does not name one.
+    NotNeeded,
+    /// It exists.
+    Found,
+    /// It does not exist.
+    Missing,
 }
 
 /// What happened to the Traefik route.
@@ -97,7 +117,7 @@ pub struct Observed {
     /// The config claim.
     pub config_claim: Option<PersistentVolumeClaim>,
     /// The existing media claim, when the spec names one: whether it exists.
-    pub media_claim: SecretCheck,
+    pub media_claim: Presence,
     /// The external database Secret.
     pub database_secret: SecretCheck,
     /// The external Redis Secret.
@@ -115,43 +135,66 @@ pub struct Observed {
     pub changed: Vec<String>,
 }
 
-fn set(
-    c: &mut Vec<Condition>,
-    type_: &str,
-    ok: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-    now: &Time,
-) {
+/// One condition's verdict: whether it holds, the reason (CamelCase, for machines) and the
+/// message (for people).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The condition holds.
+    pub ok: bool,
+    /// Its `reason`.
+    pub reason: &'static str,
+    /// Its `message`.
+    pub message: String,
+}
+
+impl Outcome {
+    fn holds(reason: &'static str, message: impl Into<String>) -> Outcome {
+        Outcome {
+            ok: true,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    fn fails(reason: &'static str, message: impl Into<String>) -> Outcome {
+        Outcome {
+            ok: false,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Writes `outcome` as condition `type_`, keeping its transition time when the status is the
+/// same.
+fn set(c: &mut Vec<Condition>, type_: &str, outcome: Outcome, generation: Option<i64>, now: &Time) {
     conditions::set(
         c,
         type_,
-        Status::from(ok),
-        reason,
-        message,
+        Status::from(outcome.ok),
+        outcome.reason,
+        outcome.message,
         generation,
         now.clone(),
     );
 }
 
+/// A Secret holding an external service's URL.
 fn secret_condition(
     check: SecretCheck,
     what: &str,
     secret: &ephyra_crd::SecretKeyRef,
     namespace: &str,
-) -> (bool, &'static str, String) {
+) -> Outcome {
     match check {
-        SecretCheck::Found | SecretCheck::NotNeeded => (
-            true,
+        SecretCheck::Found | SecretCheck::NotNeeded => Outcome::holds(
             "ExternalSecretFound",
             format!(
                 "using the external {what} from Secret {} key {}",
                 secret.name, secret.key
             ),
         ),
-        SecretCheck::Missing => (
-            false,
+        SecretCheck::Missing => Outcome::fails(
             "SecretNotFound",
             format!(
                 "Secret {} (key {}) with the external {what} URL does not exist in namespace \
@@ -159,8 +202,7 @@ fn secret_condition(
                 secret.name, secret.key
             ),
         ),
-        SecretCheck::KeyMissing => (
-            false,
+        SecretCheck::KeyMissing => Outcome::fails(
             "SecretKeyMissing",
             format!(
                 "Secret {} has no key {} holding the external {what} URL",
@@ -172,32 +214,175 @@ fn secret_condition(
 
 /// The `FirstSignIn` condition: where the initial administrator's password is, or the wizard;
 /// False naming the Secret or key that is missing (the replicas cannot start without it).
-fn first_sign_in(v: &ValidatedCluster, check: SecretCheck) -> (bool, &'static str, String) {
+fn first_sign_in(v: &ValidatedCluster, check: SecretCheck) -> Outcome {
     let where_ = crate::build::admin::where_to_sign_in(v);
     let Some(admin) = &v.initial_admin else {
-        return (true, "Wizard", where_);
+        return Outcome::holds("Wizard", where_);
     };
     let (secret, key) = v.admin_password_ref().unwrap_or_default();
     let ns = v.names.namespace().as_str();
     match (&admin.password, check) {
-        (crate::validate::AdminPassword::Generated, _) => (true, "GeneratedSecret", where_),
-        (_, SecretCheck::Missing) => (
-            false,
+        (crate::validate::AdminPassword::Generated, _) => Outcome::holds("GeneratedSecret", where_),
+        (_, SecretCheck::Missing) => Outcome::fails(
             "SecretNotFound",
             format!(
                 "Secret {secret} (key {key}) with the initial administrator's password does not \
                  exist in namespace {ns}; the replicas start once it does"
             ),
         ),
-        (_, SecretCheck::KeyMissing) => (
-            false,
+        (_, SecretCheck::KeyMissing) => Outcome::fails(
             "SecretKeyMissing",
             format!(
                 "Secret {secret} has no key {key} holding the initial administrator's password; \
                  the replicas start once it does"
             ),
         ),
-        _ => (true, "ExternalSecret", where_),
+        _ => Outcome::holds("ExternalSecret", where_),
+    }
+}
+
+/// Ready replicas of a workload's status, 0 when it has none yet.
+fn ready_replicas(ready: Option<i32>) -> i32 {
+    ready.unwrap_or(0)
+}
+
+/// `DatabaseReady`: the managed StatefulSet, the external Secret or CloudNativePG's Cluster.
+fn database(v: &ValidatedCluster, obs: &Observed) -> Outcome {
+    match &v.database {
+        Database::Managed(_) => {
+            let status = obs.postgres.as_ref().and_then(|s| s.status.as_ref());
+            if ready_replicas(status.and_then(|s| s.ready_replicas)) >= 1 {
+                Outcome::holds("PostgresReady", "managed PostgreSQL is ready")
+            } else {
+                Outcome::fails(
+                    "PostgresStarting",
+                    format!(
+                        "waiting for managed PostgreSQL (StatefulSet {}) to become ready",
+                        v.names.postgres()
+                    ),
+                )
+            }
+        }
+        Database::External(secret) => secret_condition(
+            obs.database_secret,
+            "database",
+            secret,
+            v.names.namespace().as_str(),
+        ),
+        Database::CloudNativePg(pg) => cnpg_condition(v, pg.instances, &obs.cnpg),
+    }
+}
+
+/// `RedisReady`: the managed Deployment or the external Secret.
+fn redis(v: &ValidatedCluster, obs: &Observed) -> Outcome {
+    match &v.redis {
+        Redis::Managed(_) => {
+            let status = obs.redis.as_ref().and_then(|d| d.status.as_ref());
+            if ready_replicas(status.and_then(|s| s.ready_replicas)) >= 1 {
+                Outcome::holds("RedisReady", "managed Redis is ready")
+            } else {
+                Outcome::fails(
+                    "RedisStarting",
+                    format!(
+                        "waiting for managed Redis (Deployment {}) to become ready",
+                        v.names.redis()
+                    ),
+                )
+            }
+        }
+        Redis::External(secret) => secret_condition(
+            obs.redis_secret,
+            "Redis",
+            secret,
+            v.names.namespace().as_str(),
+        ),
+    }
+}
+
+/// `StorageReady`: the media claim the spec names exists and the config claim is bound.
+fn storage(v: &ValidatedCluster, obs: &Observed) -> Outcome {
+    if obs.media_claim == Presence::Missing {
+        let claim = match &v.media {
+            crate::validate::MediaVolume::Claim(claim) => claim.as_str(),
+            crate::validate::MediaVolume::Nfs { .. } => "",
+        };
+        return Outcome::fails(
+            "MediaClaimNotFound",
+            format!(
+                "the media claim {claim} does not exist in namespace {}",
+                v.names.namespace().as_str()
+            ),
+        );
+    }
+    let phase = obs
+        .config_claim
+        .as_ref()
+        .and_then(|pvc| pvc.status.as_ref())
+        .and_then(|s| s.phase.as_deref());
+    if phase == Some("Bound") {
+        Outcome::holds("VolumesBound", "the config volume is bound")
+    } else {
+        Outcome::fails(
+            "ConfigClaimPending",
+            format!(
+                "the config claim {} is {}; it needs a ReadWriteMany volume",
+                v.names.config_claim(),
+                phase.unwrap_or("not created yet")
+            ),
+        )
+    }
+}
+
+/// `ReplicasReady`: every replica asked for is ready.
+fn replicas(v: &ValidatedCluster, ready: i32) -> Outcome {
+    let message = format!("{ready} of {} replicas ready", v.replicas);
+    if ready >= v.replicas {
+        Outcome::holds("AllReplicasReady", message)
+    } else {
+        Outcome::fails("ReplicasNotReady", message)
+    }
+}
+
+/// `IngressReady`: the Traefik route, when one is asked for.
+fn ingress(v: &ValidatedCluster, state: IngressState) -> Outcome {
+    match state {
+        IngressState::NotRequested => Outcome::holds(
+            "NotRequested",
+            format!(
+                "spec.ingress is not set; clients inside the cluster use Service {} on port 8096",
+                v.names.client_service()
+            ),
+        ),
+        IngressState::TraefikNotInstalled => Outcome::fails(
+            "TraefikNotInstalled",
+            "the traefik.io/v1alpha1 API (IngressRoute, Middleware) is not served by this \
+             cluster: install Traefik v3 with its CRDs; everything else is reconciled",
+        ),
+        IngressState::Applied => Outcome::holds(
+            "RouteApplied",
+            format!(
+                "IngressRoute {} routes {} with a sticky cookie",
+                v.names.ingress_route(),
+                v.ingress
+                    .as_ref()
+                    .map(|i| i.host.as_str())
+                    .unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+/// `Degraded`: serving with fewer replicas than asked for.
+fn degraded(v: &ValidatedCluster, serving: bool, ready: i32) -> Outcome {
+    if serving && ready < v.replicas {
+        Outcome::holds(
+            "ReducedRedundancy",
+            format!("serving with {ready} of {} replicas", v.replicas),
+        )
+    } else if serving {
+        Outcome::fails("FullRedundancy", "every replica asked for is serving")
+    } else {
+        Outcome::fails("NotServing", "not serving yet (see Ready)")
     }
 }
 
@@ -210,243 +395,63 @@ pub fn compute(
 ) -> MediaServerClusterStatus {
     let mut status = current.cloned().unwrap_or_default();
     let generation = v.generation;
-    let ns = v.names.namespace().as_str();
     let c = &mut status.conditions;
 
-    let (db_ok, db_reason, db_message) = match &v.database {
-        Database::Managed(_) => {
-            let ready = obs
-                .postgres
-                .as_ref()
-                .and_then(|s| s.status.as_ref())
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0)
-                >= 1;
-            if ready {
-                (
-                    true,
-                    "PostgresReady",
-                    "managed PostgreSQL is ready".to_owned(),
-                )
-            } else {
-                (
-                    false,
-                    "PostgresStarting",
-                    format!(
-                        "waiting for managed PostgreSQL (StatefulSet {}) to become ready",
-                        v.names.postgres()
-                    ),
-                )
-            }
-        }
-        Database::External(secret) => secret_condition(obs.database_secret, "database", secret, ns),
-        Database::CloudNativePg(pg) => cnpg_condition(v, pg.instances, &obs.cnpg),
-    };
-    set(
-        c,
-        types::DATABASE_READY,
-        db_ok,
-        db_reason,
-        db_message,
-        generation,
-        &now,
-    );
-
-    let (redis_ok, redis_reason, redis_message) = match &v.redis {
-        Redis::Managed(_) => {
-            let ready = obs
-                .redis
-                .as_ref()
-                .and_then(|d| d.status.as_ref())
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0)
-                >= 1;
-            if ready {
-                (true, "RedisReady", "managed Redis is ready".to_owned())
-            } else {
-                (
-                    false,
-                    "RedisStarting",
-                    format!(
-                        "waiting for managed Redis (Deployment {}) to become ready",
-                        v.names.redis()
-                    ),
-                )
-            }
-        }
-        Redis::External(secret) => secret_condition(obs.redis_secret, "Redis", secret, ns),
-    };
-    set(
-        c,
-        types::REDIS_READY,
-        redis_ok,
-        redis_reason,
-        redis_message,
-        generation,
-        &now,
-    );
-
-    let claim_phase = obs
-        .config_claim
-        .as_ref()
-        .and_then(|pvc| pvc.status.as_ref())
-        .and_then(|s| s.phase.clone());
-    let (storage_ok, storage_reason, storage_message) = if obs.media_claim == SecretCheck::Missing {
-        let claim = match &v.media {
-            crate::validate::MediaVolume::Claim(claim) => claim.clone(),
-            crate::validate::MediaVolume::Nfs { .. } => String::new(),
-        };
-        (
-            false,
-            "MediaClaimNotFound",
-            format!("the media claim {claim} does not exist in namespace {ns}"),
-        )
-    } else if claim_phase.as_deref() == Some("Bound") {
-        (
-            true,
-            "VolumesBound",
-            "the config volume is bound".to_owned(),
-        )
-    } else {
-        (
-            false,
-            "ConfigClaimPending",
-            format!(
-                "the config claim {} is {}; it needs a ReadWriteMany volume",
-                v.names.config_claim(),
-                claim_phase.as_deref().unwrap_or("not created yet")
-            ),
-        )
-    };
-    set(
-        c,
-        types::STORAGE_READY,
-        storage_ok,
-        storage_reason,
-        storage_message,
-        generation,
-        &now,
-    );
-
-    let (admin_ok, admin_reason, admin_message) = first_sign_in(v, obs.admin_secret);
-    set(
-        c,
-        types::FIRST_SIGN_IN,
-        admin_ok,
-        admin_reason,
-        admin_message,
-        generation,
-        &now,
-    );
-
     let sts_status = obs.server.as_ref().and_then(|s| s.status.as_ref());
-    let ready = sts_status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    let ready = ready_replicas(sts_status.and_then(|s| s.ready_replicas));
     let existing = sts_status.map(|s| s.replicas).unwrap_or(0);
-    let replicas_ok = ready >= v.replicas;
-    set(
-        c,
-        types::REPLICAS_READY,
-        replicas_ok,
-        if replicas_ok {
-            "AllReplicasReady"
-        } else {
-            "ReplicasNotReady"
-        },
-        format!("{ready} of {} replicas ready", v.replicas),
-        generation,
-        &now,
-    );
-
-    let (ingress_ok, ingress_reason, ingress_message) = match obs.ingress {
-        IngressState::NotRequested => (
-            true,
-            "NotRequested",
-            format!(
-                "spec.ingress is not set; clients inside the cluster use Service {} on port 8096",
-                v.names.client_service()
-            ),
-        ),
-        IngressState::TraefikNotInstalled => (
-            false,
-            "TraefikNotInstalled",
-            "the traefik.io/v1alpha1 API (IngressRoute, Middleware) is not served by this \
-             cluster: install Traefik v3 with its CRDs; everything else is reconciled"
-                .to_owned(),
-        ),
-        IngressState::Applied => (
-            true,
-            "RouteApplied",
-            format!(
-                "IngressRoute {} routes {} with a sticky cookie",
-                v.names.ingress_route(),
-                v.ingress
-                    .as_ref()
-                    .map(|i| i.host.as_str())
-                    .unwrap_or_default()
-            ),
-        ),
-    };
-    set(
-        c,
-        types::INGRESS_READY,
-        ingress_ok,
-        ingress_reason,
-        ingress_message,
-        generation,
-        &now,
-    );
-
     let url = match &v.ingress {
         Some(ingress) => ingress.url(),
-        None => format!("http://{}.{ns}.svc:8096", v.names.client_service()),
+        None => format!(
+            "http://{}.{}.svc:8096",
+            v.names.client_service(),
+            v.names.namespace().as_str()
+        ),
     };
-    let blocking = [
-        (db_ok, "DatabaseNotReady", types::DATABASE_READY),
-        (redis_ok, "RedisNotReady", types::REDIS_READY),
-        (storage_ok, "StorageNotReady", types::STORAGE_READY),
-        (admin_ok, "AdminSecretMissing", types::FIRST_SIGN_IN),
-        (ready >= 1, "NoReplicaReady", types::REPLICAS_READY),
-        (ingress_ok, "IngressNotReady", types::INGRESS_READY),
-    ]
-    .into_iter()
-    .find(|(ok, _, _)| !ok);
+
+    // In the order Ready names the first that blocks serving, with the reason it then gives.
+    let parts = [
+        (types::DATABASE_READY, database(v, obs), "DatabaseNotReady"),
+        (types::REDIS_READY, redis(v, obs), "RedisNotReady"),
+        (types::STORAGE_READY, storage(v, obs), "StorageNotReady"),
+        (
+            types::FIRST_SIGN_IN,
+            first_sign_in(v, obs.admin_secret),
+            "AdminSecretMissing",
+        ),
+        (types::REPLICAS_READY, replicas(v, ready), "NoReplicaReady"),
+        (
+            types::INGRESS_READY,
+            ingress(v, obs.ingress),
+            "IngressNotReady",
+        ),
+    ];
+    let mut blocking = None;
+    for (type_, outcome, blocks_as) in parts {
+        // One ready replica serves; ReplicasReady asks for all of them.
+        let blocks = if type_ == types::REPLICAS_READY {
+            ready < 1
+        } else {
+            !outcome.ok
+        };
+        if blocks && blocking.is_none() {
+            blocking = Some((blocks_as, outcome.message.clone()));
+        }
+        set(c, type_, outcome, generation, &now);
+    }
     let serving = blocking.is_none();
-    match blocking {
-        None => set(
-            c,
-            types::READY,
-            true,
+    let ready_outcome = match blocking {
+        None => Outcome::holds(
             "Serving",
             format!("{ready} of {} replicas serve {url}", v.replicas),
-            generation,
-            &now,
         ),
-        Some((_, reason, cause)) => {
-            let message = conditions::find(c, cause)
-                .map(|cond| cond.message.clone())
-                .unwrap_or_default();
-            set(c, types::READY, false, reason, message, generation, &now);
-        }
-    }
-    let degraded = serving && ready < v.replicas;
+        Some((reason, message)) => Outcome::fails(reason, message),
+    };
+    set(c, types::READY, ready_outcome, generation, &now);
     set(
         c,
         types::DEGRADED,
-        degraded,
-        if degraded {
-            "ReducedRedundancy"
-        } else if serving {
-            "FullRedundancy"
-        } else {
-            "NotServing"
-        },
-        if degraded {
-            format!("serving with {ready} of {} replicas", v.replicas)
-        } else if serving {
-            "every replica asked for is serving".to_owned()
-        } else {
-            "not serving yet (see Ready)".to_owned()
-        },
+        degraded(v, serving, ready),
         generation,
         &now,
     );
@@ -465,19 +470,14 @@ pub fn compute(
 /// condition is True, every instance is ready and the current primary is the target one (they
 /// differ during a switchover or failover). Otherwise the message carries CloudNativePG's
 /// phase, so a Cluster that never becomes ready says why here.
-pub fn cnpg_condition(
-    v: &ValidatedCluster,
-    instances: i32,
-    state: &CnpgState,
-) -> (bool, &'static str, String) {
+pub fn cnpg_condition(v: &ValidatedCluster, instances: i32, state: &CnpgState) -> Outcome {
     let name = v.names.cnpg();
     let cluster = match state {
         CnpgState::NotRequested => {
-            return (false, "CloudNativePGStarting", String::new());
+            return Outcome::fails("CloudNativePGStarting", String::new());
         }
         CnpgState::NotInstalled => {
-            return (
-                false,
+            return Outcome::fails(
                 "CloudNativePGNotInstalled",
                 "the postgresql.cnpg.io/v1 API (Cluster) is not served by this cluster: \
                  install CloudNativePG, or use spec.database.managed; everything else is \
@@ -488,8 +488,7 @@ pub fn cnpg_condition(
         CnpgState::Applied(cluster) => cluster.as_ref().as_ref(),
     };
     let Some(cluster) = cluster else {
-        return (
-            false,
+        return Outcome::fails(
             "CloudNativePGStarting",
             format!("the CloudNativePG Cluster {name} was just created"),
         );
@@ -508,8 +507,7 @@ pub fn cnpg_condition(
         phase => phase,
     };
     if !current.is_empty() && current != target {
-        return (
-            false,
+        return Outcome::fails(
             "CloudNativePGSwitchingPrimary",
             format!(
                 "CloudNativePG Cluster {name} is moving its primary from {current} to \
@@ -518,8 +516,7 @@ pub fn cnpg_condition(
         );
     }
     if ready_condition && ready_instances >= i64::from(instances) && !current.is_empty() {
-        (
-            true,
+        Outcome::holds(
             "CloudNativePGReady",
             format!(
                 "CloudNativePG Cluster {name}: {ready_instances} of {instances} instances \
@@ -527,8 +524,7 @@ pub fn cnpg_condition(
             ),
         )
     } else {
-        (
-            false,
+        Outcome::fails(
             "CloudNativePGNotReady",
             format!(
                 "CloudNativePG Cluster {name}: {ready_instances} of {instances} instances \
@@ -610,9 +606,10 @@ fn progress(
         set(
             c,
             types::RECONCILING,
-            false,
-            "Stalled",
-            "nothing progresses until the cause in Stalled is fixed".to_owned(),
+            Outcome::fails(
+                "Stalled",
+                "nothing progresses until the cause in Stalled is fixed",
+            ),
             generation,
             now,
         );
@@ -621,9 +618,7 @@ fn progress(
     set(
         c,
         types::STALLED,
-        false,
-        "NotStalled",
-        "nothing needs a person".to_owned(),
+        Outcome::fails("NotStalled", "nothing needs a person"),
         generation,
         now,
     );
@@ -669,9 +664,10 @@ fn progress(
         None => set(
             c,
             types::RECONCILING,
-            false,
-            "Reconciled",
-            format!("all {desired} replicas ready on the current revision"),
+            Outcome::fails(
+                "Reconciled",
+                format!("all {desired} replicas ready on the current revision"),
+            ),
             generation,
             now,
         ),
@@ -704,19 +700,24 @@ pub fn blocked(
     set(
         c,
         types::READY,
-        false,
-        reason,
-        message.clone(),
+        Outcome::fails(reason, message.clone()),
         generation,
         &now,
     );
-    set(c, types::STALLED, true, reason, message, generation, &now);
+    set(
+        c,
+        types::STALLED,
+        Outcome::holds(reason, message),
+        generation,
+        &now,
+    );
     set(
         c,
         types::RECONCILING,
-        false,
-        "Stalled",
-        "nothing progresses until the cause in Stalled is fixed".to_owned(),
+        Outcome::fails(
+            "Stalled",
+            "nothing progresses until the cause in Stalled is fixed",
+        ),
         generation,
         &now,
     );
@@ -745,18 +746,17 @@ pub fn retrying(msc: &MediaServerCluster, error: &Error, now: Time) -> MediaServ
     set(
         c,
         types::RECONCILING,
-        true,
-        "RetryingAfterError",
-        format!("{error}; retrying with backoff"),
+        Outcome::holds(
+            "RetryingAfterError",
+            format!("{error}; retrying with backoff"),
+        ),
         generation,
         &now,
     );
     set(
         c,
         types::STALLED,
-        false,
-        "NotStalled",
-        "nothing needs a person".to_owned(),
+        Outcome::fails("NotStalled", "nothing needs a person"),
         generation,
         &now,
     );
@@ -872,19 +872,18 @@ pub async fn prune_members(
     // Highest index first, so earlier removals do not shift later ones.
     let mut ops = Vec::new();
     for (index, name) in stale.iter().rev() {
-        ops.push(
-            json!({"op": "test", "path": format!("/status/members/{index}/name"), "value": name}),
-        );
-        ops.push(json!({"op": "remove", "path": format!("/status/members/{index}")}));
+        let entry = |field: Option<&'static str>| {
+            let member = [
+                Token::from("status"),
+                Token::from("members"),
+                Token::from(*index),
+            ];
+            patch::pointer(member.into_iter().chain(field.map(Token::from)))
+        };
+        ops.push(patch::test(entry(Some("name")), name.as_str()));
+        ops.push(patch::remove(entry(None)));
     }
-    let patch: json_patch::Patch =
-        serde_json::from_value(serde_json::Value::Array(ops)).map_err(|e| {
-            Error::Build(crate::build::BuildError::Serialize {
-                kind: "JsonPatch".to_owned(),
-                name: msc.name_any(),
-                source: e,
-            })
-        })?;
+    let patch = patch::of(ops);
     let api: Api<MediaServerCluster> =
         Api::namespaced(client.clone(), &msc.namespace().unwrap_or_default());
     api.patch_status(
@@ -1099,7 +1098,7 @@ mod tests {
                 }),
                 ..PersistentVolumeClaim::default()
             }),
-            media_claim: SecretCheck::NotNeeded,
+            media_claim: Presence::NotNeeded,
             database_secret: SecretCheck::NotNeeded,
             redis_secret: SecretCheck::NotNeeded,
             admin_secret: SecretCheck::NotNeeded,
@@ -1383,7 +1382,7 @@ mod tests {
     #[test]
     fn a_missing_media_claim_stalls_and_stops_reconciling() {
         let mut obs = healthy();
-        obs.media_claim = SecretCheck::Missing;
+        obs.media_claim = Presence::Missing;
         let s = compute(&default_cluster(), &obs, None, at(10));
         let stalled = cond(&s, types::STALLED);
         assert_eq!(
