@@ -225,29 +225,23 @@ async fn reconcile_valid(
         &msc.uid().unwrap_or_default(),
     );
 
-    let kept;
-    let v = if matches!(v.config_volume, ConfigVolume::Nfs { .. }) {
+    if matches!(v.config_volume, ConfigVolume::Nfs { .. }) {
         add_finalizer(&ctx.client, msc).await?;
-        match kept_config_volume(&ctx.client, v).await? {
-            Some(name) => {
-                kept = ValidatedCluster {
-                    names: v.names.clone().keeping_config_volume(name),
-                    ..v.clone()
-                };
-                &kept
-            }
-            None => v,
+    }
+    let refs = dereference(&ctx.client, v).await?;
+    let kept;
+    let v = match &refs.kept_config_volume {
+        Some(name) => {
+            kept = ValidatedCluster {
+                names: v.names.clone().keeping_config_volume(name.clone()),
+                ..v.clone()
+            };
+            &kept
         }
-    } else {
-        v
+        None => v,
     };
 
-    let inputs = BuildInputs {
-        postgres_password: postgres_password(&ctx.client, v).await?,
-        admin_password: admin_password(&ctx.client, v).await?,
-        redis_password: redis_password(&ctx.client, v).await?,
-    };
-    let children = build::desired(v, &inputs)?;
+    let children = build::desired(v, &refs.inputs)?;
     let (traefik_children, other_children): (Vec<Child>, Vec<Child>) =
         children.iter().cloned().partition(build::is_traefik);
     let (cnpg_children, core_children): (Vec<Child>, Vec<Child>) =
@@ -263,7 +257,7 @@ async fn reconcile_valid(
     // Discovered only when the spec asks for it, so other clusters never depend on it.
     let cnpg = if cnpg_children.is_empty() {
         CnpgState::NotRequested
-    } else if !apply::cnpg_installed(&ctx.client).await? {
+    } else if !refs.cnpg_installed {
         CnpgState::NotInstalled
     } else {
         match applier.apply_all(&cnpg_children, &mut report).await {
@@ -278,7 +272,7 @@ async fn reconcile_valid(
         }
     };
 
-    let traefik = apply::traefik_installed(&ctx.client).await?;
+    let traefik = refs.traefik_installed;
     let ingress = if v.ingress.is_none() {
         IngressState::NotRequested
     } else if !traefik {
@@ -299,7 +293,7 @@ async fn reconcile_valid(
         tracing::info!(%object, ?change, "applied");
     }
 
-    let observed = observe(ctx, v, &report, ingress, cnpg).await?;
+    let observed = observe(ctx, v, &refs, &report, ingress, cnpg).await?;
     let new = status::compute(v, &observed, msc.status.as_ref(), Time(now));
     status::write(&ctx.client, msc, &new).await?;
     match status::prune_members(&ctx.client, msc, &observed.pods, now, ctx.member_ttl).await {
@@ -331,6 +325,88 @@ async fn reconcile_valid(
     } else {
         RESYNC
     }))
+}
+
+/// What one reconcile needs from the API besides the cluster itself, read in one step before
+/// anything is built: from here on `build` and `status` work on values, and the API is next
+/// read only to see the effect of the writes.
+struct Referenced {
+    /// The config PersistentVolume name to keep (see [`kept_config_volume`]).
+    kept_config_volume: Option<String>,
+    /// Passwords kept in the operator's own Secrets, or generated for new ones.
+    inputs: BuildInputs,
+    /// The external database Secret.
+    database_secret: SecretCheck,
+    /// The external Redis Secret.
+    redis_secret: SecretCheck,
+    /// The person's Secret with the initial administrator's password.
+    admin_secret: SecretCheck,
+    /// The media claim the spec names.
+    media_claim: Presence,
+    /// CloudNativePG's API is served (asked only when the spec wants a CloudNativePG
+    /// database, so other clusters never depend on it).
+    cnpg_installed: bool,
+    /// Traefik's API is served.
+    traefik_installed: bool,
+}
+
+async fn dereference(client: &Client, v: &ValidatedCluster) -> Result<Referenced, Error> {
+    let ns = v.names.namespace().as_str();
+    let kept_config_volume = match v.config_volume {
+        ConfigVolume::Nfs { .. } => kept_config_volume(client, v).await?,
+        _ => None,
+    };
+    let database_secret = match &v.database {
+        Database::External(r) => secret_check(client, ns, r).await?,
+        Database::Managed(_) | Database::CloudNativePg(_) => SecretCheck::NotNeeded,
+    };
+    let redis_secret = match &v.redis {
+        Redis::External(r) => secret_check(client, ns, r).await?,
+        Redis::Managed(_) => SecretCheck::NotNeeded,
+    };
+    let admin_secret = match (&v.initial_admin, v.admin_password_ref()) {
+        (Some(admin), Some((name, key)))
+            if admin.password != crate::validate::AdminPassword::Generated =>
+        {
+            secret_check(client, ns, &ephyra_crd::SecretKeyRef { name, key }).await?
+        }
+        _ => SecretCheck::NotNeeded,
+    };
+    let media_claim = match &v.media {
+        MediaVolume::Claim(claim) => {
+            let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+            match api
+                .get_opt(claim)
+                .await
+                .map_err(|source| Error::GetObject {
+                    kind: "PersistentVolumeClaim".to_owned(),
+                    name: claim.clone(),
+                    source,
+                })? {
+                Some(_) => Presence::Found,
+                None => Presence::Missing,
+            }
+        }
+        MediaVolume::Nfs { .. } => Presence::NotNeeded,
+    };
+    let cnpg_installed = match v.database {
+        Database::CloudNativePg(_) => apply::cnpg_installed(client).await?,
+        _ => false,
+    };
+    Ok(Referenced {
+        kept_config_volume,
+        inputs: BuildInputs {
+            postgres_password: postgres_password(client, v).await?,
+            admin_password: admin_password(client, v).await?,
+            redis_password: redis_password(client, v).await?,
+        },
+        database_secret,
+        redis_secret,
+        admin_secret,
+        media_claim,
+        cnpg_installed,
+        traefik_installed: apply::traefik_installed(client).await?,
+    })
 }
 
 /// The config PersistentVolume name to keep: the pre-hash one when the existing claim is
@@ -495,47 +571,17 @@ fn typed<K: Resource + serde::de::DeserializeOwned>(
 }
 
 /// Reads what the status needs beyond the objects `apply` already read.
+/// What the writes did: the children as the apply saw them and the server pods that exist,
+/// with what [`dereference`] read before.
 async fn observe(
     ctx: &Context,
     v: &ValidatedCluster,
+    refs: &Referenced,
     report: &Report,
     ingress: IngressState,
     cnpg: CnpgState,
 ) -> Result<Observed, Error> {
     let ns = v.names.namespace().as_str();
-    let database_secret = match &v.database {
-        Database::External(r) => secret_check(&ctx.client, ns, r).await?,
-        Database::Managed(_) | Database::CloudNativePg(_) => SecretCheck::NotNeeded,
-    };
-    let redis_secret = match &v.redis {
-        Redis::External(r) => secret_check(&ctx.client, ns, r).await?,
-        Redis::Managed(_) => SecretCheck::NotNeeded,
-    };
-    let admin_secret = match (&v.initial_admin, v.admin_password_ref()) {
-        (Some(admin), Some((name, key)))
-            if admin.password != crate::validate::AdminPassword::Generated =>
-        {
-            secret_check(&ctx.client, ns, &ephyra_crd::SecretKeyRef { name, key }).await?
-        }
-        _ => SecretCheck::NotNeeded,
-    };
-    let media_claim = match &v.media {
-        MediaVolume::Claim(claim) => {
-            let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-            match api
-                .get_opt(claim)
-                .await
-                .map_err(|source| Error::GetObject {
-                    kind: "PersistentVolumeClaim".to_owned(),
-                    name: claim.clone(),
-                    source,
-                })? {
-                Some(_) => Presence::Found,
-                None => Presence::Missing,
-            }
-        }
-        MediaVolume::Nfs { .. } => Presence::NotNeeded,
-    };
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let selector = v.names.server_selector_string();
     let pods = pods
@@ -555,10 +601,10 @@ async fn observe(
         postgres: typed(report, "StatefulSet", &v.names.postgres()),
         redis: typed(report, "Deployment", &v.names.redis()),
         config_claim: typed(report, "PersistentVolumeClaim", &v.names.config_claim()),
-        media_claim,
-        database_secret,
-        redis_secret,
-        admin_secret,
+        media_claim: refs.media_claim,
+        database_secret: refs.database_secret,
+        redis_secret: refs.redis_secret,
+        admin_secret: refs.admin_secret,
         ingress,
         cnpg,
         pods,
