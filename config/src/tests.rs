@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 fn load(pairs: MapSource) -> Result<ServerConfig, ConfigError> {
     ServerConfig::load(None, &pairs)
@@ -19,7 +20,7 @@ fn defaults_give_a_single_replica_on_sqlite_under_the_data_folder() {
 }
 
 #[test]
-fn environment_overrides_every_documented_key() {
+fn environment_overrides_apply_together() {
     let env = MapSource::from([
         ("EPHYRA_LISTEN", "127.0.0.1:18096"),
         ("EPHYRA_ADMIN_LISTEN", "127.0.0.1:19096"),
@@ -63,6 +64,137 @@ fn environment_overrides_every_documented_key() {
         (config.jobs.workers, config.jobs.visibility_seconds),
         (Some(5), Some(12))
     );
+}
+
+/// One override of `key` (with the keys it needs beside it) and what it must change.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    fn(&ServerConfig) -> bool,
+);
+
+/// The case for each documented key. A key added to [`ENV_KEYS`] without a case here fails.
+fn case(key: &str) -> Case {
+    match key {
+        "EPHYRA_LISTEN" => ("127.0.0.1:18096", &[], |c| c.listen.port() == 18096),
+        "EPHYRA_ADMIN_LISTEN" => ("127.0.0.1:19096", &[], |c| c.admin_listen.port() == 19096),
+        "EPHYRA_SERVER_NAME" => ("Den", &[], |c| c.server_name == "Den"),
+        "EPHYRA_DATA_DIR" => ("/var/lib/e", &[], |c| c.data_dir == Path::new("/var/lib/e")),
+        "EPHYRA_DATABASE_URL" => ("postgres://u:p@db/e", &[], |c| {
+            c.database.kind() == Some(DatabaseKind::Postgres)
+        }),
+        "EPHYRA_DATABASE_MAX_CONNECTIONS" => ("3", &[], |c| c.database.max_connections == 3),
+        "EPHYRA_REDIS_URL" => (
+            "redis://r:6379",
+            &[("EPHYRA_DATABASE_URL", "postgres://u:p@db/e")],
+            |c| c.redis.url.is_some(),
+        ),
+        "EPHYRA_TRANSCODE_DIR" => ("/t", &[], |c| c.transcode_dir() == Path::new("/t")),
+        "EPHYRA_MAX_TRANSCODES" => ("7", &[], |c| c.transcode.max_concurrent == 7),
+        "EPHYRA_LIBRARIES" => ("movies:F=/f", &[], |c| c.libraries.len() == 1),
+        "EPHYRA_SCAN_INTERVAL_SECONDS" => ("60", &[], |c| c.scan.interval_seconds == 60),
+        "EPHYRA_ADMIN_USER" => ("root", &[("EPHYRA_ADMIN_PASSWORD", "pw")], |c| {
+            c.admin.as_ref().is_some_and(|a| a.user == "root")
+        }),
+        "EPHYRA_ADMIN_PASSWORD" => ("pw", &[("EPHYRA_ADMIN_USER", "root")], |c| {
+            c.admin
+                .as_ref()
+                .and_then(|a| a.password.as_ref())
+                .is_some_and(|p| p.expose() == "pw")
+        }),
+        "EPHYRA_FFMPEG" => ("/x/ffmpeg", &[], |c| {
+            c.ffmpeg.ffmpeg == Path::new("/x/ffmpeg")
+        }),
+        "EPHYRA_FFPROBE" => ("/x/ffprobe", &[], |c| {
+            c.ffmpeg.ffprobe == Path::new("/x/ffprobe")
+        }),
+        "EPHYRA_HWACCEL" => ("qsv", &[], |c| {
+            c.hardware_acceleration.kind == HwAccelKind::Qsv
+        }),
+        "EPHYRA_HWACCEL_DEVICE" => ("/dev/dri/renderD129", &[], |c| {
+            c.hardware_acceleration.device.as_deref() == Some(Path::new("/dev/dri/renderD129"))
+        }),
+        "EPHYRA_CLUSTER_NAME" => (
+            "home",
+            &[("EPHYRA_NAMESPACE", "m"), ("EPHYRA_POD_NAME", "p")],
+            |c| c.cluster.as_ref().is_some_and(|id| id.name == "home"),
+        ),
+        "EPHYRA_NAMESPACE" => (
+            "media",
+            &[("EPHYRA_CLUSTER_NAME", "h"), ("EPHYRA_POD_NAME", "p")],
+            |c| c.cluster.as_ref().is_some_and(|id| id.namespace == "media"),
+        ),
+        "EPHYRA_POD_NAME" => (
+            "h-server-2",
+            &[("EPHYRA_CLUSTER_NAME", "h"), ("EPHYRA_NAMESPACE", "m")],
+            |c| {
+                c.cluster
+                    .as_ref()
+                    .is_some_and(|id| id.pod_name == "h-server-2")
+            },
+        ),
+        "EPHYRA_LEASE_MILLIS" => ("9000", &[], |c| c.coordination.lease_millis == 9000),
+        "EPHYRA_RENEW_MILLIS" => ("900", &[], |c| c.coordination.renew_millis == 900),
+        "EPHYRA_JOB_WORKERS" => ("5", &[], |c| c.jobs.workers == Some(5)),
+        "EPHYRA_JOB_VISIBILITY_SECONDS" => ("12", &[], |c| c.jobs.visibility_seconds == Some(12)),
+        "EPHYRA_DISCOVERY" => ("false", &[], |c| !c.discovery),
+        "EPHYRA_TRUSTED_PROXIES" => ("10.0.0.0/8, fd00::/8", &[], |c| {
+            c.trusted_proxies == ["10.0.0.0/8", "fd00::/8"]
+        }),
+        "EPHYRA_LOG" => ("debug", &[], |c| c.log.level == "debug"),
+        "EPHYRA_LOG_FORMAT" => ("json", &[], |c| c.log.format == LogFormat::Json),
+        "EPHYRA_WEB_DIR" => ("/srv/web", &[], |c| {
+            c.web.dir.as_deref() == Some(Path::new("/srv/web"))
+        }),
+        other => panic!("{other} is documented in ENV_KEYS but has no case in this test"),
+    }
+}
+
+#[test]
+fn every_documented_key_changes_the_configuration() {
+    for key in ENV_KEYS {
+        let (value, beside, check) = case(key);
+        let mut env = MapSource::new().with(key, value);
+        for (other, other_value) in beside {
+            env = env.with(other, *other_value);
+        }
+        let config = load(env).unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        assert!(
+            check(&config),
+            "{key}={value} did not change the configuration"
+        );
+        // Without it, the default does not pass the same check.
+        let mut without = MapSource::new();
+        for (other, other_value) in beside {
+            without = without.with(other, *other_value);
+        }
+        if let Ok(default) = load(without) {
+            assert!(!check(&default), "{key}: the check passes without the key");
+        }
+    }
+}
+
+#[test]
+fn the_keys_read_the_keys_documented_and_the_readme_agree() {
+    // Every `EPHYRA_*` name the parser reads is in ENV_KEYS, and every one is in the README's
+    // table: one list drives the parser's test and the documentation's.
+    let parser = include_str!("env.rs");
+    let read: std::collections::BTreeSet<&str> = parser
+        .match_indices("\"EPHYRA_")
+        .map(|(at, _)| {
+            let name = &parser[at + 1..];
+            &name[..name.find('"').unwrap_or(name.len())]
+        })
+        .collect();
+    let documented: std::collections::BTreeSet<&str> = ENV_KEYS.iter().copied().collect();
+    assert_eq!(read, documented, "keys env.rs reads vs ENV_KEYS");
+    let readme = include_str!("../../README.md");
+    for key in ENV_KEYS {
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "{key} is not in the README's table"
+        );
+    }
 }
 
 #[test]
