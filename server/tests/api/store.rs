@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use ephyra_server::store::{PoolSettings, Store};
 use http::StatusCode;
+use sqlx::Row;
 
 use crate::support::{Provider, TestServer, test_config};
 
@@ -48,26 +49,61 @@ async fn both_providers_migrate_to_the_same_tables() -> Result<()> {
         &PoolSettings::default(),
     )
     .await?;
-    for table in [
-        "server_meta",
-        "users",
-        "devices",
-        "access_tokens",
-        "libraries",
-        "items",
-        "media_streams",
-        "images",
-        "user_item_data",
-        "jobs",
-    ] {
-        for store in [&sqlite, &pg] {
-            let sql = format!("SELECT COUNT(*) FROM {table}");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_one(store.pool())
-                .await?;
+    // The migrations of the two dialects claim to match column for column: the same tables,
+    // each with the same columns of the same type.
+    let mut sqlite_schema = std::collections::BTreeMap::new();
+    let tables = sqlx::query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(sqlite.pool())
+    .await?;
+    for table in tables {
+        let table: String = table.try_get("name")?;
+        let sql = format!("SELECT name, type FROM pragma_table_info('{table}')");
+        let columns = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(sqlite.pool())
+            .await?;
+        let mut set = std::collections::BTreeSet::new();
+        for column in columns {
+            let name: String = column.try_get("name")?;
+            let kind: String = column.try_get("type")?;
+            set.insert((name, portable_type(&kind)));
         }
+        sqlite_schema.insert(table, set);
     }
+    let mut pg_schema = std::collections::BTreeMap::new();
+    let columns = sqlx::query(
+        "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS k \
+         FROM information_schema.columns WHERE table_schema = current_schema() \
+         AND table_name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(pg.pool())
+    .await?;
+    for column in columns {
+        let table: String = column.try_get("t")?;
+        let name: String = column.try_get("c")?;
+        let kind: String = column.try_get("k")?;
+        pg_schema
+            .entry(table)
+            .or_insert_with(std::collections::BTreeSet::new)
+            .insert((name, portable_type(&kind)));
+    }
+    assert!(sqlite_schema.contains_key("items") && sqlite_schema.len() >= 20);
+    assert_eq!(sqlite_schema, pg_schema);
     Ok(())
+}
+
+/// A column type as both dialects spell it: SQLite keeps the declared text (`BIGINT`,
+/// `DOUBLE`), PostgreSQL reports its own names (`bigint`, `double precision`).
+fn portable_type(declared: &str) -> &'static str {
+    match declared.to_ascii_lowercase().as_str() {
+        "text" => "text",
+        "bigint" | "integer" => "integer",
+        "double" | "double precision" | "real" => "float",
+        "blob" | "bytea" => "bytes",
+        other => panic!("a column type the migrations should not use: {other}"),
+    }
 }
 
 #[tokio::test]
