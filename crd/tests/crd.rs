@@ -329,7 +329,7 @@ fn invalid_specs_are_refused_with_a_message_a_person_understands() {
             json!({"server": {"initialAdmin": {"userName": "admin", "passwordSecret": {"name": "family-admin", "key": ""}}}}),
             "spec.server.initialAdmin.passwordSecret.key",
         ),
-        // Hostile input (issue 13 item 10): refused at admission, before the operator sees it.
+        // Hostile input: refused at admission, before the operator sees it.
         (
             "empty NFS server",
             json!({"media": {"nfs": {"server": ""}}}),

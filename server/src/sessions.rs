@@ -2,8 +2,10 @@
 //! with the capabilities the client posted and its open WebSockets, plus a channel to push
 //! messages (`UserDataChanged`, `LibraryChanged`, ...) to a user's sockets.
 //!
-//! Presence is per replica for now; issue 5 shares it through Redis. Nothing durable lives
-//! here: tokens and positions are in the database.
+//! Presence is per replica: `GET /Sessions` lists the clients this replica has seen (requests
+//! and sockets); a client moved to another replica, by the load balancer or a replica's death,
+//! appears there with its next request. Nothing durable lives here: tokens and positions are
+//! in the database.
 //!
 //! Open WebSockets are registered with the token that opened them: at most
 //! [`SOCKETS_PER_TOKEN`] per token and [`SOCKETS_PER_USER`] per user on this replica, and when

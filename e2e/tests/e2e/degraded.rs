@@ -1,4 +1,4 @@
-//! Degraded modes (issue 5, point 8), over real restarts of Redis and PostgreSQL:
+//! Degraded modes, over real restarts of Redis and PostgreSQL:
 //!
 //! - Redis unreachable: replicas keep serving what needs only the database (logins, tokens,
 //!   play positions, browsing), no replica acts as leader, readiness says Redis is

@@ -1,5 +1,5 @@
 //! Memory of a real server process under the anonymous and low-privilege floods an outside
-//! audit used (issue 13), each with a stated ceiling on the resident set (`VmHWM`, the peak,
+//! audit used, each with a stated ceiling on the resident set (`VmHWM`, the peak,
 //! from `/proc/<pid>/status`): concurrent failed logins (argon2 is bounded), QuickConnect
 //! initiations (field sizes and counts are bounded), and WebSockets with huge messages from
 //! one token (message size and sockets per token are bounded). The figures are printed for

@@ -1,7 +1,7 @@
 //! Playback: `PlaybackInfo` (which ways a client may play an item) and the direct stream
 //! `GET`/`HEAD /Videos/{itemId}/stream[.{container}]` with byte ranges.
 //!
-//! Security (issue 3, point 8): a file is served only through an item id the scanner recorded,
+//! Security: a file is served only through an item id the scanner recorded,
 //! and only while its stored path, links resolved at request time, is still inside one of its
 //! library's configured folders. No request text is ever joined onto a path: the container in
 //! `stream.{container}` and every query parameter are ignored for locating the file.

@@ -1,4 +1,4 @@
-//! The bounds set against an outside audit's abuse paths (issue 13), each tested with the
+//! The bounds set against an outside audit's abuse paths, each tested with the
 //! attack it answers: invented HTTP methods and metrics, QuickConnect floods and code
 //! guessing (in process and across replicas in Redis), oversized and ping-only WebSockets,
 //! sockets per token, sockets of revoked tokens on every replica, the listener's timeouts and

@@ -15,7 +15,8 @@ use crate::store::items::{
 };
 use crate::store::metadata::MetadataRead;
 
-/// `BaseItemDto`: the fields clients read (jellyfin-api.md §5).
+/// `BaseItemDto`: the fields clients read (jellyfin-web, the Kotlin and TypeScript SDKs and
+/// the Android TV app), as Jellyfin spells them.
 #[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct BaseItemDto {
@@ -170,7 +171,8 @@ pub struct ChapterInfo {
     pub name: String,
 }
 
-/// `MediaStream` (jellyfin-api.md §5); booleans the Kotlin SDK requires are always present.
+/// `MediaStream`; booleans the Kotlin SDK requires (it fails to decode an item without them)
+/// are always present.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct MediaStream {
