@@ -35,6 +35,7 @@ pub mod process;
 pub mod redis;
 mod scratch;
 mod service;
+pub mod wait;
 
 pub use error::SupportError;
 pub use media::{SampleLibrary, cached_sample_library, generate_library, generate_video};

@@ -1047,14 +1047,12 @@ async fn ready_children_make_the_cluster_ready_and_the_operator_says_so_once() {
 
 /// Polls `done` every 20 ms for at most `limit`; false if it never became true.
 async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done()
+    ephyra_testsupport::wait::until("the condition", limit, || {
+        let now = done();
+        async move { Ok(now.then_some(())) }
+    })
+    .await
+    .is_ok()
 }
 
 #[tokio::test]

@@ -38,13 +38,12 @@ where
     Fut: std::future::Future<Output = Result<bool>>,
 {
     let started = Instant::now();
-    loop {
-        if check().await? {
-            return Ok(started.elapsed());
-        }
-        ensure!(started.elapsed() < within, "not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    ephyra_testsupport::wait::until("the condition", within, || {
+        let step = check();
+        async { Ok(step.await?.then_some(())) }
+    })
+    .await?;
+    Ok(started.elapsed())
 }
 
 async fn store_on(url: &str) -> Result<Store> {

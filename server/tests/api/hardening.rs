@@ -42,14 +42,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool>>,
 {
-    let started = Instant::now();
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        ensure!(started.elapsed() < within, "not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ephyra_testsupport::wait::until("the condition", within, || {
+        let step = check();
+        async { Ok(step.await?.then_some(())) }
+    })
+    .await
 }
 
 /// Sends a request as if it came over TCP from `peer`.

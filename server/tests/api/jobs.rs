@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use chrono::Utc;
 use ephyra_config::{LibraryConfig, LibraryKind};
 use ephyra_server::coord::LeaderTerm;
@@ -41,21 +41,12 @@ fn fast(workers: usize) -> WorkerSettings {
 }
 
 /// Polls `check` until it returns `Some`, failing after `deadline`.
-async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> Result<T>
+async fn eventually<T, F, Fut>(deadline: Duration, what: &str, check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,
 {
-    let until = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if Instant::now() > until {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ephyra_testsupport::wait::until(what, deadline, check).await
 }
 
 /// Waits until every job of `kind` has ended (done or failed).

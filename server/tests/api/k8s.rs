@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use chrono::{TimeZone as _, Utc};
 use ephyra_config::ClusterIdentity;
 use ephyra_crd::MemberRole;
@@ -80,16 +80,11 @@ fn writes_by(api: &FakeApi, manager: &str) -> Vec<Recorded> {
 }
 
 async fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = check()? {
-            return Ok(v);
-        }
-        if Instant::now() > until {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ephyra_testsupport::wait::until(what, Duration::from_secs(10), || {
+        let step = check();
+        async { step }
+    })
+    .await
 }
 
 #[tokio::test]
