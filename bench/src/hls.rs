@@ -111,6 +111,92 @@ impl RealTime {
     }
 }
 
+/// hls.js's default buffer goal (`maxBufferLength`), seconds.
+pub const BUFFER_GOAL_SECONDS: f64 = 30.0;
+
+/// The failover figure of a player that buffers ahead as hls.js does by default.
+#[derive(Debug, Clone)]
+pub struct BufferedFailover {
+    /// The buffer goal, seconds of media.
+    pub buffer_goal: f64,
+    /// Media buffered ahead of the playhead when the replica was killed, seconds.
+    pub buffer_at_kill: f64,
+    /// Time the playhead could not advance before the kill (the baseline), seconds.
+    pub stall_before_kill: f64,
+    /// Time the playhead could not advance from the kill on, seconds.
+    pub stall_after_kill: f64,
+    /// How long the first request after the kill took, seconds.
+    pub first_after_kill: f64,
+    /// Requests that failed (the player retried them).
+    pub failed_requests: usize,
+    /// Whether the survivor produced the segments itself.
+    pub survivor_transcoded: bool,
+}
+
+/// A playhead that advances in real time over what has arrived: the time it cannot
+/// advance is the stall a viewer sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Playhead {
+    /// Media time played, seconds.
+    position: f64,
+    /// Media time received, seconds.
+    buffered: f64,
+    /// When `position` was last brought up to date; `None` before playback starts.
+    at: Option<Instant>,
+    /// Accumulated stall, seconds.
+    stalled: f64,
+}
+
+impl Playhead {
+    /// Nothing received, not playing.
+    pub fn new() -> Playhead {
+        Playhead {
+            position: 0.0,
+            buffered: 0.0,
+            at: None,
+            stalled: 0.0,
+        }
+    }
+
+    /// Brings the playhead to `now`: it advances as far as the buffer allows, and the rest
+    /// of the elapsed time is stall.
+    pub fn advance(&mut self, now: Instant) {
+        let Some(at) = self.at else { return };
+        let elapsed = now.saturating_duration_since(at).as_secs_f64();
+        let room = self.buffered - self.position;
+        if elapsed <= room {
+            self.position += elapsed;
+        } else {
+            self.position = self.buffered;
+            self.stalled += elapsed - room;
+        }
+        self.at = Some(now);
+    }
+
+    /// A segment of `seconds` arrived at `now`; playback starts with the first one.
+    pub fn received(&mut self, seconds: f64, now: Instant) {
+        self.advance(now);
+        self.buffered += seconds;
+        self.at.get_or_insert(now);
+    }
+
+    /// Media buffered ahead of the playhead, seconds (as of the last update).
+    pub fn ahead(&self) -> f64 {
+        self.buffered - self.position
+    }
+
+    /// The stall so far, seconds.
+    pub fn stalled(&self) -> f64 {
+        self.stalled
+    }
+}
+
+impl Default for Playhead {
+    fn default() -> Playhead {
+        Playhead::new()
+    }
+}
+
 /// Everything this module measures.
 #[derive(Debug, Clone)]
 pub struct HlsResults {
@@ -118,6 +204,8 @@ pub struct HlsResults {
     pub first_segment: FirstSegment,
     /// Failover.
     pub failover: Failover,
+    /// Failover under a player that buffers ahead.
+    pub buffered_failover: BufferedFailover,
     /// Real time.
     pub real_time: RealTime,
 }
@@ -125,13 +213,8 @@ pub struct HlsResults {
 /// Runs the three measurements over a two-replica cluster (dropped before the real-time
 /// search, which must have the CPUs to itself).
 pub async fn run(scratch: &Path) -> anyhow::Result<HlsResults> {
-    let cluster = LocalCluster::builder(2)
-        // The debug log carries each ffmpeg's arguments, parsed here as JSON.
-        .env("EPHYRA_LOG", "info,ephyra_server::transcode=debug")
-        .env("EPHYRA_LOG_FORMAT", "json")
-        .start()
-        .await?;
-    crate::api::wait_scanned(|| cluster.logs()).await?;
+    // The debug log carries each ffmpeg's arguments, parsed here as JSON.
+    let cluster = start_cluster().await?;
     let mut admin =
         JellyfinClient::new(&cluster.url(0), "bench-first-segment").with_timeout(SEGMENT_TIMEOUT);
     admin.login(ADMIN_USER, ADMIN_PASSWORD).await?;
@@ -140,13 +223,27 @@ pub async fn run(scratch: &Path) -> anyhow::Result<HlsResults> {
     let first_segment = first_segment(&cluster, &admin, scratch).await?;
     eprintln!("bench: HLS: failover stall of a real-time player");
     let (failover, args) = failover(cluster).await?;
+    eprintln!("bench: HLS: failover stall of a player buffering ahead (hls.js defaults)");
+    let buffered_failover = buffered_failover(start_cluster().await?).await?;
     eprintln!("bench: HLS: concurrent real-time transcodes");
     let real_time = real_time(&args, scratch).await?;
     Ok(HlsResults {
         first_segment,
         failover,
+        buffered_failover,
         real_time,
     })
+}
+
+/// A two-replica cluster whose debug log carries each ffmpeg's arguments, its library scanned.
+async fn start_cluster() -> anyhow::Result<LocalCluster> {
+    let cluster = LocalCluster::builder(2)
+        .env("EPHYRA_LOG", "info,ephyra_server::transcode=debug")
+        .env("EPHYRA_LOG_FORMAT", "json")
+        .start()
+        .await?;
+    crate::api::wait_scanned(|| cluster.logs()).await?;
+    Ok(cluster)
 }
 
 /// The query of an H.264/AAC transcode in MPEG-TS segments, 720p at most.
@@ -502,6 +599,94 @@ fn limited(args: &[String], seconds: u32) -> Vec<String> {
     out
 }
 
+/// The failover run again with a player that buffers as hls.js does by default: it asks for
+/// the next segment as soon as the one before has arrived while less than
+/// [`BUFFER_GOAL_SECONDS`] are buffered ahead, and its playhead advances in real time over
+/// what has arrived. The replica serving it is killed at the same point as for the
+/// bufferless player (once segment 3 has arrived).
+async fn buffered_failover(mut cluster: LocalCluster) -> anyhow::Result<BufferedFailover> {
+    let haproxy = Haproxy::start(&cluster.backends()).await?;
+    let device = "bench-buffering-player";
+    let session = "bench-buffered-failover";
+    let mut player = JellyfinClient::new(&haproxy.url, device).with_timeout(SEGMENT_TIMEOUT);
+    player.login(ADMIN_USER, ADMIN_PASSWORD).await?;
+    let film = cluster.wait_for_film(&player, FULL_HD_FILM).await?;
+    let token = player.token.clone().context("not logged in")?;
+    // Another bitrate than the bufferless run's: a transcode of its own.
+    let query = transcode_query(&film, device, session, 2_900_000, &token);
+    let offsets: Vec<usize> = (0..cluster.len()).map(|i| cluster.log(i).len()).collect();
+    let segments = playlists(&player, &film, &query).await?;
+    anyhow::ensure!(
+        segments.len() >= BEFORE_KILL + AFTER_KILL,
+        "{} segments",
+        segments.len()
+    );
+    let mut playhead = Playhead::new();
+    let mut failed_requests = 0;
+    let mut first_after_kill = 0.0;
+    let mut at_kill: Option<(f64, f64)> = None;
+    let mut victim = None;
+    for (k, (uri, duration)) in segments.iter().take(BEFORE_KILL + AFTER_KILL).enumerate() {
+        // Wait while the buffer is at its goal.
+        playhead.advance(Instant::now());
+        let over = playhead.ahead() - BUFFER_GOAL_SECONDS;
+        if over > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(over)).await;
+        }
+        let asked = Instant::now();
+        loop {
+            match get_body(&player, &format!("/videos/{film}/{uri}")).await {
+                Ok(_) => break,
+                Err(e) => {
+                    failed_requests += 1;
+                    eprintln!("bench: buffered failover: segment {k} failed ({e:#}); retrying");
+                    if failed_requests > 30 {
+                        bail!("segment {k} kept failing: {e:#}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        playhead.received(*duration, Instant::now());
+        if k == BEFORE_KILL {
+            first_after_kill = asked.elapsed().as_secs_f64();
+        }
+        if k + 1 == BEFORE_KILL {
+            let name = player.sticky_replica().context("HAProxy set no cookie")?;
+            let index = cluster
+                .index_of(&name)
+                .with_context(|| format!("unknown replica {name}"))?;
+            at_kill = Some((playhead.ahead(), playhead.stalled()));
+            cluster.kill(index);
+            eprintln!(
+                "bench: buffered failover: killed {name} with {:.1} s buffered",
+                playhead.ahead()
+            );
+            victim = Some(index);
+        }
+    }
+    // Play out what has arrived: no stall can follow.
+    stop_session(&player, device, session).await;
+    let victim = victim.context("no replica was killed")?;
+    let (buffer_at_kill, stall_before_kill) = at_kill.context("no kill")?;
+    let survivor = 1 - victim;
+    let survivor_transcoded = cluster
+        .log(survivor)
+        .get(offsets[survivor]..)
+        .is_some_and(|l| l.contains("starting ffmpeg"));
+    let result = BufferedFailover {
+        buffer_goal: BUFFER_GOAL_SECONDS,
+        buffer_at_kill,
+        stall_before_kill,
+        stall_after_kill: playhead.stalled() - stall_before_kill,
+        first_after_kill,
+        failed_requests,
+        survivor_transcoded,
+    };
+    eprintln!("bench: buffered failover: {result:?}");
+    Ok(result)
+}
+
 async fn real_time(server_args: &[String], scratch: &Path) -> anyhow::Result<RealTime> {
     let args = limited(server_args, REAL_TIME_SECONDS);
     let output = output_size(&args).unwrap_or_default();
@@ -563,6 +748,25 @@ async fn real_time(server_args: &[String], scratch: &Path) -> anyhow::Result<Rea
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_playhead_stalls_only_when_it_catches_up_with_what_arrived() {
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let mut p = Playhead::new();
+        // Nothing plays before the first segment.
+        p.advance(at(5.0));
+        assert_eq!(p.stalled(), 0.0);
+        p.received(6.0, at(5.0));
+        p.received(6.0, at(7.0));
+        assert!((p.ahead() - 10.0).abs() < 1e-9);
+        // 12 s of media by 17 s: played out at 17 s; the next arrives 2.5 s later.
+        p.received(6.0, at(19.5));
+        assert!((p.stalled() - 2.5).abs() < 1e-9, "{p:?}");
+        assert!((p.ahead() - 6.0).abs() < 1e-9);
+        p.advance(at(22.0));
+        assert!((p.stalled() - 2.5).abs() < 1e-9 && (p.ahead() - 3.5).abs() < 1e-9);
+    }
 
     #[test]
     fn debug_lists_of_arguments_parse_back_with_their_escapes() {

@@ -30,6 +30,7 @@ mod error;
 pub mod kube_fake;
 pub mod media;
 pub mod net;
+pub mod pgs;
 pub mod postgres;
 pub mod process;
 pub mod redis;

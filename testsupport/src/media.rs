@@ -489,7 +489,7 @@ fn create_parent(path: &Path) -> Result<(), SupportError> {
 }
 
 /// Runs ffmpeg with `args`, writing `output`.
-async fn ffmpeg(args: &[String], output: &Path) -> Result<(), SupportError> {
+pub(crate) async fn ffmpeg(args: &[String], output: &Path) -> Result<(), SupportError> {
     let binary = find_on_path("ffmpeg").ok_or(SupportError::MissingBinary {
         what: "ffmpeg",
         searched: "on PATH",

@@ -30,6 +30,13 @@ use crate::scan::probe::prefixed_file_arg;
 /// Seconds of audio decoded and encoded before a run's first boundary, then dropped.
 pub const AUDIO_PREROLL_SECONDS: f64 = 0.5;
 
+/// Seconds a run burning in a bitmap subtitle seeks before its first boundary. A PGS or
+/// VobSub event is one packet at its start; a run whose input seek lands after that packet
+/// never shows the event, so a cold segment would lack a subtitle the unbroken run shows.
+/// Subtitle events rarely last longer (Netflix's limit is 7 s); the frames decoded in between
+/// are dropped by `trim` and cost a cold start about this much video decoding.
+pub const BITMAP_SUBTITLE_PREROLL_SECONDS: f64 = 8.0;
+
 /// The hardware path a run encodes with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HwPath {
@@ -141,6 +148,33 @@ impl HwPath {
             // Upstream ffmpeg has no CUDA tone-mapper (jellyfin-ffmpeg's `tonemap_cuda`);
             // 10-bit sources are converted to 8-bit 4:2:0 by the scaler.
             HwAccelKind::Nvenc => format!("scale_cuda=w={width}:h={height}:format=yuv420p"),
+        }
+    }
+
+    /// A bitmap subtitle's chain and the overlay that puts it on the scaled video, as
+    /// Jellyfin's filter chains do (`GetSwVidFilterChain`, `GetIntelVaapiFullVidFiltersPrefered`,
+    /// `GetIntelQsvVaapiVidFiltersPrefered`, `GetNvidiaVidFiltersPrefered`): the subtitle
+    /// canvas (the source's size, ffmpeg's sub2video) is scaled in software to the output size,
+    /// then overlaid in software or uploaded and overlaid on the GPU where the video already is.
+    /// `eof_action=pass` keeps the video flowing after the last subtitle; `repeatlast=0` stops
+    /// a cleared subtitle from lingering.
+    pub fn bitmap_overlay(&self, width: u32, height: u32) -> (String, String) {
+        let scaled = format!("scale={width}:{height}:flags=fast_bilinear");
+        let sync = "eof_action=pass:repeatlast=0";
+        match self.kind {
+            HwAccelKind::None => (scaled, format!("overlay={sync}")),
+            HwAccelKind::Vaapi => (
+                format!("{scaled},format=bgra,hwupload=derive_device=vaapi"),
+                format!("overlay_vaapi={sync}:w={width}:h={height}"),
+            ),
+            HwAccelKind::Qsv => (
+                format!("{scaled},format=bgra,hwupload=derive_device=qsv:extra_hw_frames=64"),
+                format!("overlay_qsv={sync}:w={width}:h={height}"),
+            ),
+            HwAccelKind::Nvenc => (
+                format!("{scaled},format=yuva420p,hwupload=derive_device=cuda"),
+                format!("overlay_cuda={sync}"),
+            ),
         }
     }
 
@@ -302,8 +336,19 @@ impl Run<'_> {
         // A copied video must begin exactly on the boundary keyframe: the input seek lands on
         // it (ffmpeg 5.1's `noise` bsf sees copied packets in the muxer's time base, not the
         // one it reports, so it cannot trim them). Encoded audio then has no pre-roll.
+        // A bitmap subtitle burned into encoded video needs a second input to the video's
+        // filters: a `-filter_complex` graph whose output is mapped instead of `0:v:0`.
+        let overlay = match (&spec.video, &spec.burn_in) {
+            (VideoOut::Encode { .. }, Some(burn)) if burn.bitmap => Some(burn.subtitle_position),
+            _ => None,
+        };
         let seek = if encodes {
-            audio_start.min(seg.start - 0.25)
+            let subtitle_preroll = if overlay.is_some() {
+                BITMAP_SUBTITLE_PREROLL_SECONDS
+            } else {
+                0.25
+            };
+            audio_start.min(seg.start - subtitle_preroll)
         } else {
             seg.start - 0.0005
         };
@@ -322,19 +367,13 @@ impl Run<'_> {
         a.push(prefixed_file_arg(self.input));
 
         let mut push = |items: Vec<String>| a.extend(items.into_iter().map(OsString::from));
-        push(strings(&[
-            "-map_metadata",
-            "-1",
-            "-map_chapters",
-            "-1",
-            "-map",
-            "0:v:0",
-        ]));
-        if let Some((index, _)) = &spec.audio {
-            push(vec!["-map".into(), format!("0:{index}")]);
-        }
+        push(strings(&["-map_metadata", "-1", "-map_chapters", "-1"]));
         match &spec.video {
             VideoOut::Copy => {
+                push(strings(&["-map", "0:v:0"]));
+                if let Some((index, _)) = &spec.audio {
+                    push(vec!["-map".into(), format!("0:{index}")]);
+                }
                 push(strings(&["-c:v", "copy"]));
             }
             VideoOut::Encode {
@@ -363,7 +402,30 @@ impl Run<'_> {
                 }
                 filters.push(',');
                 filters.push_str(&self.hw.scale_filter(*width, *height, *ten_bit_source));
-                push(vec!["-vf".into(), filters]);
+                let video_filters = match overlay {
+                    // The subtitle joins after `fps,trim`: the overlay's frames are the main
+                    // input's, so the grid (frame numbers, keyframes, timestamps) is the same
+                    // as without a subtitle, in an unbroken run and a cold one alike.
+                    Some(position) => {
+                        let (sub, over) = self.hw.bitmap_overlay(*width, *height);
+                        push(vec!["-map".into(), "[v]".into()]);
+                        vec![
+                            "-filter_complex".into(),
+                            format!(
+                                "[0:v:0]{filters}[main];[0:s:{position}]{sub}[sub];\
+                                 [main][sub]{over}[v]"
+                            ),
+                        ]
+                    }
+                    None => {
+                        push(vec!["-map".into(), "0:v:0".into()]);
+                        vec!["-vf".into(), filters]
+                    }
+                };
+                if let Some((index, _)) = &spec.audio {
+                    push(vec!["-map".into(), format!("0:{index}")]);
+                }
+                push(video_filters);
                 push(
                     self.hw
                         .encoder_args(*codec, *bitrate, self.grid.frames_per_segment),
@@ -588,6 +650,86 @@ mod tests {
             "-c:v h264_nvenc -preset p1 -forced-idr 1 -b:v 3000000 -maxrate 3000000 -bufsize 6000000 -bf 0 -g 144 -keyint_min 144",
         ] {
             assert!(cmd.contains(part), "`{part}` missing from\n{cmd}");
+        }
+    }
+
+    /// The arguments of segment 2 with the second subtitle stream (a PGS one) burned in.
+    fn bitmap_args(kind: HwAccelKind) -> String {
+        let (g, mut s) = (grid(), spec());
+        s.burn_in = Some(crate::transcode::request::BurnIn {
+            subtitle_position: 1,
+            stream_index: 3,
+            bitmap: true,
+        });
+        let hw = HwPath { kind, device: None };
+        let run = Run {
+            input: Path::new("/m/film.mkv"),
+            spec: &s,
+            grid: &g,
+            segment: 2,
+            out_dir: Path::new("/t/x/run-2"),
+            hw: &hw,
+            source_sample_rate: Some(48_000),
+        };
+        run.args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn a_bitmap_subtitle_is_overlaid_after_the_grid_filters_in_software() {
+        let cmd = bitmap_args(HwAccelKind::None);
+        for part in [
+            "-map [v] -map 0:1 -filter_complex [0:v:0]fps=24/1,trim=start_pts=288,scale=1280:720,format=yuv420p[main];\
+             [0:s:1]scale=1280:720:flags=fast_bilinear[sub];\
+             [main][sub]overlay=eof_action=pass:repeatlast=0[v] -c:v libx264",
+            // The seek goes back far enough to read a subtitle event shown at the boundary;
+            // the keyframe list and the audio (from 11.498667 s, trimmed at 12 s) are those
+            // of the plain run.
+            "-ss 4.000000 -copyts -i file:/m/film.mkv",
+            "aresample=48000:async=1:min_hard_comp=0.005:first_pts=551936",
+            "-force_key_frames:v 17.979167",
+            "-bsf:a noise=drop=lt(pts*tb\\,11.999999)",
+        ] {
+            assert!(cmd.contains(part), "`{part}` missing from\n{cmd}");
+        }
+        assert!(!cmd.contains("-vf") && !cmd.contains("0:v:0 -map"), "{cmd}");
+    }
+
+    #[test]
+    fn gpu_paths_upload_the_scaled_subtitle_and_overlay_it_on_the_device() {
+        for (kind, sub, overlay) in [
+            (
+                HwAccelKind::Vaapi,
+                "[0:s:1]scale=1280:720:flags=fast_bilinear,format=bgra,hwupload=derive_device=vaapi[sub]",
+                "[main][sub]overlay_vaapi=eof_action=pass:repeatlast=0:w=1280:h=720[v]",
+            ),
+            (
+                HwAccelKind::Qsv,
+                "[0:s:1]scale=1280:720:flags=fast_bilinear,format=bgra,hwupload=derive_device=qsv:extra_hw_frames=64[sub]",
+                "[main][sub]overlay_qsv=eof_action=pass:repeatlast=0:w=1280:h=720[v]",
+            ),
+            (
+                HwAccelKind::Nvenc,
+                "[0:s:1]scale=1280:720:flags=fast_bilinear,format=yuva420p,hwupload=derive_device=cuda[sub]",
+                "[main][sub]overlay_cuda=eof_action=pass:repeatlast=0[v]",
+            ),
+        ] {
+            let cmd = bitmap_args(kind);
+            let main = format!(
+                "[0:v:0]fps=24/1,trim=start_pts=288,{}[main];",
+                HwPath { kind, device: None }.scale_filter(1280, 720, true)
+            );
+            for part in [
+                main.as_str(),
+                sub,
+                overlay,
+                "-map [v] -map 0:1 -filter_complex",
+            ] {
+                assert!(cmd.contains(part), "{kind:?}: `{part}` missing from\n{cmd}");
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use ephyra_config::{LibraryConfig, LibraryKind};
 use ephyra_server::scan;
 use ephyra_testsupport::media::{Codecs, generate_coded_video};
+use ephyra_testsupport::pgs::{PgsRect, mux_pgs, write_sup};
 use http::StatusCode;
 use tokio::sync::OnceCell;
 
@@ -69,7 +70,15 @@ impl Hls {
         provider: Provider,
         configure: impl FnOnce(&mut ephyra_config::ServerConfig),
     ) -> Result<Hls> {
-        let folder = media().await?.to_path_buf();
+        Hls::over(media().await?.to_path_buf(), provider, configure).await
+    }
+
+    /// A server over `folder`.
+    async fn over(
+        folder: PathBuf,
+        provider: Provider,
+        configure: impl FnOnce(&mut ephyra_config::ServerConfig),
+    ) -> Result<Hls> {
         let data = tempfile::tempdir()?;
         let mut config = test_config(provider, data.path()).await?;
         config.libraries = vec![LibraryConfig {
@@ -786,5 +795,250 @@ async fn a_progressive_transcode_streams_fragmented_mp4_and_stops_with_the_clien
         .await?;
     assert_eq!(file.status, StatusCode::OK);
     assert_eq!(file.headers["content-type"], "video/x-matroska");
+    Ok(())
+}
+
+/// A film with a PGS subtitle: [`NTSC`]'s codecs, 12 s, and one white rectangle shown from
+/// 4 s to 7 s, across the boundary of segments 1 and 2 (6.006 s).
+const PGS_FILM: &str = "Pgs Film";
+/// The rectangle of [`PGS_FILM`]'s subtitle on the 320x180 picture.
+const PGS_RECT: PgsRect = PgsRect {
+    start: Duration::from_secs(4),
+    end: Duration::from_secs(7),
+    x: 40,
+    y: 40,
+    width: 96,
+    height: 48,
+    ycrcb: (235, 128, 128),
+};
+
+/// The folder holding [`PGS_FILM`] (its own, so the other tests scan no more files).
+async fn pgs_media() -> Result<&'static Path> {
+    static MEDIA: OnceCell<tempfile::TempDir> = OnceCell::const_new();
+    let dir = MEDIA
+        .get_or_try_init(|| async {
+            let dir = tempfile::tempdir()?;
+            let work = tempfile::tempdir()?;
+            let (video, sup) = (work.path().join("v.mkv"), work.path().join("s.sup"));
+            generate_coded_video(&video, 12, Codecs::H264AacNtsc).await?;
+            write_sup(&sup, 320, 180, &[PGS_RECT])?;
+            let film = dir.path().join(format!("{PGS_FILM} (2023).mkv"));
+            mux_pgs(&video, &sup, "eng", &film).await?;
+            anyhow::Ok(dir)
+        })
+        .await?;
+    Ok(dir.path())
+}
+
+/// Each video frame's presentation time and the average luma of the subtitle rectangle's
+/// inner area (a white rectangle reads about 235; the test picture there, much less).
+async fn rectangle_luma(bytes: &[u8], ext: &str) -> Result<Vec<(f64, f64)>> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join(format!("frames.{ext}"));
+    std::fs::write(&file, bytes)?;
+    let inner = format!(
+        "crop={}:{}:{}:{}",
+        PGS_RECT.width - 16,
+        PGS_RECT.height - 16,
+        PGS_RECT.x + 8,
+        PGS_RECT.y + 8
+    );
+    let out = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "movie={},{inner},signalstats",
+            file.to_string_lossy()
+        ))
+        .args([
+            "-show_entries",
+            "frame=pts_time:frame_tags=lavfi.signalstats.YAVG",
+            "-of",
+            "csv=p=0",
+        ])
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (t, y) = line.split_once(',').context("pts,YAVG")?;
+            Ok((t.parse()?, y.trim_end_matches(',').parse()?))
+        })
+        .collect()
+}
+
+// The web client cannot show PGS: PlaybackInfo chooses to burn it in, the segments show the
+// rectangle exactly while the subtitle is displayed, and a segment made cold by a new
+// ffmpeg (as a surviving replica makes it) has the same timestamps and the same picture,
+// although its subtitle event began in the previous segment.
+#[tokio::test]
+async fn an_image_subtitle_the_web_client_cannot_show_is_burned_in_on_the_grid() -> Result<()> {
+    let hls = Hls::over(pgs_media().await?.to_path_buf(), Provider::Sqlite, |_| {}).await?;
+    let item = hls.item(PGS_FILM).await?;
+    let body = serde_json::json!({
+        "DeviceProfile": crate::subtitles::chrome_profile(),
+        "SubtitleStreamIndex": 2,
+        "AudioStreamIndex": 1,
+    });
+    let info = hls
+        .server
+        .post(
+            &format!("/Items/{item}/PlaybackInfo"),
+            Some(&hls.auth),
+            Some(body),
+        )
+        .await?
+        .json()?;
+    let source = &info["MediaSources"][0];
+    let pgs = source["MediaStreams"]
+        .as_array()
+        .context("MediaStreams")?
+        .iter()
+        .find(|s| s["Index"] == 2)
+        .context("stream 2")?;
+    assert_eq!(pgs["Codec"], "hdmv_pgs_subtitle", "{pgs}");
+    assert_eq!(pgs["DeliveryMethod"], "Encode", "{pgs}");
+    assert_eq!(source["SupportsDirectPlay"], false, "{source}");
+    let url = source["TranscodingUrl"]
+        .as_str()
+        .context("TranscodingUrl")?;
+    for part in [
+        "SubtitleStreamIndex=2",
+        "SubtitleMethod=Encode",
+        "SubtitleCodecNotSupported",
+        "AllowVideoStreamCopy=false",
+    ] {
+        assert!(url.contains(part), "{part} missing from {url}");
+    }
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| format!("{q}&ApiKey={}", hls.token))
+        .context("query")?;
+    let ext = if query.contains("SegmentContainer=mp4") {
+        "mp4"
+    } else {
+        "ts"
+    };
+    let master = hls
+        .get(&format!("/videos/{item}/master.m3u8?{query}"))
+        .await?;
+    assert_eq!(master.status, StatusCode::OK, "{master:?}");
+    let (main, segments) = hls.playlist(&item, &query).await?;
+    assert!(segments.len() >= 4, "{main}");
+    let init = if ext == "mp4" {
+        let init = hls
+            .get(&format!("/videos/{item}/hls1/main/-1.mp4?{query}"))
+            .await?;
+        assert_eq!(init.status, StatusCode::OK, "{init:?}");
+        init.body.to_vec()
+    } else {
+        Vec::new()
+    };
+    let with_init = |b: &[u8]| [init.as_slice(), b].concat();
+    let boundaries: Vec<f64> = segments
+        .iter()
+        .scan(0.0, |t, s| {
+            let start = *t;
+            *t += s.0;
+            Some(start)
+        })
+        .collect();
+
+    // The unbroken run: segments 0..=3 from one ffmpeg.
+    let mut unbroken = Vec::new();
+    for (_, uri) in segments.iter().take(4) {
+        let r = hls.segment(&item, uri).await?;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        unbroken.push(with_init(&r.body));
+    }
+    // Timestamps count from the grid: segment 1 starts on its boundary.
+    let first_of_1 = span(&packets(&unbroken[1], ext).await?, true)
+        .context("video")?
+        .0;
+    let origin = first_of_1 - boundaries[1];
+    let frame = 1.0 / NTSC_FPS;
+    let (shown, cleared) = (PGS_RECT.start.as_secs_f64(), PGS_RECT.end.as_secs_f64());
+    let mut lumas = Vec::new();
+    for (k, bytes) in unbroken.iter().enumerate() {
+        decodes(bytes, ext).await?;
+        let frames = rectangle_luma(bytes, ext).await?;
+        assert!(frames.len() > 60, "segment {k}: {} frames", frames.len());
+        for (pts, luma) in &frames {
+            let t = pts - origin;
+            if t > shown + frame && t < cleared - frame {
+                assert!(
+                    *luma > 225.0,
+                    "segment {k}: no subtitle at {t:.3} s (luma {luma})"
+                );
+            } else if t < shown - frame || t > cleared + frame {
+                assert!(
+                    *luma < 200.0,
+                    "segment {k}: subtitle at {t:.3} s (luma {luma})"
+                );
+            }
+        }
+        lumas.push(frames);
+    }
+    let on = |frames: &[(f64, f64)]| frames.iter().filter(|f| f.1 > 225.0).count();
+    println!(
+        "frames with the subtitle per segment: {:?}",
+        lumas.iter().map(|f| on(f)).collect::<Vec<_>>()
+    );
+    // 4 s to 7 s: 24 frames of segment 1 (to 6.006 s) and 24 of segment 2.
+    assert!(
+        on(&lumas[1]) >= 22 && on(&lumas[2]) >= 22,
+        "shown too briefly"
+    );
+
+    // Everything dropped, files too (as a replica's death leaves nothing to the survivor);
+    // segment 2 made cold by a new ffmpeg.
+    hls.server.state.transcodes.stop_all().await;
+    assert_eq!(hls.server.state.transcodes.stream_count(), 0);
+    let cold = hls.segment(&item, &segments[2].1).await?;
+    assert_eq!(cold.status, StatusCode::OK, "{cold:?}");
+    let cold = with_init(&cold.body);
+    decodes(&cold, ext).await?;
+    let (a, b) = (
+        packets(&unbroken[2], ext).await?,
+        packets(&cold, ext).await?,
+    );
+    for video in [true, false] {
+        let (sa, ea) = span(&a, video).context("unbroken span")?;
+        let (sb, eb) = span(&b, video).context("cold span")?;
+        println!("video={video}: unbroken {sa:.6}..{ea:.6}, cold {sb:.6}..{eb:.6}");
+        // Video is frame-exact; copied audio in fMP4 may start 1 ms apart (the source's
+        // millisecond timestamps, as in the cold-segment test without a subtitle).
+        let tolerance = if video { 1e-6 } else { 0.0015 };
+        assert!(
+            (sa - sb).abs() < tolerance && (ea - eb).abs() < tolerance,
+            "video={video}: spans differ"
+        );
+    }
+    let cold_frames = rectangle_luma(&cold, ext).await?;
+    assert_eq!(cold_frames.len(), lumas[2].len());
+    for ((ta, la), (tb, lb)) in lumas[2].iter().zip(&cold_frames) {
+        assert!((ta - tb).abs() < 1e-6, "frame at {ta} vs {tb}");
+        assert_eq!(
+            *la > 225.0,
+            *lb > 225.0,
+            "at {:.3} s the unbroken run shows {la}, the cold one {lb}",
+            ta - origin
+        );
+    }
+
+    // A subtitle index naming another kind of stream is refused, naming it.
+    let bad = query.replace("SubtitleStreamIndex=2", "SubtitleStreamIndex=1");
+    let reply = hls.get(&format!("/videos/{item}/main.m3u8?{bad}")).await?;
+    reply.assert_error(StatusCode::BAD_REQUEST)?;
+    let message = reply.json()?["Message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("SubtitleStreamIndex 1"), "{message}");
     Ok(())
 }
