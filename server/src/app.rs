@@ -122,8 +122,8 @@ const FAILOVER_RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// with `Retry-After`, and the client decides (Jellyfin clients resend progress reports, which
 /// are upserts by user and item, so a resend cannot double anything).
 async fn retry_idempotent(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let idempotent = matches!(*req.method(), http::Method::GET | http::Method::HEAD)
-        && axum::body::HttpBody::size_hint(req.body()).exact() == Some(0);
+    let idempotent =
+        matches!(*req.method(), http::Method::GET | http::Method::HEAD) && has_no_body(&req);
     if !idempotent {
         let response = next.run(req).await;
         if response
@@ -149,6 +149,17 @@ async fn retry_idempotent(State(state): State<AppState>, req: Request, next: Nex
     tracing::info!("database connection failed; retrying the request once on a fresh one");
     tokio::time::sleep(FAILOVER_RETRY_PAUSE).await;
     next.run(again).await
+}
+
+/// Whether a request carries no body, by its headers (the listener's stall timeout hides the
+/// body's own size hint): without `Content-Length` or `Transfer-Encoding`, an HTTP/1.1 request
+/// has none. The retry sends an empty body, so a request with one is never repeated.
+fn has_no_body(req: &Request) -> bool {
+    let headers = req.headers();
+    !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|length| length.as_bytes() == b"0")
 }
 
 /// One span per request named by its route template (never the raw path, which holds ids and
