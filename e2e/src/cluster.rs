@@ -65,6 +65,9 @@ enum Database {
     Shared,
     /// A server of the cluster's own, which a test may stop, kill and restart.
     Own(PostgresGuard),
+    /// A URL the test provides (and whose servers it runs), e.g. a proxy in front of a
+    /// primary and its standby.
+    Given,
 }
 
 /// How to build a [`LocalCluster`].
@@ -72,6 +75,7 @@ enum Database {
 pub struct ClusterBuilder {
     replicas: usize,
     own_postgres: bool,
+    database_url: Option<String>,
     with_admin: bool,
     env: Vec<(String, String)>,
 }
@@ -80,6 +84,12 @@ impl ClusterBuilder {
     /// The cluster gets a PostgreSQL server of its own (needed to stop or kill it).
     pub fn own_postgres(mut self) -> Self {
         self.own_postgres = true;
+        self
+    }
+
+    /// The replicas use this database URL; the test runs its servers.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
         self
     }
 
@@ -100,7 +110,9 @@ impl ClusterBuilder {
     pub async fn start(self) -> anyhow::Result<LocalCluster> {
         let dir = crate::wait::scratch_dir("cluster")?;
         let library = ha_library().await?;
-        let (database, database_url) = if self.own_postgres {
+        let (database, database_url) = if let Some(url) = self.database_url.clone() {
+            (Database::Given, url)
+        } else if self.own_postgres {
             let guard = PostgresGuard::start().await?;
             let url = guard.fresh_database().await?;
             (Database::Own(guard), url)
@@ -254,6 +266,7 @@ impl LocalCluster {
         ClusterBuilder {
             replicas,
             own_postgres: false,
+            database_url: None,
             with_admin: true,
             env: Vec::new(),
         }
@@ -359,7 +372,7 @@ impl LocalCluster {
     pub fn postgres(&mut self) -> Option<&mut PostgresGuard> {
         match &mut self.database {
             Database::Own(guard) => Some(guard),
-            Database::Shared => None,
+            Database::Shared | Database::Given => None,
         }
     }
 

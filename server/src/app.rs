@@ -42,6 +42,10 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::health::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            retry_idempotent,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state);
     // Lowercasing must happen before routing, so it wraps the routed service; CORS answers
@@ -101,6 +105,61 @@ async fn lowercase_path(mut req: Request) -> Request {
         }
     }
     req
+}
+
+/// How long an idempotent request waits before its one retry after a database failure: long
+/// enough for a re-pointed Service or a restarting primary to answer, short against a client's
+/// timeout.
+const FAILOVER_RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// Rides through a PostgreSQL failover. A response that failed on a broken or demoted
+/// database connection ([`crate::error::DatabaseFailure`]) makes the pool drop every
+/// connection opened before it; a `GET` or `HEAD` without a body is then answered once more,
+/// on fresh connections.
+///
+/// Nothing else is repeated: a write whose connection broke may have committed before the
+/// error, so running it again could apply it twice (a play counted twice). It answers 503
+/// with `Retry-After`, and the client decides (Jellyfin clients resend progress reports, which
+/// are upserts by user and item, so a resend cannot double anything).
+async fn retry_idempotent(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let idempotent =
+        matches!(*req.method(), http::Method::GET | http::Method::HEAD) && has_no_body(&req);
+    if !idempotent {
+        let response = next.run(req).await;
+        if response
+            .extensions()
+            .get::<crate::error::DatabaseFailure>()
+            .is_some()
+        {
+            state.store.recycle_connections();
+        }
+        return response;
+    }
+    let (parts, body) = req.into_parts();
+    let again = Request::from_parts(parts.clone(), axum::body::Body::empty());
+    let response = next.clone().run(Request::from_parts(parts, body)).await;
+    if response
+        .extensions()
+        .get::<crate::error::DatabaseFailure>()
+        .is_none()
+    {
+        return response;
+    }
+    state.store.recycle_connections();
+    tracing::info!("database connection failed; retrying the request once on a fresh one");
+    tokio::time::sleep(FAILOVER_RETRY_PAUSE).await;
+    next.run(again).await
+}
+
+/// Whether a request carries no body, by its headers (the listener's stall timeout hides the
+/// body's own size hint): without `Content-Length` or `Transfer-Encoding`, an HTTP/1.1 request
+/// has none. The retry sends an empty body, so a request with one is never repeated.
+fn has_no_body(req: &Request) -> bool {
+    let headers = req.headers();
+    !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|length| length.as_bytes() == b"0")
 }
 
 /// One span per request named by its route template (never the raw path, which holds ids and

@@ -62,6 +62,11 @@ pub enum ApiError {
         /// Seconds to wait before retrying (sent as `Retry-After`).
         retry_after_secs: u64,
     },
+    /// The database connection broke or leads to a server that is not (or no longer) the
+    /// primary: 503 with `Retry-After`. The response carries [`DatabaseFailure`], so the
+    /// failover layer recycles the pool and repeats an idempotent request once.
+    #[error("the database is unreachable")]
+    DatabaseUnreachable(#[source] StoreError),
     /// Anything else: a bug or an unexpected database/filesystem failure. Logged, never shown.
     #[error("internal error: {0}")]
     Internal(#[source] Cause),
@@ -104,7 +109,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } | ApiError::DatabaseUnreachable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +132,7 @@ impl ApiError {
                 "The requested range is outside the file.".to_owned()
             }
             ApiError::Unavailable(m) => (*m).to_owned(),
+            ApiError::DatabaseUnreachable(_) => "The database is unreachable.".to_owned(),
             ApiError::Busy { retry_after_secs } => {
                 format!("The server is busy. Try again in {retry_after_secs} s.")
             }
@@ -166,6 +174,11 @@ impl IntoResponse for ApiError {
                     headers.insert(header::CONTENT_RANGE, v);
                 }
             }
+            ApiError::DatabaseUnreachable(_) => {
+                // A failover takes seconds; a client that honours this comes back after it.
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response.extensions_mut().insert(DatabaseFailure);
+            }
             _ => {}
         }
         response
@@ -178,11 +191,18 @@ impl From<StoreError> for ApiError {
             StoreError::PoolExhausted => {
                 ApiError::Unavailable("The database is busy or unreachable, try again.")
             }
-            StoreError::Unreachable(_) => ApiError::Unavailable("The database is unreachable."),
+            e @ (StoreError::Unreachable(_) | StoreError::ReadOnly) => {
+                ApiError::DatabaseUnreachable(e)
+            }
             other => ApiError::internal(other),
         }
     }
 }
+
+/// Marks a response that failed because the database connection broke or led to a standby
+/// (see [`ApiError::DatabaseUnreachable`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseFailure;
 
 /// Formats an error with its chain of causes, for logs.
 #[derive(Debug)]
@@ -209,6 +229,19 @@ mod tests {
         let err = ApiError::internal(std::io::Error::other("disk /secret/path exploded"));
         assert_eq!(err.public_message(), "Error processing request.");
         assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_failover_error_is_a_503_to_retry_marked_for_the_failover_layer() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let response = ApiError::from(StoreError::from(io)).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert!(response.extensions().get::<DatabaseFailure>().is_some());
+        // Saturation is not a failover: no retry marker.
+        let exhausted = ApiError::from(StoreError::PoolExhausted).into_response();
+        assert_eq!(exhausted.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(exhausted.extensions().get::<DatabaseFailure>().is_none());
     }
 
     #[test]

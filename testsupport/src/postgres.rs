@@ -4,7 +4,9 @@
 //! port of 127.0.0.1, tuned for speed over surviving a power cut (`fsync=off`). Most tests want
 //! [`fresh_database`]: one server per test process, shared by its tests, and a new empty
 //! database for each. Tests of crash recovery start their own guard and use
-//! [`PostgresGuard::kill`] and [`PostgresGuard::restart`].
+//! [`PostgresGuard::kill`] and [`PostgresGuard::restart`]. Failover tests start a streaming
+//! standby of a guard with [`PostgresGuard::start_standby`] (`pg_basebackup -R`) and promote
+//! it with [`PostgresGuard::promote`].
 //!
 //! PostgreSQL refuses to run as root, and CI runs tests as root; then the server runs as the
 //! `nobody` user (see [`crate::process`]), in a folder handed over to it.
@@ -215,6 +217,105 @@ impl PostgresGuard {
         }
     }
 
+    /// Starts a streaming standby of this server in a new temporary folder, on a free port:
+    /// `pg_basebackup -R` (asynchronous replication, as CloudNativePG's default), then the
+    /// standby's own postmaster, read-only until [`PostgresGuard::promote`].
+    pub async fn start_standby(&self) -> Result<PostgresGuard, SupportError> {
+        let scratch = scratch_dir("pg-standby", self.run_as.is_some())?;
+        process::give_to(scratch.path(), self.run_as)?;
+        let data_dir = scratch.path().join("data");
+        let basebackup = self.binaries.beside("pg_basebackup");
+        let mut command = process::tied_command_as(basebackup.as_os_str(), self.run_as, "KILL");
+        command
+            .arg("--pgdata")
+            .arg(&data_dir)
+            .arg("--dbname")
+            .arg(format!(
+                "host=127.0.0.1 port={} user={SUPERUSER} password={PASSWORD}",
+                self.port
+            ))
+            // -R: standby.signal and primary_conninfo, so the copy follows this server.
+            .args(["--write-recovery-conf", "--wal-method=stream"])
+            .args(["--checkpoint=fast", "--no-sync"])
+            .env("LC_ALL", "C")
+            .current_dir(scratch.path());
+        let output = tokio::process::Command::from(command)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|source| SupportError::Spawn {
+                program: basebackup.display().to_string(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(SupportError::CommandFailed {
+                program: basebackup.display().to_string(),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        let mut standby = Self {
+            scratch,
+            data_dir,
+            port: 0,
+            binaries: self.binaries.clone(),
+            run_as: self.run_as,
+            server: None,
+        };
+        standby.start_on_a_free_port().await?;
+        Ok(standby)
+    }
+
+    /// Promotes a standby to primary (`pg_promote`, what `pg_ctl promote` asks for) and
+    /// returns once it accepts writes.
+    pub async fn promote(&self) -> Result<(), SupportError> {
+        self.run("promoting the standby", "SELECT pg_promote(true, 60)")
+            .await
+    }
+
+    /// Forces a checkpoint, as a switchover does before stopping the primary, so its fast
+    /// shutdown has little left to write.
+    pub async fn checkpoint(&self) -> Result<(), SupportError> {
+        self.run("checkpointing", "CHECKPOINT").await
+    }
+
+    /// Whether this server is a standby (in recovery).
+    pub async fn is_standby(&self) -> Result<bool, SupportError> {
+        let action = || "asking whether the server is in recovery".to_owned();
+        let mut connection =
+            self.connect("postgres")
+                .await
+                .map_err(|source| SupportError::Database {
+                    action: action(),
+                    source,
+                })?;
+        let standby: Result<bool, _> = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+            .fetch_one(&mut connection)
+            .await;
+        let _ = connection.close().await;
+        standby.map_err(|source| SupportError::Database {
+            action: action(),
+            source,
+        })
+    }
+
+    /// Runs one constant statement as the superuser on the `postgres` database.
+    async fn run(&self, action: &str, statement: &'static str) -> Result<(), SupportError> {
+        let mut connection =
+            self.connect("postgres")
+                .await
+                .map_err(|source| SupportError::Database {
+                    action: action.to_owned(),
+                    source,
+                })?;
+        let done = sqlx::raw_sql(statement).execute(&mut connection).await;
+        let _ = connection.close().await;
+        done.map(|_| ()).map_err(|source| SupportError::Database {
+            action: action.to_owned(),
+            source,
+        })
+    }
+
     async fn start_on_a_free_port(&mut self) -> Result<(), SupportError> {
         for _ in 0..PORT_ATTEMPTS {
             self.port = net::free_port()?;
@@ -388,6 +489,17 @@ impl Binaries {
             })
             .max_by_key(|(version, _)| *version)
             .map(|(_, binaries)| binaries)
+    }
+
+    /// Another program of the same version (`pg_basebackup`): beside `initdb`, else on `PATH`.
+    fn beside(&self, name: &str) -> PathBuf {
+        let sibling = std::fs::canonicalize(&self.initdb)
+            .ok()
+            .and_then(|real| Some(real.parent()?.join(name)))
+            .filter(|path| path.is_file());
+        sibling
+            .or_else(|| process::find_on_path(name))
+            .unwrap_or_else(|| PathBuf::from(name))
     }
 
     fn in_folder(folder: &Path) -> Option<Self> {

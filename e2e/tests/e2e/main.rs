@@ -2,7 +2,8 @@
 //!
 //! The local HA stack (real PostgreSQL, Redis, HAProxy and `ephyra-server` replicas on
 //! 127.0.0.1) runs in every `cargo test`: `replicas`, `leadership`, `jobs`, `failover`,
-//! `degraded`, `traefik` (the real Traefik v3 with the route the operator renders), and
+//! `degraded`, `pg_failover` (a PostgreSQL switchover and failover: a real standby promoted
+//! behind a proxy), `traefik` (the real Traefik v3 with the route the operator renders), and
 //! `rendered` (each example's rendered pod, run as the server binary).
 //! Cluster tests need a Kubernetes API server; without `KUBECONFIG` they are reported as
 //! ignored with the reason, and `make e2e` runs them when a kubeconfig is given.
@@ -14,6 +15,7 @@ mod hardening;
 mod hls;
 mod jobs;
 mod leadership;
+mod pg_failover;
 mod python_client;
 mod redis_tls;
 mod rendered;

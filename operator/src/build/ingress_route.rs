@@ -10,9 +10,11 @@
 //! more, and Traefik keeps sending the clients stuck to it there. A Retry middleware alone does
 //! not help, because each retry follows the sticky cookie back to the dead pod. With a passive
 //! health check on the service, the failed attempts mark that pod down at once, so the retry
-//! that follows goes to a live replica and Traefik rewrites the client's cookie (a request
-//! already written to the dead pod is not sent again: at most one `502` per client). Measured with
-//! the real Traefik in `e2e/tests/e2e/traefik.rs` (figures in `docs/ha.md`).
+//! that follows goes to a live replica and Traefik rewrites the client's cookie. A request
+//! already written to the dead pod gets a `502` from Traefik itself; the retry on that status
+//! ([`RETRY_STATUS`], Traefik v3.7) sends it again if its method is idempotent (a `POST` is
+//! never resent). Measured with the real Traefik in `e2e/tests/e2e/traefik.rs` (figures in
+//! `docs/ha.md`).
 
 use kube::core::GroupVersionKind;
 use serde_json::{Map, Value, json};
@@ -52,6 +54,11 @@ fn ingress(v: &ValidatedCluster) -> Option<&Ingress> {
 pub const RETRY_ATTEMPTS: u32 = 3;
 /// Wait before the first retry (the next ones back off from it).
 pub const RETRY_INITIAL_INTERVAL: &str = "50ms";
+/// Answers that are retried (Traefik v3.7): the `502`/`504` Traefik itself answers when a
+/// replica died with the request already written to it (EOF, reset) or never answered. The
+/// server never answers these itself, so no answer of a live replica is repeated, and
+/// non-idempotent methods (`POST`) are still never retried (`retryNonIdempotentMethod` off).
+pub const RETRY_STATUS: [&str; 2] = ["502", "504"];
 /// Failed attempts (refused connections or `5xx`) within [`PASSIVE_FAILURE_WINDOW`] that take a
 /// pod out of Traefik's pool. Two, so a single error answer does not move a client.
 pub const PASSIVE_MAX_FAILED_ATTEMPTS: u32 = 2;
@@ -131,7 +138,8 @@ pub fn middleware_value(v: &ValidatedCluster) -> Option<Value> {
 }
 
 /// The retry Middleware as JSON (`None` without `spec.ingress`): requests that could not reach
-/// a replica (refused or reset before an answer) are sent again; answers are never retried.
+/// a replica (refused or reset before an answer) are sent again, and so are idempotent ones
+/// Traefik answered `502`/`504` itself (a replica that died after reading the request).
 pub fn retry_middleware_value(v: &ValidatedCluster) -> Option<Value> {
     ingress(v)?;
     Some(json!({
@@ -141,6 +149,7 @@ pub fn retry_middleware_value(v: &ValidatedCluster) -> Option<Value> {
         "spec": {"retry": {
             "attempts": RETRY_ATTEMPTS,
             "initialInterval": RETRY_INITIAL_INTERVAL,
+            "status": RETRY_STATUS,
         }},
     }))
 }

@@ -18,7 +18,13 @@
 //!
 //! Migrations live in `server/migrations/{sqlite,postgres}/` and are applied at start; on
 //! PostgreSQL the migrator holds an advisory lock, so replicas starting together are safe.
+//!
+//! PostgreSQL failover ([`failover`]): a connection never lands on a standby (refused in
+//! `after_connect`), errors that mean the primary is gone or demoted are
+//! [`StoreError::Unreachable`] (503), and [`Store::recycle_connections`] drops every connection
+//! opened before such an error.
 
+pub mod failover;
 pub mod ids;
 pub mod items;
 pub mod jobs;
@@ -90,9 +96,13 @@ pub enum StoreError {
     /// Every pooled connection stayed busy for the whole acquire timeout.
     #[error("no database connection became free in time")]
     PoolExhausted,
-    /// The database cannot be reached (network, closed pool).
+    /// The database cannot be reached (network, closed pool), or the connection's server is
+    /// shutting down, starting, or no longer the primary ([`failover::is_failover_error`]).
     #[error("the database is unreachable")]
     Unreachable(#[source] sqlx::Error),
+    /// The database answers but cannot be written to (a standby: recovery is in progress).
+    #[error("the database is read-only (a standby, not the primary)")]
+    ReadOnly,
     /// A unique constraint refused the write.
     #[error("a unique constraint refused the write")]
     Conflict(#[source] sqlx::Error),
@@ -118,6 +128,7 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unreachable(e)
             }
             sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(e),
+            other if failover::is_failover_error(&other) => StoreError::Unreachable(other),
             other => StoreError::Query(other),
         }
     }
@@ -151,6 +162,8 @@ pub struct Store {
     dialect: Dialect,
     /// Set by [`Store::migrate`]: the key lives in a table the migrations create.
     ids: Arc<OnceLock<ids::ItemIds>>,
+    /// Connections opened before the last failover error are closed instead of reused.
+    epoch: Arc<failover::ConnectionEpoch>,
 }
 
 impl Store {
@@ -158,28 +171,50 @@ impl Store {
     pub async fn connect(url: &str, settings: &PoolSettings) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
-        let mut options = AnyPoolOptions::new()
+        let epoch = Arc::new(failover::ConnectionEpoch::new());
+        let current = Arc::clone(&epoch);
+        let options = AnyPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .min_connections(0)
             .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(Some(Duration::from_secs(300)));
-        if dialect == Dialect::Sqlite {
-            options = options.after_connect(|conn, _meta| {
+            .idle_timeout(Some(Duration::from_secs(300)))
+            // After the pool's own ping (which a session on a demoted server could pass).
+            .before_acquire(move |_conn, meta| {
+                let keep = current.is_current(meta.age);
+                Box::pin(async move { Ok(keep) })
+            })
+            .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    // WAL lets readers proceed while one writer writes; busy_timeout makes a
-                    // second writer wait instead of failing; foreign keys are off by default.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    // FULL: every commit is on disk before its answer goes out (a play
-                    // report's 204 means stored), power loss included. NORMAL would lose the
-                    // last commits on power loss; FULL costs about 4 ms per commit here (docs/
-                    // operations.md), far below what one replica's clients write.
-                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    match dialect {
+                        Dialect::Sqlite => {
+                            // WAL lets readers proceed while one writer writes; busy_timeout
+                            // makes a second writer wait instead of failing; foreign keys are
+                            // off by default.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            // FULL: every commit is on disk before its answer goes out (a play
+                            // report's 204 means stored), power loss included. NORMAL would
+                            // lose the last commits on power loss; FULL costs about 4 ms per
+                            // commit here (docs/operations.md), far below what one replica's
+                            // clients write.
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                        }
+                        Dialect::Postgres => {
+                            // During a failover the address may still lead to a standby (a
+                            // demoted primary restarted as a replica). Refusing it here makes
+                            // the pool retry the connect until the primary answers or the
+                            // acquire timeout ends, instead of failing writes with 25006.
+                            if in_recovery(conn).await? {
+                                return Err(sqlx::Error::Protocol(
+                                    "connected to a standby, not the primary".to_owned(),
+                                ));
+                            }
+                        }
+                    }
                     Ok(())
                 })
             });
-        }
         let pool = options
             .connect(url)
             .await
@@ -191,6 +226,7 @@ impl Store {
             pool,
             dialect,
             ids: Arc::default(),
+            epoch,
         })
     }
 
@@ -250,10 +286,28 @@ impl Store {
         Ok(tx)
     }
 
-    /// A trivial round trip, for readiness.
+    /// A round trip for readiness: the database answers and accepts writes (on PostgreSQL,
+    /// the server is a primary, not a standby in recovery).
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        match self.dialect {
+            Dialect::Sqlite => {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+            }
+            Dialect::Postgres => {
+                let mut conn = self.pool.acquire().await?;
+                if in_recovery(&mut conn).await? {
+                    return Err(StoreError::ReadOnly);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Closes every pooled connection opened until now, on its next acquire, so the next
+    /// queries open fresh ones: called after a [`failover::is_failover_error`], when every
+    /// connection in the pool leads to the server that failed.
+    pub fn recycle_connections(&self) {
+        self.epoch.renew();
     }
 
     /// Closes the pool, waiting for connections in use to come back.
@@ -309,6 +363,18 @@ impl Store {
     pub fn now() -> i64 {
         now_millis()
     }
+}
+
+/// Whether a PostgreSQL connection's server is a standby (in recovery, read-only).
+async fn in_recovery(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    // BIGINT, not bool: the one column type set every query here reads through `Any`.
+    let row = sqlx::query(
+        "SELECT CAST(CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END AS BIGINT) AS standby",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let standby: i64 = row.try_get("standby")?;
+    Ok(standby != 0)
 }
 
 /// Parses an id read from the database.

@@ -1,5 +1,6 @@
 //! Storage behaviour that the HTTP tests do not show: concurrent migrations, the shared
-//! server id, and a saturated pool answering 503 quickly.
+//! server id, a saturated pool answering 503 quickly, and PostgreSQL failover errors (a
+//! terminated session, a read-only server, a standby the pool must refuse).
 
 use std::time::{Duration, Instant};
 
@@ -170,4 +171,106 @@ crate::on_both_providers! {
         }
         Ok(())
     }
+}
+
+/// A session the server terminates (what a fast shutdown or a failover does to every session
+/// on the old primary) is a failover error: 503, and the next query runs on a fresh connection.
+#[tokio::test]
+async fn a_terminated_session_is_a_failover_error_and_the_next_query_gets_a_fresh_connection()
+-> Result<()> {
+    use ephyra_server::store::StoreError;
+    use ephyra_server::store::failover::is_failover_error;
+
+    let url = ephyra_testsupport::postgres::fresh_database().await?;
+    let settings = PoolSettings {
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(10),
+    };
+    let store = Store::open(&url, &settings).await?;
+    let pid_before: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(store.pool())
+        .await?;
+    let error = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+        .execute(store.pool())
+        .await
+        .expect_err("terminating our own session must fail the statement");
+    assert!(
+        is_failover_error(&error),
+        "57P01 or a closed connection: {error:?}"
+    );
+    assert!(matches!(
+        StoreError::from(error),
+        StoreError::Unreachable(_)
+    ));
+    store.recycle_connections();
+    let pid_after: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(store.pool())
+        .await?;
+    assert_ne!(pid_before, pid_after, "the dead session was reused");
+    store.ping().await?;
+    Ok(())
+}
+
+/// A write that reaches a read-only server (`25006`, what a standby answers) is a failover
+/// error, and nothing is written.
+#[tokio::test]
+async fn a_write_refused_as_read_only_is_a_failover_error() -> Result<()> {
+    use ephyra_server::store::StoreError;
+    use ephyra_server::store::failover::is_failover_error;
+
+    let url = ephyra_testsupport::postgres::fresh_database().await?;
+    let store = Store::open(&url, &PoolSettings::default()).await?;
+    let mut tx = store.pool().begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let error = sqlx::query("INSERT INTO server_meta (key, value) VALUES ('ro', 'x')")
+        .execute(&mut *tx)
+        .await
+        .expect_err("a read-only transaction must refuse the insert");
+    let code = error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("25006"));
+    assert!(is_failover_error(&error));
+    assert!(matches!(
+        StoreError::from(error),
+        StoreError::Unreachable(_)
+    ));
+    drop(tx);
+    assert_eq!(store.meta("ro").await?, None);
+    Ok(())
+}
+
+/// The pool never hands out a connection to a standby: a replica pointed at one (a `-rw`
+/// Service not yet re-pointed) waits for the primary and fails with 503 after the acquire
+/// timeout, rather than with `25006` on each write; once promoted, the same server is used.
+#[tokio::test]
+async fn a_standby_is_refused_by_the_pool_until_it_is_promoted() -> Result<()> {
+    use ephyra_server::store::StoreError;
+
+    let primary = ephyra_testsupport::PostgresGuard::start().await?;
+    let url = primary.fresh_database().await?;
+    Store::open(&url, &PoolSettings::default()).await?;
+    let standby = primary.start_standby().await?;
+    assert!(standby.is_standby().await?);
+    let standby_url = url.replace(
+        &format!(":{}/", primary.port()),
+        &format!(":{}/", standby.port()),
+    );
+    let settings = PoolSettings {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(1),
+    };
+    match Store::connect(&standby_url, &settings).await {
+        Err(StoreError::Connect { .. }) => {}
+        other => panic!("a pool on a standby must not connect: {other:?}"),
+    }
+    // Promoted, the same server is accepted and ready.
+    standby.promote().await?;
+    let store = Store::connect(&standby_url, &settings).await?;
+    store.ping().await?;
+    assert_eq!(store.server_id().await?, store.server_id().await?);
+    Ok(())
 }
