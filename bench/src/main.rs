@@ -11,9 +11,13 @@
 //!
 //! Settings (environment): `BENCH_SECONDS` (each wrk run, default 5), `BENCH_OUT` (default
 //! `docs/benchmarks.md` of this checkout), `BENCH_ONLY` (a comma list of `api`, `hls`,
-//! `floods`: a partial run, written only where `BENCH_OUT` says).
+//! `floods`, `library`: a partial run, written only where `BENCH_OUT` says; its sections are
+//! printed on stdout too), `BENCH_LIBRARY_PERCENT` (the size of the generated 20,000-file
+//! library, default 100), `BENCH_LIBRARY_SEEDED=1` (its rows written with SQL instead of
+//! scanned: the list figures without the scan's hours on a loaded machine).
 
 mod api;
+mod big_library;
 mod floods;
 mod hls;
 mod library;
@@ -33,7 +37,12 @@ enum Part {
     Api,
     Hls,
     Floods,
+    /// The generated 20,000-file library.
+    Library,
 }
+
+/// Every part, in the order a full run takes them.
+const ALL_PARTS: [Part; 4] = [Part::Api, Part::Hls, Part::Floods, Part::Library];
 
 /// What the environment asked for.
 #[derive(Debug, Clone)]
@@ -57,20 +66,23 @@ impl Settings {
                 None => 5,
             };
         let parts = match var("BENCH_ONLY") {
-            None => vec![Part::Api, Part::Hls, Part::Floods],
+            None => ALL_PARTS.to_vec(),
             Some(list) => list
                 .split(',')
                 .map(|p| match p.trim() {
                     "api" => Ok(Part::Api),
                     "hls" => Ok(Part::Hls),
                     "floods" => Ok(Part::Floods),
-                    other => anyhow::bail!("BENCH_ONLY: unknown part {other:?} (api, hls, floods)"),
+                    "library" => Ok(Part::Library),
+                    other => anyhow::bail!(
+                        "BENCH_ONLY: unknown part {other:?} (api, hls, floods, library)"
+                    ),
                 })
                 .collect::<anyhow::Result<_>>()?,
         };
         let out = match var("BENCH_OUT") {
             Some(path) => Some(PathBuf::from(path)),
-            None if parts.len() == 3 => Some(repo_root().join("docs/benchmarks.md")),
+            None if parts.len() == ALL_PARTS.len() => Some(repo_root().join("docs/benchmarks.md")),
             None => None,
         };
         Ok(Settings {
@@ -167,15 +179,20 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.seconds,
         root.join("build/bench/wrk.log"),
     )?;
-    eprintln!("bench: generating the library with ffmpeg");
-    let library = library::prepare().await?;
+    // The small library serves the API and flood parts; the 20,000-file one makes its own.
+    let library = if settings.parts.contains(&Part::Api) || settings.parts.contains(&Part::Floods) {
+        eprintln!("bench: generating the library with ffmpeg");
+        Some(library::prepare().await?)
+    } else {
+        None
+    };
 
     // A part that fails is reported and the others still run: a ten-minute run keeps what
     // it measured.
     let mut results = report::Results::default();
-    if settings.parts.contains(&Part::Api) {
+    if let (true, Some(library)) = (settings.parts.contains(&Part::Api), &library) {
         facts.phase_load("API and static files");
-        let outcome = api::run(&wrk, &library, scratch.path()).await;
+        let outcome = api::run(&wrk, library, scratch.path()).await;
         results.api = results.keep("API and static files", outcome);
     }
     if settings.parts.contains(&Part::Hls) {
@@ -183,10 +200,21 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         let outcome = hls::run(scratch.path()).await;
         results.hls = results.keep("transcoding", outcome);
     }
-    if settings.parts.contains(&Part::Floods) {
+    if let (true, Some(library)) = (settings.parts.contains(&Part::Floods), &library) {
         facts.phase_load("floods");
-        let outcome = floods::run(&wrk, &library, scratch.path()).await;
+        let outcome = floods::run(&wrk, library, scratch.path()).await;
         results.floods = results.keep("floods", outcome);
+    }
+    if settings.parts.contains(&Part::Library) {
+        facts.phase_load("20,000-item library");
+        let outcome = match big_library::percent_from_env() {
+            Ok(percent) => {
+                let seeded = big_library::seeded_from_env();
+                big_library::run(&wrk, scratch.path(), percent, seeded).await
+            }
+            Err(e) => Err(e),
+        };
+        results.library = results.keep("20,000-item library", outcome);
     }
     facts.finish();
 
@@ -204,7 +232,12 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
             eprintln!("bench: wrote {}", out.display());
         }
-        None => eprintln!("bench: a partial run (BENCH_ONLY) without BENCH_OUT: no report written"),
+        None => {
+            eprintln!("bench: a partial run (BENCH_ONLY) without BENCH_OUT: no report written");
+            if let Some(library) = &results.library {
+                println!("{}", report::big_library_section(&facts, library));
+            }
+        }
     }
     match results.failures.len() {
         0 => Ok(()),
@@ -229,7 +262,7 @@ mod tests {
     fn defaults_run_everything_into_the_docs() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.seconds, 5);
-        assert_eq!(s.parts.len(), 3);
+        assert_eq!(s.parts.len(), 4);
         assert!(s.out.unwrap().ends_with("docs/benchmarks.md"));
     }
 

@@ -3,7 +3,8 @@
 //! query, and most calls name nobody (the token's user). One handler serves both routes.
 //!
 //! Acting for another user needs an administrator (403 otherwise), as Jellyfin's `GetUserId`.
-//! This module only resolves ids; it reads nothing from storage but the caller's token.
+//! This module only resolves ids; it reads nothing from storage but the caller's token (and,
+//! asked whether the acting user is an administrator, that user's record).
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use http::request::Parts;
@@ -34,6 +35,17 @@ impl FromRequestParts<AppState> for ActingUser {
         };
         let id = caller.acting_for(requested)?;
         Ok(ActingUser { id, caller })
+    }
+}
+
+impl ActingUser {
+    /// Whether the acting user is an administrator: the caller's own flag (from its token, no
+    /// query) when acting for themselves, else the user's record.
+    pub async fn is_admin(&self, state: &AppState) -> Result<bool, ApiError> {
+        if self.id == self.caller.user_id {
+            return Ok(self.caller.is_admin);
+        }
+        crate::api::extras::is_admin(state, self.id).await
     }
 }
 

@@ -72,7 +72,7 @@ async fn extras(
         Which::LocalTrailers => [ItemKind::Trailer],
     };
     let items = state.store.extras_of(owner, Some(user), &kinds).await?;
-    let dtos = crate::api::items::dtos(state, &items, user, Fields::default()).await?;
+    let dtos = crate::api::items::dtos(state, &items, Fields::default()).await?;
     Ok(Json(dtos))
 }
 

@@ -32,8 +32,8 @@ use crate::error::ApiError;
 use crate::jf::{JfId, Json, List, Path, Query};
 use crate::scan::nfo::PersonKind;
 use crate::state::AppState;
-use crate::store::items::{Item, ItemKind, ItemQuery, Library, SortBy};
-use crate::store::metadata::MetadataFilter;
+use crate::store::items::{Item, ItemKind, ItemQuery, Library, PageRelated, SortBy};
+use crate::store::metadata::{MetadataFilter, MetadataRead};
 
 /// The routes. Each handler serves both route styles (see [`ActingUser`]).
 pub fn router() -> Router<AppState> {
@@ -162,6 +162,7 @@ struct ListParams {
     season: Option<i64>,
     start_item_id: Option<JfId>,
     group_items: Option<bool>,
+    enable_total_record_count: Option<bool>,
 }
 
 /// Kinds named in a list; `None` when the list named only kinds Ephyra never stores (the
@@ -319,6 +320,8 @@ impl ListParams {
             sort: self.sort(),
             start_index: page.start,
             limit: page.limit,
+            // Counting every match costs a full scan; clients that show no total say so.
+            without_total: self.enable_total_record_count == Some(false),
             ..ItemQuery::default()
         })
     }
@@ -376,48 +379,24 @@ impl Page {
     }
 }
 
-/// What a `parentId` names, asked of the store once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Parent {
-    /// A library: its items.
-    Library(JfId),
-    /// A series or season: what is under it.
-    Item(JfId),
-    /// Nothing Ephyra knows: an empty answer.
-    Unknown,
+/// `fields` with `Path` kept only for administrators (Jellyfin sends paths to them alone).
+async fn allowed(state: &AppState, user: &ActingUser, fields: Fields) -> Result<Fields, ApiError> {
+    Ok(Fields {
+        path: fields.path && user.is_admin(state).await?,
+        ..fields
+    })
 }
 
-impl Parent {
-    async fn of(state: &AppState, id: JfId) -> Result<Parent, ApiError> {
-        if state.store.library(id).await?.is_some() {
-            Ok(Parent::Library(id))
-        } else if state.store.item(id, None).await?.is_some() {
-            Ok(Parent::Item(id))
-        } else {
-            Ok(Parent::Unknown)
-        }
-    }
-
-    /// Narrows `query` to this parent; false when nothing can match.
-    fn narrow(self, query: &mut ItemQuery) -> bool {
-        match self {
-            Parent::Library(id) => query.library_id = Some(id),
-            Parent::Item(id) => query.ancestor_id = Some(id),
-            Parent::Unknown => return false,
-        }
-        true
-    }
-}
-
-/// Looks up what a page of items needs (images, streams if asked, folder counts) and builds
-/// their DTOs.
+/// Builds a page's DTOs. The items' rows carry their user data, naming details, `.nfo`
+/// values and folder counts; what they do not is read for the whole page at once: images and
+/// names in one statement, and media streams and other versions only when `fields` asks.
 pub async fn dtos(
     state: &AppState,
     items: &[Item],
-    user: JfId,
     fields: Fields,
 ) -> Result<Vec<BaseItemDto>, ApiError> {
-    let mut image_ids: Vec<JfId> = items.iter().map(|i| i.id).collect();
+    let ids: Vec<JfId> = items.iter().map(|i| i.id).collect();
+    let mut image_ids: Vec<JfId> = ids.clone();
     image_ids.extend(items.iter().filter_map(|i| i.series_id));
     image_ids.sort();
     image_ids.dedup();
@@ -426,13 +405,9 @@ pub async fn dtos(
         .filter(|i| !i.kind.is_folder())
         .map(|i| i.id)
         .collect();
-    let folders: Vec<(JfId, ItemKind)> = items
-        .iter()
-        .filter(|i| i.kind.is_folder())
-        .map(|i| (i.id, i.kind))
-        .collect();
-    let related = Related {
-        images: state.store.images(&image_ids).await?,
+    let PageRelated { images, mut names } = state.store.images_and_names(&image_ids, &ids).await?;
+    let mut related = Related {
+        images,
         // Width, Height and HasSubtitles come from the streams too, so single items and
         // listings asking for sources read them; other listings skip the query.
         streams: if fields.needs_streams() {
@@ -440,15 +415,36 @@ pub async fn dtos(
         } else {
             HashMap::new()
         },
-        counts: state.store.folder_counts(&folders, Some(user)).await?,
-        naming: state.store.naming_of(&image_ids).await?,
-        metadata: state.store.metadata_of(&image_ids).await?,
+        counts: items
+            .iter()
+            .filter_map(|i| Some((i.id, i.counts?)))
+            .collect(),
+        naming: items.iter().map(|i| (i.id, i.naming.clone())).collect(),
+        metadata: items
+            .iter()
+            .map(|i| {
+                let names = names.remove(&i.id).unwrap_or_default();
+                let local = i.local.clone();
+                let metadata = MetadataRead {
+                    original_title: local.original_title,
+                    tagline: local.tagline,
+                    official_rating: local.official_rating,
+                    community_rating: local.community_rating,
+                    provider_ids: local.provider_ids,
+                    collection: local.collection,
+                    genres: names.genres,
+                    studios: names.studios,
+                    people: names.people,
+                };
+                (i.id, metadata)
+            })
+            .collect(),
         linked: HashMap::new(),
-        // Jellyfin sends `Path` to administrators only.
-        show_paths: fields.path && crate::api::extras::is_admin(state, user).await?,
+        // The caller decided: `fields.path` is set for administrators only.
+        show_paths: fields.path,
     };
-    let mut related = related;
-    if fields.media_sources || fields.needs_streams() {
+    let any_linked = items.iter().any(|i| i.linked_sources > 0);
+    if (fields.media_sources || fields.needs_streams()) && any_linked {
         related.linked = state.store.linked_of(&playable).await?;
         if fields.needs_streams() {
             let linked_ids: Vec<JfId> = related.linked.values().flatten().map(|l| l.id).collect();
@@ -466,13 +462,12 @@ pub async fn dtos(
 /// Runs a store query and builds the page's DTOs.
 async fn query_page(
     state: &AppState,
-    user: JfId,
     query: &ItemQuery,
     fields: Fields,
     page: Page,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
     let found = state.store.query_items(query).await?;
-    let dtos = dtos(state, &found.items, user, fields).await?;
+    let dtos = dtos(state, &found.items, fields).await?;
     Ok(page.result(dtos, found.total))
 }
 
@@ -521,19 +516,17 @@ async fn library_dtos(
     state: &AppState,
     libraries: &[Library],
 ) -> Result<Vec<BaseItemDto>, ApiError> {
-    let mut out = Vec::with_capacity(libraries.len());
-    for library in libraries {
-        let top = state
-            .store
-            .query_items(&ItemQuery {
-                library_id: Some(library.id),
-                limit: Some(0),
-                ..ItemQuery::default()
-            })
-            .await?;
-        out.push(library_dto(library, state.server_id, Some(top.total)));
+    if libraries.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let counts = state.store.library_child_counts().await?;
+    Ok(libraries
+        .iter()
+        .map(|library| {
+            let count = counts.get(&library.id).copied().unwrap_or(0);
+            library_dto(library, state.server_id, Some(count))
+        })
+        .collect())
 }
 
 // ----- listings --------------------------------------------------------------------------
@@ -544,17 +537,15 @@ async fn items(
     user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    let fields = allowed(&state, &user, params.fields()).await?;
     let user = user.id;
     let page = params.page();
     let Some(mut query) = params.to_query(user) else {
         return Ok(page.empty());
     };
     match params.parent_id {
-        Some(parent) => {
-            if !Parent::of(&state, parent).await?.narrow(&mut query) {
-                return Ok(page.empty());
-            }
-        }
+        // A library or an item: the store narrows to either without asking which.
+        Some(parent) => query.parent_id = Some(parent),
         // The user's root: its children are the libraries (Jellyfin lists the views).
         None if !query.recursive && query.ids.is_empty() && query.search_term.is_none() => {
             let libraries = user_libraries(&state, user).await?;
@@ -566,7 +557,7 @@ async fn items(
             query.recursive = true;
         }
     }
-    query_page(&state, user, &query, params.fields(), page).await
+    query_page(&state, &query, fields, page).await
 }
 
 // ----- one item --------------------------------------------------------------------------
@@ -577,21 +568,23 @@ async fn item(
     user: ActingUser,
     ItemId(id): ItemId,
 ) -> Result<Json<BaseItemDto>, ApiError> {
-    if let Some(library) = state.store.library(id).await? {
-        let mut views = library_dtos(&state, &[library]).await?;
-        return views
-            .pop()
-            .map(Json)
-            .ok_or_else(|| ApiError::not_found("Item not found."));
-    }
+    // Items are asked for far more often than libraries: look for one first.
     let Some(item) = state.store.item(id, Some(user.id)).await? else {
+        if let Some(library) = state.store.library(id).await? {
+            let mut views = library_dtos(&state, &[library]).await?;
+            return views
+                .pop()
+                .map(Json)
+                .ok_or_else(|| ApiError::not_found("Item not found."));
+        }
         // A person, genre or studio page asks for its name as an item.
         return names::name_item(&state, id)
             .await?
             .map(Json)
             .ok_or_else(|| ApiError::not_found("Item not found."));
     };
-    let mut dtos = dtos(&state, &[item], user.id, Fields::ALL).await?;
+    let fields = allowed(&state, &user, Fields::ALL).await?;
+    let mut dtos = dtos(&state, &[item], fields).await?;
     dtos.pop()
         .map(Json)
         .ok_or_else(|| ApiError::not_found("Item not found."))
@@ -643,7 +636,8 @@ async fn similar(
     let mut candidates = found.items;
     candidates.sort_by_key(|c| (c.production_year.unwrap_or(0) - year).abs());
     let (shown, total) = page.slice(candidates);
-    let dtos = dtos(&state, &shown, user.id, params.fields()).await?;
+    let fields = allowed(&state, &user, params.fields()).await?;
+    let dtos = dtos(&state, &shown, fields).await?;
     Ok(page.result(dtos, total))
 }
 
@@ -747,6 +741,7 @@ async fn latest(
     user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<BaseItemDto>>, ApiError> {
+    let fields = allowed(&state, &user, params.fields()).await?;
     let user = user.id;
     let limit = usize::try_from(params.limit.unwrap_or(20).clamp(0, 500)).unwrap_or(20);
     let include = match kinds(&params.include_item_types) {
@@ -757,7 +752,7 @@ async fn latest(
     if include.is_empty() {
         return Ok(Json(Vec::new()));
     }
-    let mut query = ItemQuery {
+    let query = ItemQuery {
         user_id: Some(user),
         recursive: true,
         include_kinds: include,
@@ -765,13 +760,11 @@ async fn latest(
         sort: vec![(SortBy::DateCreated, true)],
         // Grouping folds episodes together: read enough to fill the page after it.
         limit: Some(i64::try_from(limit.saturating_mul(8).max(64)).unwrap_or(i64::MAX)),
+        // Newest first by an indexed column: without a total, only those rows are read.
+        without_total: true,
+        parent_id: params.parent_id,
         ..ItemQuery::default()
     };
-    if let Some(parent) = params.parent_id
-        && !Parent::of(&state, parent).await?.narrow(&mut query)
-    {
-        return Ok(Json(Vec::new()));
-    }
     let found = state.store.query_items(&query).await?;
     let group = params.group_items.unwrap_or(true);
     // (representative item, number of new episodes of its series)
@@ -793,12 +786,35 @@ async fn latest(
         }
     }
     entries.truncate(limit);
+    // Series shown in place of several of their episodes, read together.
+    let grouped: Vec<JfId> = entries
+        .iter()
+        .filter(|(_, count)| *count > 1)
+        .filter_map(|(item, _)| item.series_id)
+        .collect();
+    let mut series: HashMap<JfId, Item> = if grouped.is_empty() {
+        HashMap::new()
+    } else {
+        state
+            .store
+            .query_items(&ItemQuery {
+                user_id: Some(user),
+                ids: grouped,
+                without_total: true,
+                ..ItemQuery::default()
+            })
+            .await?
+            .items
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect()
+    };
     let mut shown: Vec<Item> = Vec::with_capacity(entries.len());
     let mut new_counts: HashMap<JfId, i64> = HashMap::new();
     for (item, count) in entries {
         match (count > 1, item.series_id) {
             (true, Some(series_id)) => {
-                if let Some(series) = state.store.item(series_id, Some(user)).await? {
+                if let Some(series) = series.remove(&series_id) {
                     new_counts.insert(series.id, i64::try_from(count).unwrap_or(0));
                     shown.push(series);
                 }
@@ -806,7 +822,7 @@ async fn latest(
             _ => shown.push(item),
         }
     }
-    let mut dtos = dtos(&state, &shown, user, params.fields()).await?;
+    let mut dtos = dtos(&state, &shown, fields).await?;
     for (dto, item) in dtos.iter_mut().zip(&shown) {
         if let Some(count) = new_counts.get(&item.id) {
             dto.child_count = Some(*count);
@@ -821,6 +837,7 @@ async fn resume(
     user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    let fields = allowed(&state, &user, params.fields()).await?;
     let user = user.id;
     let page = params.page();
     let Some(mut query) = params.to_query(user) else {
@@ -833,12 +850,8 @@ async fn resume(
         return Ok(page.empty());
     }
     query.sort = vec![(SortBy::DatePlayed, true)];
-    if let Some(parent) = params.parent_id
-        && !Parent::of(&state, parent).await?.narrow(&mut query)
-    {
-        return Ok(page.empty());
-    }
-    query_page(&state, user, &query, params.fields(), page).await
+    query.parent_id = params.parent_id;
+    query_page(&state, &query, fields, page).await
 }
 
 // ----- TV ----------------------------------------------------------------------------------
@@ -867,7 +880,8 @@ async fn seasons(
         sort: vec![(SortBy::IndexNumber, false)],
         ..ItemQuery::default()
     };
-    query_page(&state, user.id, &query, params.fields(), Page::default()).await
+    let fields = allowed(&state, &user, params.fields()).await?;
+    query_page(&state, &query, fields, Page::default()).await
 }
 
 async fn episodes(
@@ -876,6 +890,7 @@ async fn episodes(
     Path(series_id): Path<JfId>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    let fields = allowed(&state, &user, params.fields()).await?;
     let user = user.id;
     let series = series(&state, series_id, user).await?;
     let ancestor = match (params.season_id, params.season) {
@@ -914,7 +929,7 @@ async fn episodes(
     }
     let page = params.page();
     let (shown, total) = page.slice(episodes);
-    let dtos = dtos(&state, &shown, user, params.fields()).await?;
+    let dtos = dtos(&state, &shown, fields).await?;
     Ok(page.result(dtos, total))
 }
 
@@ -926,23 +941,13 @@ async fn next_up(
     user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
+    let fields = allowed(&state, &user, params.fields()).await?;
     let user = user.id;
     let page = params.page();
-    let library = match (params.series_id, params.parent_id) {
-        (None, Some(parent)) => match Parent::of(&state, parent).await? {
-            Parent::Library(id) => Some(id),
-            // A series as parent narrows like `seriesId`.
-            Parent::Item(_) => None,
-            Parent::Unknown => return Ok(page.empty()),
-        },
-        _ => None,
-    };
-    let series = params.series_id.or(match params.parent_id {
-        Some(p) if library.is_none() => Some(p),
-        _ => None,
-    });
-    let mut ids = state.store.next_up(user, library, series).await?;
-    if ids.is_empty()
+    // `parentId` (a library, or a series narrowing like `seriesId`) unless `seriesId` is given.
+    let scope = params.parent_id.filter(|_| params.series_id.is_none());
+    let mut found = state.store.next_up(user, scope, params.series_id).await?;
+    if found.is_empty()
         && let Some(series) = params.series_id
     {
         let first = state
@@ -958,28 +963,14 @@ async fn next_up(
                     (SortBy::IndexNumber, false),
                 ],
                 limit: Some(1),
+                without_total: true,
                 ..ItemQuery::default()
             })
             .await?;
-        ids.extend(first.items.iter().map(|e| e.id));
+        found.extend(first.items);
     }
-    let (shown_ids, total) = page.slice(ids);
-    let mut found = if shown_ids.is_empty() {
-        Vec::new()
-    } else {
-        state
-            .store
-            .query_items(&ItemQuery {
-                user_id: Some(user),
-                ids: shown_ids.clone(),
-                ..ItemQuery::default()
-            })
-            .await?
-            .items
-    };
-    // Back into the store's next-up order.
-    found.sort_by_key(|e| shown_ids.iter().position(|id| *id == e.id));
-    let dtos = dtos(&state, &found, user, params.fields()).await?;
+    let (shown, total) = page.slice(found);
+    let dtos = dtos(&state, &shown, fields).await?;
     Ok(page.result(dtos, total))
 }
 

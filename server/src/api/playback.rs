@@ -462,6 +462,10 @@ mod tests {
             series_name: None,
             season_name: None,
             user_data: UserData::default(),
+            naming: Default::default(),
+            local: Default::default(),
+            counts: None,
+            linked_sources: 0,
         }
     }
 

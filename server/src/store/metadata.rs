@@ -3,14 +3,14 @@
 //! listings and filters built on them (`/Genres`, `/Studios`, `/Persons`, `Genres=` ...).
 //!
 //! Titles, years, dates and overviews are overlaid on the item's own columns when items are
-//! read (see `ITEM_SELECT`); this module only writes them. Like `items`, SQL is assembled
+//! read (see `items::query`); this module only writes them. Like `items`, SQL is assembled
 //! from constant fragments with every request value bound.
 
 use std::collections::{BTreeMap, HashMap};
 
 use sqlx::Row;
 
-use super::items::{ITEM_FROM, ItemQuery, Sql, push_filters, user_key};
+use super::items::{ItemQuery, Sql, push_filters, push_item_from};
 use super::{Store, StoreResult, get_id};
 use crate::jf::JfId;
 use crate::scan::nfo::{LocalMetadata, PersonKind};
@@ -322,69 +322,6 @@ impl Store {
         Ok(())
     }
 
-    /// Local metadata of items, by item (four queries for a whole page).
-    pub async fn metadata_of(&self, ids: &[JfId]) -> StoreResult<HashMap<JfId, MetadataRead>> {
-        let mut out: HashMap<JfId, MetadataRead> = HashMap::new();
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        let keys = || ids.iter().map(|i| i.to_n());
-        let mut sql = Sql::new(
-            "SELECT item_id, original_title, tagline, official_rating, community_rating, \
-             provider_ids, collection FROM item_metadata WHERE item_id IN (",
-        );
-        sql.texts(keys()).push(")");
-        for row in sql.query().fetch_all(self.pool()).await? {
-            let provider_ids: Option<String> = row.try_get("provider_ids")?;
-            out.insert(
-                get_id(&row, "item_id")?,
-                MetadataRead {
-                    original_title: row.try_get("original_title")?,
-                    tagline: row.try_get("tagline")?,
-                    official_rating: row.try_get("official_rating")?,
-                    community_rating: row.try_get("community_rating")?,
-                    provider_ids: provider_ids
-                        .and_then(|t| serde_json::from_str(&t).ok())
-                        .unwrap_or_default(),
-                    collection: row.try_get("collection")?,
-                    ..MetadataRead::default()
-                },
-            );
-        }
-        let mut sql =
-            Sql::new("SELECT item_id, genre_id AS id, name FROM item_genres WHERE item_id IN (");
-        sql.texts(keys()).push(") ORDER BY item_id, position");
-        for row in sql.query().fetch_all(self.pool()).await? {
-            let entry = out.entry(get_id(&row, "item_id")?).or_default();
-            entry
-                .genres
-                .push((get_id(&row, "id")?, row.try_get("name")?));
-        }
-        let mut sql =
-            Sql::new("SELECT item_id, studio_id AS id, name FROM item_studios WHERE item_id IN (");
-        sql.texts(keys()).push(") ORDER BY item_id, position");
-        for row in sql.query().fetch_all(self.pool()).await? {
-            let entry = out.entry(get_id(&row, "item_id")?).or_default();
-            entry
-                .studios
-                .push((get_id(&row, "id")?, row.try_get("name")?));
-        }
-        let mut sql = Sql::new(
-            "SELECT item_id, person_id, name, role, kind FROM item_people WHERE item_id IN (",
-        );
-        sql.texts(keys()).push(") ORDER BY item_id, position");
-        for row in sql.query().fetch_all(self.pool()).await? {
-            let entry = out.entry(get_id(&row, "item_id")?).or_default();
-            entry.people.push(PersonRead {
-                id: get_id(&row, "person_id")?,
-                name: row.try_get("name")?,
-                role: row.try_get("role")?,
-                kind: row.try_get("kind")?,
-            });
-        }
-        Ok(out)
-    }
-
     /// The genres, studios or people of the items `query` matches (paging and sorting of the
     /// query ignored), by name, with how many items carry each.
     pub async fn name_counts(
@@ -408,7 +345,8 @@ impl Store {
             ),
         };
         let mut sql = Sql::new(select);
-        sql.push(ITEM_FROM).text(user_key(query.user_id)).push(join);
+        push_item_from(&mut sql, query.user_id);
+        sql.push(join);
         push_filters(&mut sql, query);
         if kind == NameKind::Person && !person_kinds.is_empty() {
             sql.push(" AND n.kind IN (")
@@ -436,7 +374,7 @@ impl Store {
     /// The official ratings of the items `query` matches, sorted.
     pub async fn official_ratings(&self, query: &ItemQuery) -> StoreResult<Vec<String>> {
         let mut sql = Sql::new("SELECT DISTINCT md.official_rating AS rating ");
-        sql.push(ITEM_FROM).text(user_key(query.user_id));
+        push_item_from(&mut sql, query.user_id);
         push_filters(&mut sql, query);
         sql.push(" AND md.official_rating IS NOT NULL ORDER BY rating");
         let rows = sql.query().fetch_all(self.pool()).await?;

@@ -32,6 +32,7 @@ pub mod leader;
 pub mod media_index;
 pub mod metadata;
 pub mod prefs;
+pub mod streams;
 pub mod userdata;
 pub mod users;
 pub mod wizard;

@@ -160,6 +160,41 @@ with_library_on_both_providers! {
         Ok(())
     }
 
+    async fn a_page_carries_its_total_even_past_the_end_or_empty_and_parents_of_any_kind_narrow(lib) {
+        let all = "/Items?Recursive=true&SortBy=SortName";
+        let middle = lib.json(&format!("{all}&StartIndex=2&Limit=3")).await?;
+        assert_eq!(middle["Items"].as_array().unwrap().len(), 3);
+        assert_eq!(middle["TotalRecordCount"], 6);
+        let past = lib.json(&format!("{all}&StartIndex=10&Limit=3")).await?;
+        assert_eq!(past["Items"].as_array().unwrap().len(), 0);
+        assert_eq!(past["TotalRecordCount"], 6, "counted although no row carries it");
+        let counted = lib.json(&format!("{all}&Limit=0")).await?;
+        assert_eq!(counted["TotalRecordCount"], 6);
+        let uncounted = lib.json(&format!("{all}&Limit=2&enableTotalRecordCount=false")).await?;
+        assert_eq!(uncounted["Items"].as_array().unwrap().len(), 2);
+        assert_eq!(uncounted["TotalRecordCount"], 2, "what was read, when no total is wanted");
+
+        let views = lib.json("/UserViews").await?;
+        let shows = views["Items"][1]["Id"].as_str().unwrap().to_owned();
+        let series = lib.json(&format!("/Items?ParentId={shows}")).await?;
+        assert_eq!(names(&series), ["Test Show"]);
+        let series_id = series["Items"][0]["Id"].as_str().unwrap().to_owned();
+        assert_eq!(series["Items"][0]["ChildCount"], 1, "folder counts come with the row");
+        let seasons = lib.json(&format!("/Items?ParentId={series_id}")).await?;
+        assert_eq!(names(&seasons), ["Season 1"]);
+        let season_id = seasons["Items"][0]["Id"].as_str().unwrap().to_owned();
+        let episodes = lib.json(&format!("/Items?ParentId={season_id}&SortBy=IndexNumber")).await?;
+        assert_eq!(episodes["TotalRecordCount"], 2);
+        let below_series = lib.json(&format!("/Items?ParentId={series_id}&Recursive=true&IncludeItemTypes=Episode")).await?;
+        assert_eq!(below_series["TotalRecordCount"], 2);
+        let below_library = lib.json(&format!("/Items?ParentId={shows}&Recursive=true")).await?;
+        assert_eq!(below_library["TotalRecordCount"], 4, "series, season, two episodes");
+        let unknown = lib.json("/Items?ParentId=0123456789abcdef0123456789abcdef&Recursive=true").await?;
+        assert_eq!(unknown["TotalRecordCount"], 0);
+        assert_eq!(unknown["Items"].as_array().unwrap().len(), 0);
+        Ok(())
+    }
+
     async fn one_item_has_every_field_in_both_route_styles(lib) {
         let id = lib.id_of("Big Buck Test").await?;
         let new_style = lib.json(&format!("/Items/{id}?userId={}", lib.user_id())).await?;

@@ -795,6 +795,10 @@ mod tests {
                 playback_position_ticks: 30_000_000,
                 ..UserData::default()
             },
+            naming: Default::default(),
+            local: Default::default(),
+            counts: None,
+            linked_sources: 0,
         }
     }
 

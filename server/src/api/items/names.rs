@@ -7,8 +7,8 @@
 
 use axum::extract::State;
 
+use super::ListParams;
 use super::dto::{BaseItemDto, user_data_dto};
-use super::{ListParams, Parent};
 use crate::api::acting::ActingUser;
 use crate::api::dto::QueryResult;
 use crate::error::ApiError;
@@ -21,26 +21,16 @@ use crate::store::metadata::{NameCount, NameKind};
 
 /// The store query of a name listing: everything below the parent, unpaged; `None` when
 /// nothing can match. Search and name-prefix parameters apply to the names, not the items.
-async fn names_query(
-    state: &AppState,
-    user: JfId,
-    params: &ListParams,
-) -> Result<Option<ItemQuery>, ApiError> {
-    let Some(mut query) = params.to_query(user) else {
-        return Ok(None);
-    };
+fn names_query(user: JfId, params: &ListParams) -> Option<ItemQuery> {
+    let mut query = params.to_query(user)?;
     query.recursive = true;
     query.search_term = None;
     query.name_starts_with = None;
     query.name_less_than = None;
     query.start_index = 0;
     query.limit = None;
-    if let Some(parent) = params.parent_id
-        && !Parent::of(state, parent).await?.narrow(&mut query)
-    {
-        return Ok(None);
-    }
-    Ok(Some(query))
+    query.parent_id = params.parent_id;
+    Some(query)
 }
 
 /// A genre, studio, person or year as the `BaseItemDto` Jellyfin sends for it.
@@ -116,7 +106,7 @@ async fn list(
     kind: NameKind,
     params: &ListParams,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let Some(query) = names_query(state, user, params).await? else {
+    let Some(query) = names_query(user, params) else {
         return Ok(params.page().empty());
     };
     let names = state
@@ -211,7 +201,7 @@ pub(super) async fn years(
     user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let Some(query) = names_query(&state, user.id, &params).await? else {
+    let Some(query) = names_query(user.id, &params) else {
         return Ok(params.page().empty());
     };
     let years: Vec<BaseItemDto> = state
@@ -244,7 +234,7 @@ pub(super) async fn filters(
     user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Some(query) = names_query(&state, user.id, &params).await? else {
+    let Some(query) = names_query(user.id, &params) else {
         return Ok(Json(serde_json::json!({
             "Genres": [], "Tags": [], "OfficialRatings": [], "Years": [],
         })));
@@ -272,7 +262,7 @@ pub(super) async fn filters2(
     user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let genres: Vec<serde_json::Value> = match names_query(&state, user.id, &params).await? {
+    let genres: Vec<serde_json::Value> = match names_query(user.id, &params) {
         Some(query) => state
             .store
             .name_counts(NameKind::Genre, &query, &[])

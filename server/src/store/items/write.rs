@@ -1,0 +1,460 @@
+//! What the scanner writes (libraries, items with their streams, images, naming details,
+//! scan summaries) and the little it reads back to compare with the disk (known files,
+//! placements, a library's images). No API reads here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use sqlx::Row;
+
+use super::model::{ItemImage, ItemNaming, KnownFile, Library, NewItem};
+use super::query::Sql;
+use super::read::group_images;
+use crate::jf::JfId;
+use crate::store::streams::StreamInfo;
+use crate::store::{Store, StoreError, StoreResult, flag, get_id};
+
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn provider_ids_json(ids: &BTreeMap<String, String>) -> Option<String> {
+    (!ids.is_empty()).then(|| serde_json::to_string(ids).unwrap_or_default())
+}
+
+impl Store {
+    /// Makes the stored libraries exactly `libraries`: upserts each (keeping its creation time)
+    /// and deletes any other, with all its items.
+    pub async fn sync_libraries(&self, libraries: &[Library]) -> StoreResult<()> {
+        let now = Store::now();
+        let mut tx = self.begin_write().await?;
+        for library in libraries {
+            let folders = serde_json::to_string(&library.folders)
+                .map_err(|_| StoreError::Corrupt("library folders".to_owned()))?;
+            sqlx::query(
+                "INSERT INTO libraries (id, name, kind, folders, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
+                 folders = excluded.folders, updated_at = excluded.updated_at",
+            )
+            .bind(library.id.to_n())
+            .bind(&library.name)
+            .bind(library.kind.as_str())
+            .bind(folders)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut delete = Sql::new("DELETE FROM libraries");
+        if !libraries.is_empty() {
+            delete
+                .push(" WHERE id NOT IN (")
+                .texts(libraries.iter().map(|l| l.id.to_n()))
+                .push(")");
+        }
+        delete.query().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The files of a library the store knows (films and episodes, readable or not), by path.
+    pub async fn known_files(&self, library_id: JfId) -> StoreResult<BTreeMap<PathBuf, KnownFile>> {
+        let rows = sqlx::query(
+            "SELECT id, path, size_bytes, file_mtime FROM items \
+             WHERE library_id = $1 AND kind NOT IN ('Series', 'Season') AND path IS NOT NULL",
+        )
+        .bind(library_id.to_n())
+        .fetch_all(self.pool())
+        .await?;
+        let mut known = BTreeMap::new();
+        for row in &rows {
+            let path: String = row.try_get("path")?;
+            known.insert(
+                PathBuf::from(path),
+                KnownFile {
+                    id: get_id(row, "id")?,
+                    size_bytes: row.try_get::<Option<i64>, _>("size_bytes")?.unwrap_or(-1),
+                    file_mtime: row.try_get::<Option<i64>, _>("file_mtime")?.unwrap_or(-1),
+                },
+            );
+        }
+        Ok(known)
+    }
+
+    /// Writes items in one transaction (a series, its season and an episode go in together),
+    /// keeping each one's creation date. Where `streams` is given for an item, its media
+    /// streams are replaced by them.
+    pub async fn upsert_items(
+        &self,
+        items: &[(NewItem, Option<Vec<StreamInfo>>)],
+    ) -> StoreResult<()> {
+        let now = Store::now();
+        let mut tx = self.begin_write().await?;
+        for (item, streams) in items {
+            sqlx::query(
+                "INSERT INTO items (id, library_id, parent_id, kind, name, sort_name, path, \
+                 series_id, season_id, index_number, parent_index_number, production_year, \
+                 run_time_ticks, container, size_bytes, bitrate, file_mtime, probe_error, \
+                 date_created, date_modified) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $19) \
+                 ON CONFLICT (id) DO UPDATE SET library_id = excluded.library_id, \
+                 parent_id = excluded.parent_id, kind = excluded.kind, name = excluded.name, \
+                 sort_name = excluded.sort_name, path = excluded.path, \
+                 series_id = excluded.series_id, season_id = excluded.season_id, \
+                 index_number = excluded.index_number, \
+                 parent_index_number = excluded.parent_index_number, \
+                 production_year = excluded.production_year, \
+                 run_time_ticks = excluded.run_time_ticks, container = excluded.container, \
+                 size_bytes = excluded.size_bytes, bitrate = excluded.bitrate, \
+                 file_mtime = excluded.file_mtime, probe_error = excluded.probe_error, \
+                 date_modified = excluded.date_modified",
+            )
+            .bind(item.id.to_n())
+            .bind(item.library_id.to_n())
+            .bind(item.parent_id.map(|i| i.to_n()))
+            .bind(item.kind.as_str())
+            .bind(&item.name)
+            .bind(&item.sort_name)
+            .bind(item.path.as_deref().map(path_text))
+            .bind(item.series_id.map(|i| i.to_n()))
+            .bind(item.season_id.map(|i| i.to_n()))
+            .bind(item.index_number)
+            .bind(item.parent_index_number)
+            .bind(item.production_year)
+            .bind(item.run_time_ticks)
+            .bind(item.container.clone())
+            .bind(item.size_bytes)
+            .bind(item.bitrate)
+            .bind(item.file_mtime)
+            .bind(item.probe_error.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(streams) = streams {
+                sqlx::query("DELETE FROM media_streams WHERE item_id = $1")
+                    .bind(item.id.to_n())
+                    .execute(&mut *tx)
+                    .await?;
+                for s in streams {
+                    sqlx::query(
+                        "INSERT INTO media_streams (item_id, stream_index, kind, codec, profile, \
+                         level, language, title, width, height, bit_rate, channels, \
+                         channel_layout, sample_rate, average_frame_rate, pixel_format, \
+                         is_default, is_forced, is_interlaced, is_hearing_impaired, \
+                         is_external, path) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                         $15, $16, $17, $18, $19, $20, $21, $22)",
+                    )
+                    .bind(item.id.to_n())
+                    .bind(s.index)
+                    .bind(s.kind.as_str())
+                    .bind(s.codec.clone())
+                    .bind(s.profile.clone())
+                    .bind(s.level.map(|l| l as f64))
+                    .bind(s.language.clone())
+                    .bind(s.title.clone())
+                    .bind(s.width)
+                    .bind(s.height)
+                    .bind(s.bit_rate)
+                    .bind(s.channels)
+                    .bind(s.channel_layout.clone())
+                    .bind(s.sample_rate)
+                    .bind(s.frame_rate)
+                    .bind(s.pixel_format.clone())
+                    .bind(flag(s.is_default))
+                    .bind(flag(s.is_forced))
+                    .bind(flag(s.is_interlaced))
+                    .bind(flag(s.is_hearing_impaired))
+                    .bind(flag(s.is_external))
+                    .bind(s.path.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces an item's external subtitle streams (files beside the video) with `streams`,
+    /// leaving the streams of the file itself alone.
+    pub async fn replace_external_subtitles(
+        &self,
+        item_id: JfId,
+        streams: &[StreamInfo],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM media_streams WHERE item_id = $1 AND is_external = 1")
+            .bind(item_id.to_n())
+            .execute(&mut *tx)
+            .await?;
+        for s in streams {
+            sqlx::query(
+                "INSERT INTO media_streams (item_id, stream_index, kind, codec, language, title, \
+                 is_default, is_forced, is_hearing_impaired, is_external, path) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)",
+            )
+            .bind(item_id.to_n())
+            .bind(s.index)
+            .bind(s.kind.as_str())
+            .bind(s.codec.clone())
+            .bind(s.language.clone())
+            .bind(s.title.clone())
+            .bind(flag(s.is_default))
+            .bind(flag(s.is_forced))
+            .bind(flag(s.is_hearing_impaired))
+            .bind(s.path.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes the items of files that are gone (their user data, streams and images go with
+    /// them), then seasons and series left without episodes. Returns how many files' items
+    /// were removed.
+    pub async fn remove_files(&self, library_id: JfId, paths: &[PathBuf]) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let mut removed = 0;
+        for path in paths {
+            removed += sqlx::query("DELETE FROM items WHERE library_id = $1 AND path = $2")
+                .bind(library_id.to_n())
+                .bind(path_text(path))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        self.remove_empty_folders(library_id).await?;
+        Ok(removed)
+    }
+
+    /// Deletes seasons without episodes, then series without seasons.
+    pub async fn remove_empty_folders(&self, library_id: JfId) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM items WHERE library_id = $1 AND kind = 'Season' AND NOT EXISTS \
+             (SELECT 1 FROM items e WHERE e.season_id = items.id)",
+        )
+        .bind(library_id.to_n())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM items WHERE library_id = $1 AND kind = 'Series' AND NOT EXISTS \
+             (SELECT 1 FROM items c WHERE c.series_id = items.id)",
+        )
+        .bind(library_id.to_n())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records an item's image (replacing one of the same type and index).
+    pub async fn set_image(&self, image: &ItemImage) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO images (item_id, image_type, image_index, path, tag, file_mtime) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (item_id, image_type, image_index) DO UPDATE SET path = excluded.path, \
+             tag = excluded.tag, file_mtime = excluded.file_mtime",
+        )
+        .bind(image.item_id.to_n())
+        .bind(&image.image_type)
+        .bind(image.image_index)
+        .bind(path_text(&image.path))
+        .bind(&image.tag)
+        .bind(image.file_mtime)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets an item's image of a type and index.
+    pub async fn remove_image(
+        &self,
+        item_id: JfId,
+        image_type: &str,
+        index: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM images WHERE item_id = $1 AND image_type = $2 AND image_index = $3",
+        )
+        .bind(item_id.to_n())
+        .bind(image_type)
+        .bind(index)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every image of a library's items, by item (the scanner compares them with the disk).
+    pub async fn library_images(
+        &self,
+        library_id: JfId,
+    ) -> StoreResult<HashMap<JfId, Vec<ItemImage>>> {
+        let rows = sqlx::query(
+            "SELECT m.item_id, m.image_type, m.image_index, m.path, m.tag, m.file_mtime \
+             FROM images m JOIN items i ON i.id = m.item_id WHERE i.library_id = $1",
+        )
+        .bind(library_id.to_n())
+        .fetch_all(self.pool())
+        .await?;
+        group_images(&rows)
+    }
+
+    /// Writes items with their naming details.
+    pub async fn upsert_named_items(
+        &self,
+        items: &[(NewItem, Option<Vec<StreamInfo>>, ItemNaming)],
+    ) -> StoreResult<()> {
+        let plain: Vec<(NewItem, Option<Vec<StreamInfo>>)> = items
+            .iter()
+            .map(|(item, streams, _)| (item.clone(), streams.clone()))
+            .collect();
+        // Two transactions: a file found for the first time as a version or extra can be
+        // listed for the instant between them; a rescan never shows it (the owner is kept).
+        self.upsert_items(&plain).await?;
+        self.set_naming(
+            &items
+                .iter()
+                .map(|(item, _, naming)| (item.id, naming.clone(), item.run_time_ticks))
+                .collect::<Vec<_>>(),
+        )
+        .await
+    }
+
+    /// Re-places items whose files did not change: names, parents, numbers and naming
+    /// columns; the media columns (duration, streams) are left as probed.
+    pub async fn relink_items(&self, items: &[(NewItem, ItemNaming)]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for (item, _) in items {
+            sqlx::query(
+                "UPDATE items SET kind = $2, name = $3, sort_name = $4, parent_id = $5, \
+                 series_id = $6, season_id = $7, index_number = $8, parent_index_number = $9, \
+                 production_year = $10 WHERE id = $1",
+            )
+            .bind(item.id.to_n())
+            .bind(item.kind.as_str())
+            .bind(&item.name)
+            .bind(&item.sort_name)
+            .bind(item.parent_id.map(|i| i.to_n()))
+            .bind(item.series_id.map(|i| i.to_n()))
+            .bind(item.season_id.map(|i| i.to_n()))
+            .bind(item.index_number)
+            .bind(item.parent_index_number)
+            .bind(item.production_year)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.set_naming(
+            &items
+                .iter()
+                .map(|(item, naming)| (item.id, naming.clone(), None))
+                .collect::<Vec<_>>(),
+        )
+        .await
+    }
+
+    /// Writes the naming columns; `file_runtime`, when given, is the file's own duration.
+    async fn set_naming(&self, rows: &[(JfId, ItemNaming, Option<i64>)]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for (id, naming, file_runtime) in rows {
+            sqlx::query(
+                "UPDATE items SET owner_id = $2, owner_role = $3, extra_type = $4, \
+                 version_name = $5, part_number = $6, index_number_end = $7, \
+                 provider_ids = $8, premiere_date = COALESCE($9, premiere_date), \
+                 placement = $10, \
+                 file_run_time_ticks = COALESCE($11, file_run_time_ticks) WHERE id = $1",
+            )
+            .bind(id.to_n())
+            .bind(naming.owner.map(|(o, _)| o.to_n()))
+            .bind(naming.owner.map(|(_, r)| r.as_str()))
+            .bind(naming.extra_type.clone())
+            .bind(naming.version_name.clone())
+            .bind(naming.part_number)
+            .bind(naming.index_number_end)
+            .bind(provider_ids_json(&naming.provider_ids))
+            .bind(naming.premiere_date)
+            .bind(&naming.placement)
+            .bind(*file_runtime)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets series and films' provider ids (and a series' year) without touching the rest.
+    pub async fn set_provider_ids(
+        &self,
+        id: JfId,
+        ids: &BTreeMap<String, String>,
+        year: Option<i64>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE items SET provider_ids = $2, \
+             production_year = COALESCE($3, production_year) WHERE id = $1",
+        )
+        .bind(id.to_n())
+        .bind(provider_ids_json(ids))
+        .bind(year)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The placement fingerprints of a library's files, by path.
+    pub async fn placements(&self, library_id: JfId) -> StoreResult<HashMap<PathBuf, String>> {
+        let rows = sqlx::query(
+            "SELECT path, placement FROM items WHERE library_id = $1 AND path IS NOT NULL \
+             AND kind NOT IN ('Series', 'Season')",
+        )
+        .bind(library_id.to_n())
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::new();
+        for row in &rows {
+            let path: String = row.try_get("path")?;
+            let placement: Option<String> = row.try_get("placement")?;
+            out.insert(PathBuf::from(path), placement.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// Makes a stacked film's duration the sum of its parts' (each file's own duration).
+    pub async fn sum_stacked_runtimes(&self, library_id: JfId) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE items SET run_time_ticks = COALESCE(file_run_time_ticks, 0) + \
+             (SELECT COALESCE(SUM(COALESCE(p.file_run_time_ticks, p.run_time_ticks, 0)), 0) \
+              FROM items p WHERE p.owner_id = items.id AND p.owner_role = 'part') \
+             WHERE library_id = $1 AND file_run_time_ticks IS NOT NULL AND EXISTS \
+             (SELECT 1 FROM items p WHERE p.owner_id = items.id AND p.owner_role = 'part')",
+        )
+        .bind(library_id.to_n())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records a library's scan summary (replacing the previous one).
+    pub async fn set_scan_summary(
+        &self,
+        library_id: JfId,
+        summary: &serde_json::Value,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO scan_summaries (library_id, finished_at, summary) VALUES ($1, $2, $3) \
+             ON CONFLICT (library_id) DO UPDATE SET finished_at = excluded.finished_at, \
+             summary = excluded.summary",
+        )
+        .bind(library_id.to_n())
+        .bind(Store::now())
+        .bind(summary.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
