@@ -13,6 +13,7 @@
 //! whose token no longer resolves is closed ([`Sessions::close_revoked`]).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -124,7 +125,7 @@ pub struct Outbound {
 /// The registry.
 #[derive(Debug)]
 pub struct Sessions {
-    live: Mutex<HashMap<String, Session>>,
+    live: Mutex<HashMap<SessionKey, Session>>,
     outbound: broadcast::Sender<Outbound>,
     sockets: Mutex<HashMap<u64, OpenSocket>>,
     next_socket: AtomicU64,
@@ -142,14 +143,36 @@ impl Default for Sessions {
     }
 }
 
-/// The session id for a client and device: 32 hex digits, stable across replicas.
-pub fn session_id(client: &str, device_id: &str) -> String {
-    let digest = Sha256::digest(format!("{client}\u{1f}{device_id}").as_bytes());
-    hex::encode(&digest[..16])
+/// Jellyfin's session key: one session per Client + DeviceId, whichever token or replica the
+/// requests come with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    client: String,
+    device_id: String,
+}
+
+impl SessionKey {
+    /// The key of the device a token was issued to.
+    pub fn of(device: &DeviceInfo) -> SessionKey {
+        SessionKey {
+            client: device.client.clone(),
+            device_id: device.device_id.clone(),
+        }
+    }
+
+    /// The session's id as clients see it: 32 hex digits of the key, the same on every
+    /// replica.
+    pub fn id(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(self.client.as_bytes());
+        hash.update(b"\x1f");
+        hash.update(self.device_id.as_bytes());
+        hex::encode(&hash.finalize()[..16])
+    }
 }
 
 impl Sessions {
-    fn with_live<R>(&self, f: impl FnOnce(&mut HashMap<String, Session>) -> R) -> R {
+    fn with_live<R>(&self, f: impl FnOnce(&mut HashMap<SessionKey, Session>) -> R) -> R {
         let mut guard = match self.live.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -262,7 +285,7 @@ impl Sessions {
 
     /// Ends the caller's session (logout).
     pub fn remove(&self, user: &AuthUser) {
-        self.with_live(|live| live.remove(&user.session_key()));
+        self.with_live(|live| live.remove(&SessionKey::of(&user.device)));
     }
 
     /// Counts a WebSocket opened for the caller's session (done by [`Sessions::open_socket`]).
@@ -273,7 +296,7 @@ impl Sessions {
     /// Counts a WebSocket closed.
     pub fn socket_closed(&self, user: &AuthUser) {
         self.with_live(|live| {
-            if let Some(s) = live.get_mut(&user.session_key()) {
+            if let Some(s) = live.get_mut(&SessionKey::of(&user.device)) {
                 s.sockets = s.sockets.saturating_sub(1);
             }
         });
@@ -299,19 +322,68 @@ impl Sessions {
 }
 
 /// The caller's session in `live`, created if new, marked active now.
-fn entry_for<'a>(live: &'a mut HashMap<String, Session>, user: &AuthUser) -> &'a mut Session {
-    let entry = live.entry(user.session_key()).or_insert_with(|| Session {
-        id: session_id(&user.device.client, &user.device.device_id),
-        user_id: user.user_id,
-        user_name: user.user_name.clone(),
-        device: user.device.clone(),
-        last_activity: now_millis(),
-        capabilities: Capabilities::default(),
-        sockets: 0,
-    });
+fn entry_for<'a>(live: &'a mut HashMap<SessionKey, Session>, user: &AuthUser) -> &'a mut Session {
+    let entry = match live.entry(SessionKey::of(&user.device)) {
+        Entry::Occupied(found) => found.into_mut(),
+        Entry::Vacant(new) => {
+            let id = new.key().id();
+            new.insert(Session {
+                id,
+                user_id: user.user_id,
+                user_name: user.user_name.clone(),
+                device: user.device.clone(),
+                last_activity: now_millis(),
+                capabilities: Capabilities::default(),
+                sockets: 0,
+            })
+        }
+    };
     // The device may have been handed to another user since.
     entry.user_id = user.user_id;
     entry.user_name.clone_from(&user.user_name);
     entry.last_activity = now_millis();
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(client: &str, device_id: &str) -> DeviceInfo {
+        DeviceInfo {
+            client: client.to_owned(),
+            device_id: device_id.to_owned(),
+            device_name: "Chromium".to_owned(),
+            app_version: "10.11.11".to_owned(),
+        }
+    }
+
+    #[test]
+    fn one_client_and_device_is_one_session_whatever_else_differs() {
+        let mut other_version = device("Jellyfin Web", "abc");
+        other_version.app_version = "10.11.0".to_owned();
+        other_version.device_name = "Firefox".to_owned();
+        assert_eq!(
+            SessionKey::of(&device("Jellyfin Web", "abc")),
+            SessionKey::of(&other_version)
+        );
+        assert_ne!(
+            SessionKey::of(&device("Jellyfin Web", "abc")),
+            SessionKey::of(&device("Jellyfin Android", "abc"))
+        );
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(
+            SessionKey::of(&device("ab", "c")).id(),
+            SessionKey::of(&device("a", "bc")).id()
+        );
+    }
+
+    #[test]
+    fn the_session_id_is_stable_across_replicas_and_releases() {
+        // Clients keep session ids (remote control targets): the derivation must not change.
+        let id = SessionKey::of(&device("Jellyfin Web", "abc")).id();
+        let expected = Sha256::digest("Jellyfin Web\u{1f}abc".as_bytes());
+        assert_eq!(id, hex::encode(&expected[..16]));
+        assert_eq!(id.len(), 32);
+    }
 }

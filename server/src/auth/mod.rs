@@ -84,11 +84,6 @@ impl AuthUser {
         }
     }
 
-    /// Jellyfin's session key: Client + DeviceId.
-    pub fn session_key(&self) -> String {
-        format!("{}\u{1f}{}", self.device.client, self.device.device_id)
-    }
-
     /// Resolves a request's token against the store; `Ok(None)` when there is no valid one.
     pub async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, ApiError> {
         let Some(token) = request_token(parts) else {
