@@ -487,23 +487,78 @@ async fn ffmpeg_alone(args: &[String], dir: &Path) -> anyhow::Result<(f64, f64)>
     }
 }
 
-async fn failover(mut cluster: LocalCluster) -> anyhow::Result<(Failover, Vec<String>)> {
-    let haproxy = Haproxy::start(&cluster.backends()).await?;
-    let device = "bench-player";
-    let session = "bench-failover";
-    let mut player = JellyfinClient::new(&haproxy.url, device).with_timeout(SEGMENT_TIMEOUT);
-    player.login(ADMIN_USER, ADMIN_PASSWORD).await?;
-    let film = cluster.wait_for_film(&player, FULL_HD_FILM).await?;
-    let token = player.token.clone().context("not logged in")?;
-    let query = transcode_query(&film, device, session, 3_000_000, &token);
-    let offsets: Vec<usize> = (0..cluster.len()).map(|i| cluster.log(i).len()).collect();
+/// A player logged in through HAProxy in front of `cluster`, with the 1080p film's transcode
+/// segments listed: what both failover runs start from.
+struct FailoverPlayer {
+    haproxy: Haproxy,
+    player: JellyfinClient,
+    film: String,
+    segments: Vec<(String, f64)>,
+    /// Each replica's log length before the run: what follows is this run's.
+    offsets: Vec<usize>,
+}
 
-    let segments = playlists(&player, &film, &query).await?;
-    anyhow::ensure!(
-        segments.len() >= BEFORE_KILL + AFTER_KILL,
-        "{} segments",
-        segments.len()
-    );
+impl FailoverPlayer {
+    async fn start(
+        cluster: &LocalCluster,
+        device: &str,
+        session: &str,
+        bitrate: u64,
+    ) -> anyhow::Result<FailoverPlayer> {
+        let haproxy = Haproxy::start(&cluster.backends()).await?;
+        let mut player = JellyfinClient::new(&haproxy.url, device).with_timeout(SEGMENT_TIMEOUT);
+        player.login(ADMIN_USER, ADMIN_PASSWORD).await?;
+        let film = cluster.wait_for_film(&player, FULL_HD_FILM).await?;
+        let token = player.token.clone().context("not logged in")?;
+        let query = transcode_query(&film, device, session, bitrate, &token);
+        let offsets: Vec<usize> = (0..cluster.len()).map(|i| cluster.log(i).len()).collect();
+        let segments = playlists(&player, &film, &query).await?;
+        anyhow::ensure!(
+            segments.len() >= BEFORE_KILL + AFTER_KILL,
+            "{} segments",
+            segments.len()
+        );
+        Ok(FailoverPlayer {
+            haproxy,
+            player,
+            film,
+            segments,
+            offsets,
+        })
+    }
+}
+
+/// SIGKILLs the replica HAProxy's cookie sticks `player` to; its index and name.
+fn kill_sticky_replica(
+    cluster: &mut LocalCluster,
+    player: &JellyfinClient,
+) -> anyhow::Result<(usize, String)> {
+    let name = player.sticky_replica().context("HAProxy set no cookie")?;
+    let index = cluster
+        .index_of(&name)
+        .with_context(|| format!("unknown replica {name}"))?;
+    cluster.kill(index);
+    Ok((index, name))
+}
+
+/// Whether the replica that was not killed started ffmpeg during this run.
+fn survivor_transcoded(cluster: &LocalCluster, victim: usize, offsets: &[usize]) -> bool {
+    let survivor = 1 - victim;
+    cluster
+        .log(survivor)
+        .get(offsets[survivor]..)
+        .is_some_and(|l| l.contains("starting ffmpeg"))
+}
+
+async fn failover(mut cluster: LocalCluster) -> anyhow::Result<(Failover, Vec<String>)> {
+    let (device, session) = ("bench-player", "bench-failover");
+    let FailoverPlayer {
+        haproxy,
+        player,
+        film,
+        segments,
+        offsets,
+    } = FailoverPlayer::start(&cluster, device, session, 3_000_000).await?;
     // Playback starts when segment 0 has arrived; each next segment is asked for when the
     // one before it has played out (a player with nothing buffered ahead).
     let mut playback_start: Option<Instant> = None;
@@ -539,22 +594,14 @@ async fn failover(mut cluster: LocalCluster) -> anyhow::Result<(Failover, Vec<St
             first_after_kill = asked.elapsed().as_secs_f64();
         }
         if k + 1 == BEFORE_KILL {
-            let name = player.sticky_replica().context("HAProxy set no cookie")?;
-            let index = cluster
-                .index_of(&name)
-                .with_context(|| format!("unknown replica {name}"))?;
-            cluster.kill(index);
+            let (index, name) = kill_sticky_replica(&mut cluster, &player)?;
             eprintln!("bench: failover: killed {name}, which served the player");
             victim = Some(index);
         }
     }
     stop_session(&player, device, session).await;
     let victim = victim.context("no replica was killed")?;
-    let survivor = 1 - victim;
-    let survivor_transcoded = cluster
-        .log(survivor)
-        .get(offsets[survivor]..)
-        .is_some_and(|l| l.contains("starting ffmpeg"));
+    let survivor_transcoded = survivor_transcoded(&cluster, victim, &offsets);
     let args = ffmpeg_args_after(&cluster.log(victim), offsets[victim])
         .context("no `ffmpeg arguments` line in the killed replica's log")?;
     let gaps: Vec<f64> = arrivals
@@ -605,22 +652,16 @@ fn limited(args: &[String], seconds: u32) -> Vec<String> {
 /// what has arrived. The replica serving it is killed at the same point as for the
 /// bufferless player (once segment 3 has arrived).
 async fn buffered_failover(mut cluster: LocalCluster) -> anyhow::Result<BufferedFailover> {
-    let haproxy = Haproxy::start(&cluster.backends()).await?;
-    let device = "bench-buffering-player";
-    let session = "bench-buffered-failover";
-    let mut player = JellyfinClient::new(&haproxy.url, device).with_timeout(SEGMENT_TIMEOUT);
-    player.login(ADMIN_USER, ADMIN_PASSWORD).await?;
-    let film = cluster.wait_for_film(&player, FULL_HD_FILM).await?;
-    let token = player.token.clone().context("not logged in")?;
+    let (device, session) = ("bench-buffering-player", "bench-buffered-failover");
     // Another bitrate than the bufferless run's: a transcode of its own.
-    let query = transcode_query(&film, device, session, 2_900_000, &token);
-    let offsets: Vec<usize> = (0..cluster.len()).map(|i| cluster.log(i).len()).collect();
-    let segments = playlists(&player, &film, &query).await?;
-    anyhow::ensure!(
-        segments.len() >= BEFORE_KILL + AFTER_KILL,
-        "{} segments",
-        segments.len()
-    );
+    // HAProxy must outlive the run: bound to a name, not `_`.
+    let FailoverPlayer {
+        haproxy: _haproxy,
+        player,
+        film,
+        segments,
+        offsets,
+    } = FailoverPlayer::start(&cluster, device, session, 2_900_000).await?;
     let mut playhead = Playhead::new();
     let mut failed_requests = 0;
     let mut first_after_kill = 0.0;
@@ -652,12 +693,8 @@ async fn buffered_failover(mut cluster: LocalCluster) -> anyhow::Result<Buffered
             first_after_kill = asked.elapsed().as_secs_f64();
         }
         if k + 1 == BEFORE_KILL {
-            let name = player.sticky_replica().context("HAProxy set no cookie")?;
-            let index = cluster
-                .index_of(&name)
-                .with_context(|| format!("unknown replica {name}"))?;
             at_kill = Some((playhead.ahead(), playhead.stalled()));
-            cluster.kill(index);
+            let (index, name) = kill_sticky_replica(&mut cluster, &player)?;
             eprintln!(
                 "bench: buffered failover: killed {name} with {:.1} s buffered",
                 playhead.ahead()
@@ -669,11 +706,7 @@ async fn buffered_failover(mut cluster: LocalCluster) -> anyhow::Result<Buffered
     stop_session(&player, device, session).await;
     let victim = victim.context("no replica was killed")?;
     let (buffer_at_kill, stall_before_kill) = at_kill.context("no kill")?;
-    let survivor = 1 - victim;
-    let survivor_transcoded = cluster
-        .log(survivor)
-        .get(offsets[survivor]..)
-        .is_some_and(|l| l.contains("starting ffmpeg"));
+    let survivor_transcoded = survivor_transcoded(&cluster, victim, &offsets);
     let result = BufferedFailover {
         buffer_goal: BUFFER_GOAL_SECONDS,
         buffer_at_kill,

@@ -565,10 +565,15 @@ mod tests {
     }
 
     fn args_of(hw: HwPath, segment: usize) -> String {
-        let (g, s) = (grid(), spec());
+        joined_args(&spec(), hw, segment)
+    }
+
+    /// The arguments of `segment`'s run of `s` on `hw`, joined by spaces.
+    fn joined_args(s: &OutputSpec, hw: HwPath, segment: usize) -> String {
+        let g = grid();
         let run = Run {
             input: Path::new("/m/film.mkv"),
-            spec: &s,
+            spec: s,
             grid: &g,
             segment,
             out_dir: Path::new("/t/x/run-2"),
@@ -655,27 +660,13 @@ mod tests {
 
     /// The arguments of segment 2 with the second subtitle stream (a PGS one) burned in.
     fn bitmap_args(kind: HwAccelKind) -> String {
-        let (g, mut s) = (grid(), spec());
+        let mut s = spec();
         s.burn_in = Some(crate::transcode::request::BurnIn {
             subtitle_position: 1,
             stream_index: 3,
             bitmap: true,
         });
-        let hw = HwPath { kind, device: None };
-        let run = Run {
-            input: Path::new("/m/film.mkv"),
-            spec: &s,
-            grid: &g,
-            segment: 2,
-            out_dir: Path::new("/t/x/run-2"),
-            hw: &hw,
-            source_sample_rate: Some(48_000),
-        };
-        run.args()
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
+        joined_args(&s, HwPath { kind, device: None }, 2)
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use ephyra_config::{LibraryConfig, LibraryKind};
 use ephyra_server::jf::JfId;
 use ephyra_server::scan;
 use ephyra_server::store::{PoolSettings, Store};
@@ -13,7 +12,7 @@ use http::StatusCode;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
-use crate::library::{FILMS, SHOWS, copy_tree};
+use crate::library::{FILMS, SHOWS, copy_tree, test_libraries};
 use crate::support::{Provider, TestServer, test_config};
 
 /// The id the unkeyed derivation of earlier versions gave (`ephyra-item-v1`).
@@ -234,18 +233,7 @@ async fn ids_stored_before_the_key_are_rewritten_with_everything_that_names_them
         let series_dir = media.path().join("series");
         let data = tempfile::tempdir()?;
         let mut config = test_config(provider, data.path()).await?;
-        config.libraries = vec![
-            LibraryConfig {
-                name: FILMS.to_owned(),
-                kind: LibraryKind::Movies,
-                folders: vec![films_dir.clone()],
-            },
-            LibraryConfig {
-                name: SHOWS.to_owned(),
-                kind: LibraryKind::Tvshows,
-                folders: vec![series_dir.clone()],
-            },
-        ];
+        config.libraries = test_libraries(&films_dir, &series_dir);
         let url = config.database.url().context("a URL")?.expose().to_owned();
         let pool = migrate_before_keys(&url).await?;
         let old = write_old_library(&pool, &films_dir, &series_dir).await?;

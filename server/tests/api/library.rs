@@ -19,6 +19,23 @@ pub const FILMS: &str = "Test Films";
 /// The series library's name in tests.
 pub const SHOWS: &str = "Test Shows";
 
+/// The films library [`FILMS`] over `films_dir` and the series library [`SHOWS`] over
+/// `series_dir`.
+pub fn test_libraries(films_dir: &Path, series_dir: &Path) -> Vec<LibraryConfig> {
+    vec![
+        LibraryConfig {
+            name: FILMS.to_owned(),
+            kind: LibraryKind::Movies,
+            folders: vec![films_dir.to_path_buf()],
+        },
+        LibraryConfig {
+            name: SHOWS.to_owned(),
+            kind: LibraryKind::Tvshows,
+            folders: vec![series_dir.to_path_buf()],
+        },
+    ]
+}
+
 /// A started server whose libraries were scanned once.
 pub struct Scanned {
     /// The server.
@@ -58,18 +75,7 @@ impl Scanned {
         let series_dir = media.path().join("series");
         let data = tempfile::tempdir()?;
         let mut config = test_config(provider, data.path()).await?;
-        config.libraries = vec![
-            LibraryConfig {
-                name: FILMS.to_owned(),
-                kind: LibraryKind::Movies,
-                folders: vec![films_dir.clone()],
-            },
-            LibraryConfig {
-                name: SHOWS.to_owned(),
-                kind: LibraryKind::Tvshows,
-                folders: vec![series_dir.clone()],
-            },
-        ];
+        config.libraries = test_libraries(&films_dir, &series_dir);
         config.scan.concurrency = 2;
         let server = TestServer::from_config(config, data).await?;
         let report = scan::scan_all(&server.state).await?;
