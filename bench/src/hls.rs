@@ -528,6 +528,31 @@ impl FailoverPlayer {
     }
 }
 
+/// Segment `k` (`uri`) of `film`, asked again every 500 ms while it fails, as a player
+/// would; each failure counts in `failed`, and more than 30 in the run end it.
+async fn fetch_segment(
+    player: &JellyfinClient,
+    film: &str,
+    uri: &str,
+    k: usize,
+    run: &str,
+    failed: &mut usize,
+) -> anyhow::Result<()> {
+    loop {
+        match get_body(player, &format!("/videos/{film}/{uri}")).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                *failed += 1;
+                eprintln!("bench: {run}: segment {k} failed ({e:#}); retrying");
+                if *failed > 30 {
+                    bail!("segment {k} kept failing: {e:#}");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 /// SIGKILLs the replica HAProxy's cookie sticks `player` to; its index and name.
 fn kill_sticky_replica(
     cluster: &mut LocalCluster,
@@ -574,19 +599,7 @@ async fn failover(mut cluster: LocalCluster) -> anyhow::Result<(Failover, Vec<St
             tokio::time::sleep(wait).await;
         }
         let asked = Instant::now();
-        loop {
-            match get_body(&player, &format!("/videos/{film}/{uri}")).await {
-                Ok(_) => break,
-                Err(e) => {
-                    failed_requests += 1;
-                    eprintln!("bench: failover: segment {k} failed ({e:#}); retrying");
-                    if failed_requests > 30 {
-                        bail!("segment {k} kept failing: {e:#}");
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
+        fetch_segment(&player, &film, uri, k, "failover", &mut failed_requests).await?;
         arrivals.push(Instant::now());
         playback_start.get_or_insert_with(Instant::now);
         due += Duration::from_secs_f64(*duration);
@@ -675,19 +688,15 @@ async fn buffered_failover(mut cluster: LocalCluster) -> anyhow::Result<Buffered
             tokio::time::sleep(Duration::from_secs_f64(over)).await;
         }
         let asked = Instant::now();
-        loop {
-            match get_body(&player, &format!("/videos/{film}/{uri}")).await {
-                Ok(_) => break,
-                Err(e) => {
-                    failed_requests += 1;
-                    eprintln!("bench: buffered failover: segment {k} failed ({e:#}); retrying");
-                    if failed_requests > 30 {
-                        bail!("segment {k} kept failing: {e:#}");
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
+        fetch_segment(
+            &player,
+            &film,
+            uri,
+            k,
+            "buffered failover",
+            &mut failed_requests,
+        )
+        .await?;
         playhead.received(*duration, Instant::now());
         if k == BEFORE_KILL {
             first_after_kill = asked.elapsed().as_secs_f64();
