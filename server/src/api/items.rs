@@ -33,7 +33,7 @@ use crate::jf::{JfId, Json, List, Path, Query};
 use crate::scan::nfo::PersonKind;
 use crate::state::AppState;
 use crate::store::items::{Item, ItemKind, ItemQuery, Library, PageRelated, SortBy};
-use crate::store::metadata::{MetadataFilter, MetadataRead};
+use crate::store::metadata::MetadataFilter;
 
 /// The routes. Each handler serves both route styles (see [`ActingUser`]).
 pub fn router() -> Router<AppState> {
@@ -405,7 +405,7 @@ pub async fn dtos(
         .filter(|i| !i.kind.is_folder())
         .map(|i| i.id)
         .collect();
-    let PageRelated { images, mut names } = state.store.images_and_names(&image_ids, &ids).await?;
+    let PageRelated { images, names } = state.store.images_and_names(&image_ids, &ids).await?;
     let mut related = Related {
         images,
         // Width, Height and HasSubtitles come from the streams too, so single items and
@@ -420,25 +420,7 @@ pub async fn dtos(
             .filter_map(|i| Some((i.id, i.counts?)))
             .collect(),
         naming: items.iter().map(|i| (i.id, i.naming.clone())).collect(),
-        metadata: items
-            .iter()
-            .map(|i| {
-                let names = names.remove(&i.id).unwrap_or_default();
-                let local = i.local.clone();
-                let metadata = MetadataRead {
-                    original_title: local.original_title,
-                    tagline: local.tagline,
-                    official_rating: local.official_rating,
-                    community_rating: local.community_rating,
-                    provider_ids: local.provider_ids,
-                    collection: local.collection,
-                    genres: names.genres,
-                    studios: names.studios,
-                    people: names.people,
-                };
-                (i.id, metadata)
-            })
-            .collect(),
+        names,
         linked: HashMap::new(),
         // The caller decided: `fields.path` is set for administrators only.
         show_paths: fields.path,

@@ -6,7 +6,7 @@
 //! read (see `items::query`); this module only writes them. Like `items`, SQL is assembled
 //! from constant fragments with every request value bound.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use sqlx::Row;
 
@@ -111,29 +111,6 @@ pub struct PersonRead {
     pub role: Option<String>,
     /// `Actor`, `Director`, `Writer`.
     pub kind: String,
-}
-
-/// What an item's DTO needs of its local metadata beyond the overlaid columns.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MetadataRead {
-    /// `OriginalTitle`.
-    pub original_title: Option<String>,
-    /// `Taglines[0]`.
-    pub tagline: Option<String>,
-    /// `OfficialRating`.
-    pub official_rating: Option<String>,
-    /// `CommunityRating`.
-    pub community_rating: Option<f64>,
-    /// Provider ids from the `.nfo` (merged over those from names).
-    pub provider_ids: BTreeMap<String, String>,
-    /// The film's collection (`<set>`).
-    pub collection: Option<String>,
-    /// Genres (id, name), in the file's order.
-    pub genres: Vec<(JfId, String)>,
-    /// Studios (id, name).
-    pub studios: Vec<(JfId, String)>,
-    /// People in credit order.
-    pub people: Vec<PersonRead>,
 }
 
 /// Which names a listing counts.

@@ -11,9 +11,9 @@ use serde::Serialize;
 use crate::jf::{JfId, date};
 use crate::scan::probe::{StreamInfo, StreamKind};
 use crate::store::items::{
-    FolderCounts, Item, ItemImage, ItemKind, Library, Linked, NamingRead, OwnerRole, UserData,
+    FolderCounts, Item, ItemImage, ItemKind, ItemNames, Library, Linked, NamingRead, OwnerRole,
+    UserData,
 };
-use crate::store::metadata::MetadataRead;
 
 /// `BaseItemDto`: the fields clients read (jellyfin-web, the Kotlin and TypeScript SDKs and
 /// the Android TV app), as Jellyfin spells them.
@@ -339,8 +339,9 @@ pub struct Related {
     pub naming: HashMap<JfId, NamingRead>,
     /// Other versions and further parts of films.
     pub linked: HashMap<JfId, Vec<Linked>>,
-    /// Local metadata (genres, studios, people, ratings).
-    pub metadata: HashMap<JfId, MetadataRead>,
+    /// Genres, studios and people from local metadata (the single `.nfo` values are in the
+    /// item's own row, `Item::local`).
+    pub names: HashMap<JfId, ItemNames>,
     /// Whether the asking user may see paths (an administrator).
     pub show_paths: bool,
 }
@@ -445,11 +446,10 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
     };
     let media_streams: Vec<MediaStream> = streams.iter().map(media_stream).collect();
     let naming = related.naming.get(&item.id).cloned().unwrap_or_default();
-    let metadata = related.metadata.get(&item.id);
+    let local = &item.local;
+    let names = related.names.get(&item.id);
     let mut provider_ids = naming.provider_ids.clone();
-    if let Some(m) = metadata {
-        provider_ids.extend(m.provider_ids.clone());
-    }
+    provider_ids.extend(local.provider_ids.clone());
     let pairs = |list: &[(JfId, String)]| -> Vec<NameGuidPair> {
         list.iter()
             .map(|(id, name)| NameGuidPair {
@@ -537,18 +537,18 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
         index_number_end: naming.index_number_end,
         extra_type: naming.extra_type.clone(),
         media_source_count: (!versions.is_empty()).then(|| versions.len() as i64 + 1),
-        original_title: metadata.and_then(|m| m.original_title.clone()),
-        taglines: metadata.and_then(|m| m.tagline.clone()).map(|t| vec![t]),
-        genres: metadata
+        original_title: local.original_title.clone(),
+        taglines: local.tagline.clone().map(|t| vec![t]),
+        genres: names
             .filter(|m| !m.genres.is_empty())
             .map(|m| m.genres.iter().map(|(_, n)| n.clone()).collect()),
-        genre_items: metadata
+        genre_items: names
             .filter(|m| !m.genres.is_empty())
             .map(|m| pairs(&m.genres)),
-        studios: metadata
+        studios: names
             .filter(|m| !m.studios.is_empty())
             .map(|m| pairs(&m.studios)),
-        people: metadata.filter(|m| !m.people.is_empty()).map(|m| {
+        people: names.filter(|m| !m.people.is_empty()).map(|m| {
             m.people
                 .iter()
                 .map(|p| BaseItemPerson {
@@ -559,8 +559,8 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
                 })
                 .collect()
         }),
-        official_rating: metadata.and_then(|m| m.official_rating.clone()),
-        community_rating: metadata.and_then(|m| m.community_rating),
+        official_rating: local.official_rating.clone(),
+        community_rating: local.community_rating,
     }
 }
 
