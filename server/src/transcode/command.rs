@@ -568,6 +568,15 @@ mod tests {
         joined_args(&spec(), hw, segment)
     }
 
+    /// A run's arguments joined by spaces, for `contains` checks.
+    fn joined(run: &Run<'_>) -> String {
+        run.args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The arguments of `segment`'s run of `s` on `hw`, joined by spaces.
     fn joined_args(s: &OutputSpec, hw: HwPath, segment: usize) -> String {
         let g = grid();
@@ -580,11 +589,7 @@ mod tests {
             hw: &hw,
             source_sample_rate: Some(48_000),
         };
-        run.args()
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
+        joined(&run)
     }
 
     #[test]
@@ -738,12 +743,7 @@ mod tests {
             hw: &hw,
             source_sample_rate: Some(48_000),
         };
-        let cmd = run
-            .args()
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let cmd = joined(&run);
         // Without the trim, the packets from the keyframe the demuxer lands on (up to a GOP
         // before 12 s) would open the cold segment.
         for part in [
@@ -782,12 +782,7 @@ mod tests {
             hw: &hw,
             source_sample_rate: Some(48_000),
         };
-        let cmd = run
-            .args()
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let cmd = joined(&run);
         for part in [
             "-ss 5.999500 -copyts -fflags +genpts -i file:/m/a.mkv",
             // The input seek cuts copied video and audio alike: no trim.
