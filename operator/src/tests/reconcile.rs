@@ -3,6 +3,7 @@
 //! in a condition and a measured retry rather than a crash loop.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use ephyra_crd::conditions::{self, types};
@@ -1045,6 +1046,44 @@ async fn ready_children_make_the_cluster_ready_and_the_operator_says_so_once() {
     assert_eq!((status.replicas, status.ready_replicas), (Some(3), Some(2)));
 }
 
+/// The configuration `controller::run` gets in these tests, watching `namespaces` (all when
+/// empty).
+fn run_config(namespaces: Vec<String>) -> controller::RunConfig {
+    controller::RunConfig {
+        lease_namespace: "ephyra-system".to_owned(),
+        lease_name: "ephyra-operator".to_owned(),
+        identity: "operator-a".to_owned(),
+        lease_seconds: 15,
+        member_ttl: Duration::from_secs(120),
+        nfs_policy: Default::default(),
+        namespaces,
+    }
+}
+
+/// Runs the controller (leader election and its watches) on `api` until it has rendered the
+/// stored cluster's server StatefulSet, then stops it.
+async fn run_until_reconciled(api: &FakeApi, namespaces: Vec<String>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller::run(
+        api.client(),
+        run_config(namespaces),
+        Arc::new(Metrics::default()),
+        Arc::new(AtomicBool::new(false)),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            api.get("apps/v1", "StatefulSet", NS, "jelly-server")
+                .is_some()
+        })
+        .await
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
+
 /// Polls `done` every 20 ms for at most `limit`; false if it never became true.
 async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     ephyra_testsupport::wait::until("the condition", limit, || {
@@ -1064,15 +1103,7 @@ async fn run_takes_the_lease_reconciles_stored_clusters_and_releases_the_lease_o
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = controller::RunConfig {
-        lease_namespace: "ephyra-system".to_owned(),
-        lease_name: "ephyra-operator".to_owned(),
-        identity: "operator-a".to_owned(),
-        lease_seconds: 15,
-        member_ttl: Duration::from_secs(120),
-        nfs_policy: Default::default(),
-        namespaces: Vec::new(),
-    };
+    let config = run_config(Vec::new());
     let running = tokio::spawn(controller::run(
         api.client(),
         config,
@@ -1153,7 +1184,6 @@ fn granted() -> std::collections::BTreeSet<(String, String, String)> {
 #[tokio::test]
 async fn deploy_rbac_grants_every_request_the_operator_makes_and_nothing_unused() {
     use std::collections::BTreeSet;
-    use std::sync::atomic::AtomicBool;
 
     let mut needed = BTreeSet::new();
     let mut record = |api: &FakeApi| {
@@ -1209,34 +1239,7 @@ async fn deploy_rbac_grants_every_request_the_operator_makes_and_nothing_unused(
     // And `run`: leader election and the controller's watches.
     let running_api = FakeApi::new().with_traefik();
     running_api.insert(serde_json::to_value(MediaServerCluster::test()).unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(controller::run(
-        running_api.client(),
-        controller::RunConfig {
-            lease_namespace: "ephyra-system".to_owned(),
-            lease_name: "ephyra-operator".to_owned(),
-            identity: "operator-a".to_owned(),
-            lease_seconds: 15,
-            member_ttl: Duration::from_secs(120),
-            nfs_policy: Default::default(),
-            namespaces: Vec::new(),
-        },
-        Arc::new(Metrics::default()),
-        Arc::new(AtomicBool::new(false)),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    assert!(
-        eventually(Duration::from_secs(20), || {
-            running_api
-                .get("apps/v1", "StatefulSet", NS, "jelly-server")
-                .is_some()
-        })
-        .await
-    );
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    run_until_reconciled(&running_api, Vec::new()).await;
     record(&running_api);
 
     // The Recorder creates events with POST and patches them when the same event repeats
@@ -1304,7 +1307,6 @@ fn granted_scoped(file: &str) -> std::collections::BTreeSet<(String, String, Str
 async fn the_namespaced_install_grants_what_a_namespaced_operator_uses_and_only_there() {
     use ephyra_testsupport::kube_fake::parse_path;
     use std::collections::BTreeSet;
-    use std::sync::atomic::AtomicBool;
 
     // The split is the cluster-wide grant, no more and no less (that one is checked exactly
     // against what the operator uses), and only PersistentVolumes stay cluster-wide.
@@ -1324,34 +1326,7 @@ async fn the_namespaced_install_grants_what_a_namespaced_operator_uses_and_only_
     // A namespaced operator: the controller's watches and every reconcile path.
     let running_api = FakeApi::new().with_traefik();
     running_api.insert(serde_json::to_value(MediaServerCluster::test().nfs_config()).unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(controller::run(
-        running_api.client(),
-        controller::RunConfig {
-            lease_namespace: "ephyra-system".to_owned(),
-            lease_name: "ephyra-operator".to_owned(),
-            identity: "operator-a".to_owned(),
-            lease_seconds: 15,
-            member_ttl: Duration::from_secs(120),
-            nfs_policy: Default::default(),
-            namespaces: vec![NS.to_owned(), "media-other".to_owned()],
-        },
-        Arc::new(Metrics::default()),
-        Arc::new(AtomicBool::new(false)),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    assert!(
-        eventually(Duration::from_secs(20), || {
-            running_api
-                .get("apps/v1", "StatefulSet", NS, "jelly-server")
-                .is_some()
-        })
-        .await
-    );
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    run_until_reconciled(&running_api, vec![NS.to_owned(), "media-other".to_owned()]).await;
     let h = Harness::with_traefik(MediaServerCluster::test().nfs_config());
     h.reconcile().await.unwrap();
     h.reconcile().await.unwrap();

@@ -122,13 +122,14 @@ fn is_cnpg(object: &Value) -> bool {
         .is_some_and(|v| v.starts_with("postgresql.cnpg.io/"))
 }
 
-/// `openAPIV3Schema` of CloudNativePG's Cluster CRD, version v1.
-fn cnpg_schema() -> Value {
-    let path = repo().join("../shared/schemas/cnpg/postgresql.cnpg.io_clusters.yaml");
+/// `openAPIV3Schema` of version `version` of the CRD in `shared/schemas/<dir>/<file>`:
+/// reference data beside the repository, so the check never skips.
+fn crd_schema(dir: &str, file: &str, version: &str) -> Value {
+    let path = repo().join("../shared/schemas").join(dir).join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read CloudNativePG's CRD schema {}: {e}. It is reference data beside the \
-             repository (shared/schemas/cnpg); the check never skips.",
+            "cannot read the CRD schema {}: {e}. It is reference data beside the repository \
+             (shared/schemas/{dir}); the check never skips.",
             path.display()
         )
     });
@@ -137,9 +138,14 @@ fn cnpg_schema() -> Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["name"] == "v1")
+        .find(|v| v["name"] == version)
         .map(|v| v["schema"]["openAPIV3Schema"].clone())
-        .expect("the CRD serves v1")
+        .unwrap_or_else(|| panic!("{} does not serve {version}", path.display()))
+}
+
+/// `openAPIV3Schema` of CloudNativePG's Cluster CRD, version v1.
+fn cnpg_schema() -> Value {
+    crd_schema("cnpg", "postgresql.cnpg.io_clusters.yaml", "v1")
 }
 
 /// Panics, naming every error, unless `cluster` matches CloudNativePG's Cluster schema.
@@ -241,22 +247,7 @@ fn the_install_manifests_in_deploy_pass_kubernetes_validate_strict_for_1_33() {
 
 /// `spec.versions[v1alpha1].schema.openAPIV3Schema` of a Traefik CRD.
 fn traefik_schema(file: &str) -> Value {
-    let path = repo().join("../shared/schemas/traefik").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read Traefik's CRD schema {}: {e}. It is reference data beside the \
-             repository (shared/schemas/traefik); the check never skips.",
-            path.display()
-        )
-    });
-    let crd: Value = serde_saphyr::from_str(&text).unwrap();
-    crd["spec"]["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "v1alpha1")
-        .map(|v| v["schema"]["openAPIV3Schema"].clone())
-        .expect("the CRD serves v1alpha1")
+    crd_schema("traefik", file, "v1alpha1")
 }
 
 #[test]
