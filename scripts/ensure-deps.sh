@@ -18,6 +18,8 @@
 # and only when something is missing). Otherwise each missing program is listed with the
 # package that provides it, and the script exits non-zero.
 #
+# In `test` mode it also checks that the disk where cargo builds has room for the build.
+#
 # Idempotent, and silent when everything is already there.
 set -euo pipefail
 
@@ -188,9 +190,24 @@ run | test | images) ;;
     ;;
 esac
 
+# A debug build of the workspace with its tests takes about 12 GiB (dependencies, incremental
+# state, test binaries); running out half-way ends in an LLVM "IO failure" that names no cause.
+# Say it first, with what is free and where.
+ensure_disk_space() {
+    local dir=${CARGO_TARGET_DIR:-target} need_gib=14 free_kib
+    [[ -d $dir/debug/deps ]] && need_gib=4
+    mkdir -p "$dir"
+    free_kib=$(df --output=avail -k "$dir" | tail -1)
+    if ((free_kib < need_gib * 1024 * 1024)); then
+        say "only $((free_kib / 1024 / 1024)) GiB free where cargo builds ($dir); the tests need about $need_gib GiB more"
+        return 1
+    fi
+}
+
 status=0
 ensure_system_programs || status=1
 if [[ $mode == test ]]; then
+    ensure_disk_space || status=1
     ensure_venv || status=1
     ensure_node_modules || status=1
     ensure_web || status=1
