@@ -764,7 +764,8 @@ pub fn subtitle_profile(
     container: Option<&str>,
     protocol: Option<&str>,
 ) -> SubtitleDelivery {
-    let codec = stream.codec.clone().unwrap_or_default();
+    // Profiles name image formats as Jellyfin does (`pgssub`), not as ffprobe does.
+    let codec = stream.client_codec().unwrap_or_default().to_owned();
     let is_text = is_text_subtitle_codec(Some(codec.as_str()));
     let is_hls = protocol.is_some_and(|p| p.eq_ignore_ascii_case("hls"));
     let embed_supported = container.is_some_and(|c| list_contains(Some("mkv,matroska"), c));

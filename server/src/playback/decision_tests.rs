@@ -470,6 +470,37 @@ fn text_subtitles_are_external_for_browsers_converted_to_vtt_unless_ass() {
 }
 
 #[test]
+fn an_image_subtitle_a_profile_names_as_jellyfin_does_is_embedded_not_burned_in() {
+    // Android players show PGS themselves and say so as Jellyfin names it (`pgssub`), where
+    // ffprobe says `hdmv_pgs_subtitle`: the names must meet, or every film with Blu-ray
+    // subtitles would be transcoded for nothing.
+    let mut tv = profile("androidtv");
+    tv.subtitle_profiles = Some(
+        crate::jf::from_value(serde_json::json!([
+            { "Format": "pgssub", "Method": "Embed" },
+            { "Format": "dvdsub", "Method": "Embed" },
+        ]))
+        .expect("subtitle profiles"),
+    );
+    let streams = vec![
+        video(0, "h264", "High", 40),
+        audio(1, "aac", 2),
+        subtitle(2, "hdmv_pgs_subtitle", false),
+        subtitle(3, "dvd_subtitle", false),
+    ];
+    for index in [2, 3] {
+        let options = Options {
+            subtitle_stream_index: Some(index),
+            ..with(&tv)
+        };
+        let d = decide(source("mkv", &streams), options);
+        assert_eq!(d.method, Some(PlayMethod::DirectPlay), "stream {index}");
+        let chosen = d.subtitles.iter().find(|s| s.index == index).unwrap();
+        assert_eq!(chosen.method, SubtitleMethod::Embed, "stream {index}");
+    }
+}
+
+#[test]
 fn choosing_an_image_subtitle_the_client_cannot_show_burns_it_in() {
     let chrome = profile("chrome");
     let streams = vec![

@@ -218,7 +218,7 @@ pub fn display_title(s: &StreamInfo) -> String {
     if s.is_forced {
         tags.push("Forced".to_owned());
     }
-    if let Some(codec) = &s.codec {
+    if let Some(codec) = s.client_codec() {
         tags.push(codec.to_ascii_uppercase());
     }
     if s.is_external {

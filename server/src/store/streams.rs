@@ -89,3 +89,62 @@ pub struct StreamInfo {
     /// The file of an external subtitle. Never sent to clients.
     pub path: Option<String>,
 }
+
+impl StreamInfo {
+    /// The codec as Jellyfin names it to clients (`MediaStream.Codec`) and matches it against
+    /// a device profile's `SubtitleProfiles` formats: ffprobe's names for image subtitles
+    /// become Jellyfin's (`hdmv_pgs_subtitle` → `PGSSUB`, `dvd_subtitle` → `DVDSUB`,
+    /// `dvb_subtitle` → `DVBSUB`, `dvb_teletext` → `DVBTXT`, as its probe normalizer does);
+    /// every other codec keeps ffprobe's name, which is also what ffmpeg is given.
+    pub fn client_codec(&self) -> Option<&str> {
+        let codec = self.codec.as_deref()?;
+        if self.kind != StreamKind::Subtitle {
+            return Some(codec);
+        }
+        Some(match codec.to_ascii_lowercase().as_str() {
+            "hdmv_pgs_subtitle" => "PGSSUB",
+            "dvd_subtitle" => "DVDSUB",
+            "dvb_subtitle" => "DVBSUB",
+            "dvb_teletext" => "DVBTXT",
+            _ => codec,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_subtitles_carry_jellyfin_codec_names_and_other_streams_ffprobe_names() {
+        let stream = |kind, codec: &str| StreamInfo {
+            kind,
+            codec: Some(codec.to_owned()),
+            ..StreamInfo::default()
+        };
+        let named = |kind, codec| stream(kind, codec).client_codec().map(str::to_owned);
+        assert_eq!(
+            named(StreamKind::Subtitle, "hdmv_pgs_subtitle").as_deref(),
+            Some("PGSSUB")
+        );
+        assert_eq!(
+            named(StreamKind::Subtitle, "dvd_subtitle").as_deref(),
+            Some("DVDSUB")
+        );
+        assert_eq!(
+            named(StreamKind::Subtitle, "dvb_subtitle").as_deref(),
+            Some("DVBSUB")
+        );
+        assert_eq!(
+            named(StreamKind::Subtitle, "dvb_teletext").as_deref(),
+            Some("DVBTXT")
+        );
+        assert_eq!(
+            named(StreamKind::Subtitle, "subrip").as_deref(),
+            Some("subrip")
+        );
+        assert_eq!(named(StreamKind::Subtitle, "ass").as_deref(), Some("ass"));
+        assert_eq!(named(StreamKind::Video, "h264").as_deref(), Some("h264"));
+        assert_eq!(StreamInfo::default().client_codec(), None);
+    }
+}

@@ -901,7 +901,7 @@ async fn an_image_subtitle_the_web_client_cannot_show_is_burned_in_on_the_grid()
         .iter()
         .find(|s| s["Index"] == 2)
         .context("stream 2")?;
-    assert_eq!(pgs["Codec"], "hdmv_pgs_subtitle", "{pgs}");
+    assert_eq!(pgs["Codec"], "PGSSUB", "{pgs}");
     assert_eq!(pgs["DeliveryMethod"], "Encode", "{pgs}");
     assert_eq!(source["SupportsDirectPlay"], false, "{source}");
     let url = source["TranscodingUrl"]

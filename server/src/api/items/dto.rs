@@ -648,7 +648,7 @@ pub fn media_stream(s: &StreamInfo) -> MediaStream {
     let text_subtitle = s.kind == StreamKind::Subtitle && is_text_subtitle(s.codec.as_deref());
     let is_video = s.kind == StreamKind::Video;
     MediaStream {
-        codec: s.codec.clone(),
+        codec: s.client_codec().map(str::to_owned),
         language: s.language.clone(),
         title: s.title.clone(),
         display_title: display_title(s),
@@ -696,7 +696,7 @@ fn aspect_ratio(width: i64, height: i64) -> String {
 /// `1080p H264 SDR`, `English - AAC - Stereo - Default`; subtitles as
 /// `scan::subtitles::display_title` writes them (`French - Forced - SUBRIP`).
 pub(crate) fn display_title(s: &StreamInfo) -> String {
-    let codec = s.codec.as_deref().map(str::to_ascii_uppercase);
+    let codec = s.client_codec().map(str::to_ascii_uppercase);
     let language = s.language.as_deref().map(language_name);
     let mut parts: Vec<String> = Vec::new();
     match s.kind {
