@@ -117,6 +117,9 @@ pub(crate) fn apply(config: &mut ServerConfig, env: &dyn Source) -> Result<(), C
     if let Some(v) = parsed(env, "EPHYRA_MAX_TRANSCODES")? {
         config.transcode.max_concurrent = v;
     }
+    if let Some(v) = parsed(env, "EPHYRA_IMAGE_CACHE_MAX_MIB")? {
+        config.images.cache_max_mib = v;
+    }
     if let Some(v) = env.get("EPHYRA_LIBRARIES") {
         config.libraries = parse_libraries(&v).map_err(|message| ConfigError::Invalid {
             key: "EPHYRA_LIBRARIES".to_owned(),

@@ -35,6 +35,7 @@ pub const ENV_KEYS: &[&str] = &[
     "EPHYRA_REDIS_URL",
     "EPHYRA_TRANSCODE_DIR",
     "EPHYRA_MAX_TRANSCODES",
+    "EPHYRA_IMAGE_CACHE_MAX_MIB",
     "EPHYRA_LIBRARIES",
     "EPHYRA_SCAN_INTERVAL_SECONDS",
     "EPHYRA_ADMIN_USER",
@@ -114,6 +115,9 @@ pub struct ServerConfig {
     pub redis: RedisConfig,
     /// Per-replica scratch space for transcodes.
     pub transcode: TranscodeConfig,
+    /// This replica's cache of resized images. Left out of rendered files while default.
+    #[serde(skip_serializing_if = "ImagesConfig::is_default")]
+    pub images: ImagesConfig,
     /// The media libraries to scan and serve.
     pub libraries: Vec<LibraryConfig>,
     /// How often the leader schedules a full library scan, and how many files are probed at once.
@@ -158,6 +162,7 @@ impl Default for ServerConfig {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             transcode: TranscodeConfig::default(),
+            images: ImagesConfig::default(),
             libraries: Vec::new(),
             scan: ScanConfig::default(),
             hardware_acceleration: HardwareAcceleration::default(),
@@ -434,6 +439,28 @@ impl JobsConfig {
     }
 }
 
+/// Resized images, cached in the data folder of each replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// The most the cache of resized images keeps, in MiB; the least recently used go first.
+    /// `EPHYRA_IMAGE_CACHE_MAX_MIB`.
+    pub cache_max_mib: u64,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig { cache_max_mib: 512 }
+    }
+}
+
+impl ImagesConfig {
+    /// True when nothing differs from the default.
+    pub fn is_default(&self) -> bool {
+        *self == ImagesConfig::default()
+    }
+}
+
 /// The web client.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
@@ -642,6 +669,12 @@ impl ServerConfig {
         if self.transcode.max_concurrent == 0 {
             return Err(ConfigError::invalid(
                 "EPHYRA_MAX_TRANSCODES",
+                "must be at least 1",
+            ));
+        }
+        if self.images.cache_max_mib == 0 {
+            return Err(ConfigError::invalid(
+                "EPHYRA_IMAGE_CACHE_MAX_MIB",
                 "must be at least 1",
             ));
         }

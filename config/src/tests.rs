@@ -91,6 +91,7 @@ fn case(key: &str) -> Case {
         ),
         "EPHYRA_TRANSCODE_DIR" => ("/t", &[], |c| c.transcode_dir() == Path::new("/t")),
         "EPHYRA_MAX_TRANSCODES" => ("7", &[], |c| c.transcode.max_concurrent == 7),
+        "EPHYRA_IMAGE_CACHE_MAX_MIB" => ("64", &[], |c| c.images.cache_max_mib == 64),
         "EPHYRA_LIBRARIES" => ("movies:F=/f", &[], |c| c.libraries.len() == 1),
         "EPHYRA_SCAN_INTERVAL_SECONDS" => ("60", &[], |c| c.scan.interval_seconds == 60),
         "EPHYRA_ADMIN_USER" => ("root", &[("EPHYRA_ADMIN_PASSWORD", "pw")], |c| {

@@ -52,6 +52,8 @@ pub struct AppState {
     pub socket_timeout: Duration,
     /// This replica's transcodes (HLS and progressive).
     pub transcodes: Transcodes,
+    /// This replica's resized images, bounded in disk and in resizes at once.
+    pub images: Arc<crate::api::images::cache::ImageCache>,
 }
 
 impl AppState {
@@ -88,6 +90,11 @@ impl AppState {
             config.ffmpeg.ffmpeg.clone(),
             Arc::clone(&metrics),
         );
+        let images = crate::api::images::cache::ImageCache::new(
+            config.data_dir.join("image-cache"),
+            config.images.cache_max_mib.saturating_mul(1024 * 1024),
+            std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+        );
         let shutdown = CancellationToken::new();
         crate::transcode::start(&transcodes, &config, shutdown.clone()).await;
         Ok(AppState {
@@ -106,6 +113,7 @@ impl AppState {
             shutdown,
             socket_timeout: Duration::from_secs(60),
             transcodes,
+            images,
         })
     }
 

@@ -8,6 +8,7 @@
 //! (`maxWidth`, `fillHeight`, `quality`, `format`, ...) are honoured by [`resize`], which
 //! caches each size in this replica's data folder.
 
+pub mod cache;
 pub mod resize;
 
 use axum::Router;
@@ -66,12 +67,6 @@ struct ImageParams {
     height: Option<u32>,
     quality: Option<u32>,
     format: Option<String>,
-}
-
-/// Where resized images are cached: this replica's data folder. The name holds the image's
-/// tag, so a changed image is never answered from an old copy.
-fn resized_cache_dir(state: &AppState) -> std::path::PathBuf {
-    state.config.data_dir.join("image-cache")
 }
 
 async fn image(
@@ -145,35 +140,29 @@ async fn serve_image(
     let path = match request {
         None => path,
         Some(request) => {
+            // The name holds the image's tag, so a changed image is never answered from an
+            // old copy.
             let name = request.cache_name(&image.tag);
-            let cached = resized_cache_dir(state).join(&name);
-            if tokio::fs::metadata(&cached).await.is_ok() {
-                etag = image_tag(std::path::Path::new(&name), 0, 0);
-                cached
-            } else {
-                let output = cached.clone();
-                let source = path.clone();
-                let done = tokio::task::spawn_blocking(move || {
-                    resize::resize_file(&source, &output, &request, original)
-                })
-                .await
-                .map_err(ApiError::internal)?;
-                match done {
-                    Ok(resize::Resized::Original) => path,
-                    Ok(resize::Resized::Written) => {
-                        etag = image_tag(std::path::Path::new(&name), 0, 0);
-                        cached
-                    }
-                    Err(e) => {
-                        tracing::warn!(item_id = %item_id, error = %e, "image cannot be resized");
-                        // A file that is not an image (or too large to decode) is the library's
-                        // fault, not the server's: 404, as for a missing image.
-                        return Err(if matches!(e, resize::ResizeError::Io(_)) {
-                            ApiError::internal(e)
-                        } else {
-                            ApiError::not_found("The image cannot be read.")
-                        });
-                    }
+            match resized(state, &path, &name, request, original).await {
+                Ok(None) => path,
+                Ok(Some(cached)) => {
+                    etag = image_tag(std::path::Path::new(&name), 0, 0);
+                    cached
+                }
+                Err(ResizedError::Busy) => {
+                    return Err(ApiError::Busy {
+                        retry_after_secs: 2,
+                    });
+                }
+                Err(ResizedError::Resize(e)) => {
+                    tracing::warn!(item_id = %item_id, error = %e, "image cannot be resized");
+                    // A file that is not an image (or too large to decode) is the library's
+                    // fault, not the server's: 404, as for a missing image.
+                    return Err(if matches!(e, resize::ResizeError::Io(_)) {
+                        ApiError::internal(e)
+                    } else {
+                        ApiError::not_found("The image cannot be read.")
+                    });
                 }
             }
         }
@@ -201,4 +190,43 @@ async fn serve_image(
         );
     }
     Ok(response)
+}
+
+enum ResizedError {
+    Busy,
+    Resize(resize::ResizeError),
+}
+
+/// The cached copy of `source` resized as `request` asks, made now (in a resize slot) when
+/// missing; `None` when the original already is what was asked.
+async fn resized(
+    state: &AppState,
+    source: &std::path::Path,
+    name: &str,
+    request: resize::Resize,
+    original: resize::OutFormat,
+) -> Result<Option<std::path::PathBuf>, ResizedError> {
+    let cache = &state.images;
+    if let Some(hit) = cache.lookup(name).await {
+        return Ok(Some(hit));
+    }
+    let _slot = cache.slot().await.map_err(|_| ResizedError::Busy)?;
+    // Made by another request while this one waited for its slot.
+    if let Some(hit) = cache.lookup(name).await {
+        return Ok(Some(hit));
+    }
+    let output = cache.dir().join(name);
+    let (from, to) = (source.to_owned(), output.clone());
+    let done =
+        tokio::task::spawn_blocking(move || resize::resize_file(&from, &to, &request, original))
+            .await
+            .map_err(|e| ResizedError::Resize(resize::ResizeError::Io(std::io::Error::other(e))))?
+            .map_err(ResizedError::Resize)?;
+    match done {
+        resize::Resized::Original => Ok(None),
+        resize::Resized::Written => {
+            cache.written(&output).await;
+            Ok(Some(output))
+        }
+    }
 }

@@ -115,6 +115,39 @@ with_artwork_on_both_providers! {
         Ok(())
     }
 
+    async fn a_client_walking_every_size_cannot_grow_the_cache_past_its_limit(lib) {
+        // A replica whose cache keeps 1 MiB, asked for 80 sizes of the poster as PNG (about
+        // 50 KiB each): every answer is right, and the folder stays bounded.
+        let dir = tempfile::tempdir()?;
+        let mut config = lib.server.config.clone();
+        config.data_dir = dir.path().to_path_buf();
+        config.images.cache_max_mib = 1;
+        let replica = crate::support::TestServer::from_config(config, dir).await?;
+        let id = lib.id_of("Big Buck Test").await?;
+        let mut written = 0;
+        for width in (221..=300).rev() {
+            let reply = replica.get(&format!("/Items/{id}/Images/Primary?maxWidth={width}&format=png"), None).await?;
+            assert_eq!(reply.status, StatusCode::OK, "maxWidth={width}");
+            assert_eq!(dimensions(&reply.body).0, width);
+            written += reply.body.len();
+        }
+        assert!(written > 2 << 20, "the sizes asked for add up to more than the limit ({written} bytes)");
+        let cache = replica.config.data_dir.join("image-cache");
+        let size = |dir: &Path| -> u64 {
+            std::fs::read_dir(dir).map(|entries| {
+                entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
+            }).unwrap_or(0)
+        };
+        ephyra_testsupport::wait::until("the cache to be pruned", std::time::Duration::from_secs(30), || async {
+            Ok((size(&cache) <= 1 << 20).then_some(()))
+        }).await?;
+        // The least recently used went first: the last size asked is still there.
+        let last = std::fs::read_dir(&cache)?.flatten()
+            .any(|e| e.file_name().to_string_lossy().contains("-mw221-"));
+        assert!(last, "the most recent copy was kept");
+        Ok(())
+    }
+
     async fn absurd_sizes_unknown_formats_and_files_that_are_not_images_are_refused(lib) {
         let id = lib.id_of("Big Buck Test").await?;
         for query in ["maxWidth=5000", "fillHeight=0", "maxWidth=wide", "format=gif"] {
