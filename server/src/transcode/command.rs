@@ -55,6 +55,20 @@ impl HwPath {
         }
     }
 
+    /// The path a run of `spec` takes on a replica whose path is `self`: software when a
+    /// text subtitle is burned in. libass draws text in software only, and Jellyfin's way of
+    /// overlaying it on the GPU starts from a transparent canvas (`alphasrc`) that only its
+    /// own ffmpeg build has; a software run keeps the subtitle (a GPU run would lose it) and
+    /// the same segment grid, so segments from either path join in one playlist.
+    pub fn for_output(self, spec: &crate::transcode::request::OutputSpec) -> HwPath {
+        let text_burn_in = spec.burn_in.as_ref().is_some_and(|b| !b.bitmap);
+        if text_burn_in && self.kind != HwAccelKind::None {
+            HwPath::software()
+        } else {
+            self
+        }
+    }
+
     /// The name reported in metrics and `/System/Info`.
     pub fn name(&self) -> &'static str {
         match self.kind {
@@ -390,9 +404,9 @@ impl Run<'_> {
                     rate.den,
                     self.grid.start_frame(self.segment)
                 );
+                // `for_output` made a text burn-in a software run.
                 if let Some(burn) = &spec.burn_in
                     && !burn.bitmap
-                    && self.hw.kind == HwAccelKind::None
                 {
                     filters.push_str(&format!(
                         ",subtitles=f='{}':si={}",
@@ -692,6 +706,49 @@ mod tests {
             assert!(cmd.contains(part), "`{part}` missing from\n{cmd}");
         }
         assert!(!cmd.contains("-vf") && !cmd.contains("0:v:0 -map"), "{cmd}");
+    }
+
+    #[test]
+    fn a_text_subtitle_burned_in_on_a_gpu_replica_is_drawn_by_a_software_run() {
+        let mut s = spec();
+        s.burn_in = Some(crate::transcode::request::BurnIn {
+            subtitle_position: 0,
+            stream_index: 2,
+            bitmap: false,
+        });
+        let software = joined_args(&s, HwPath::software(), 2);
+        for kind in [HwAccelKind::Vaapi, HwAccelKind::Qsv, HwAccelKind::Nvenc] {
+            let gpu = HwPath { kind, device: None };
+            assert_eq!(
+                gpu.clone().for_output(&s).kind,
+                HwAccelKind::None,
+                "{kind:?}"
+            );
+            let cmd = joined_args(&s, gpu.for_output(&s), 2);
+            assert_eq!(cmd, software, "{kind:?}");
+        }
+        assert!(
+            software.contains(
+                "-vf fps=24/1,trim=start_pts=288,subtitles=f='/m/film.mkv':si=0,scale=1280:720"
+            ),
+            "{software}"
+        );
+        assert!(software.contains("-c:v libx264"), "{software}");
+        // Bitmap subtitles and plain transcodes keep the GPU.
+        let mut bitmap = spec();
+        bitmap.burn_in = Some(crate::transcode::request::BurnIn {
+            subtitle_position: 1,
+            stream_index: 3,
+            bitmap: true,
+        });
+        for plain in [spec(), bitmap] {
+            let path = HwPath {
+                kind: HwAccelKind::Qsv,
+                device: None,
+            }
+            .for_output(&plain);
+            assert_eq!(path.kind, HwAccelKind::Qsv);
+        }
     }
 
     #[test]

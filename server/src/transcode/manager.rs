@@ -552,8 +552,8 @@ impl Transcodes {
         let run_dir = stream.dir.join(format!("run-{k}"));
         let _ = std::fs::remove_dir_all(&run_dir);
         std::fs::create_dir_all(&run_dir)?;
-        let hw = self.hw();
         let src = &stream.source;
+        let hw = self.hw().for_output(&src.spec);
         let args = Run {
             input: &src.input,
             spec: &src.spec,
