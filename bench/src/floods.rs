@@ -1,6 +1,7 @@
 //! Memory of a replica under anonymous floods (the audit's attacks): waves of 100 concurrent
-//! wrong logins (argon2 per attempt), and 3,000 QuickConnect initiations followed by wrk on
-//! unauthenticated endpoints. Each runs against a fresh server on SQLite (QuickConnect state
+//! wrong logins (argon2 per attempt), 3,000 QuickConnect initiations followed by wrk on
+//! unauthenticated endpoints, and a poster asked for at 300 sizes at once (image routes are
+//! anonymous, as Jellyfin's are; each size is a decode of the whole original). Each runs against a fresh server on SQLite (QuickConnect state
 //! then lives in the replica's memory, the worst case) that trusts 127.0.0.1 as its proxy,
 //! so requests can speak for many client addresses through `X-Forwarded-For`, as a botnet
 //! behind the ingress would.
@@ -27,6 +28,12 @@ pub const LOGINS_PER_WAVE: usize = 100;
 pub const WAVES: usize = 3;
 /// QuickConnect initiations.
 pub const QUICK_CONNECTS: usize = 3000;
+/// Sizes of one poster asked for, [`IMAGE_CONCURRENCY`] at a time.
+pub const IMAGE_SIZES: usize = 300;
+/// Image requests in flight at once.
+pub const IMAGE_CONCURRENCY: usize = 64;
+/// The flooded poster's size: a large scan of a print (real posters are 1000x1500 to 2000x3000).
+pub const POSTER_SIZE: (u32, u32) = (4000, 6000);
 
 /// One wave of wrong logins.
 #[derive(Debug, Clone)]
@@ -75,16 +82,37 @@ pub struct OtherFlood {
     pub hwm_kib: u64,
 }
 
-/// Both floods.
+/// The poster asked for at many sizes.
+#[derive(Debug, Clone)]
+pub struct ImageFlood {
+    /// `VmRSS` before.
+    pub before_kib: u64,
+    /// How many answers of each status (0: no answer).
+    pub statuses: BTreeMap<u16, usize>,
+    /// Seconds from the first request to the last answer.
+    pub seconds: f64,
+    /// The largest `VmRSS` sampled during the flood.
+    pub peak_kib: u64,
+    /// `VmRSS` a second after it.
+    pub after_kib: u64,
+    /// Bytes in the replica's resized-image cache after it.
+    pub cache_bytes: u64,
+    /// The cache's limit (`EPHYRA_IMAGE_CACHE_MAX_MIB`), in bytes.
+    pub cache_limit_bytes: u64,
+}
+
+/// Every flood.
 #[derive(Debug, Clone)]
 pub struct FloodResults {
     /// Wrong logins.
     pub logins: LoginFlood,
     /// QuickConnect and unauthenticated GETs.
     pub other: OtherFlood,
+    /// One poster at many sizes.
+    pub images: ImageFlood,
 }
 
-/// Runs both floods, each on a fresh server.
+/// Runs the floods, each on a fresh server.
 pub async fn run(
     wrk: &Wrk,
     library: &BenchLibrary,
@@ -99,7 +127,102 @@ pub async fn run(
     let (server, _) =
         crate::api::single_server(library, scratch, "anonymous-flood", &trusting).await?;
     let other = other_flood(wrk, &server).await?;
-    Ok(FloodResults { logins, other })
+    drop(server);
+    eprintln!("bench: floods: one poster asked for at {IMAGE_SIZES} sizes");
+    let images = image_flood(library, scratch).await?;
+    Ok(FloodResults {
+        logins,
+        other,
+        images,
+    })
+}
+
+/// The cache limit the image flood runs with, in MiB: small, so the flood also shows pruning.
+const IMAGE_CACHE_MIB: u64 = 8;
+
+async fn image_flood(library: &BenchLibrary, scratch: &Path) -> anyhow::Result<ImageFlood> {
+    let films = scratch.join("image-flood-library");
+    let folder = films.join("Poster Flood (2020)");
+    std::fs::create_dir_all(&folder)?;
+    std::fs::copy(&library.static_film, folder.join("Poster Flood (2020).mp4"))?;
+    let (width, height) = POSTER_SIZE;
+    ephyra_testsupport::media::generate_poster_sized(&folder.join("poster.jpg"), width, height)
+        .await?;
+    let env = [
+        (
+            "EPHYRA_LIBRARIES",
+            format!("movies:Films={}", films.display()),
+        ),
+        ("EPHYRA_IMAGE_CACHE_MAX_MIB", IMAGE_CACHE_MIB.to_string()),
+    ];
+    let (server, client) = crate::api::single_server(library, scratch, "image-flood", &env).await?;
+    let (_, items) = client
+        .get_json("/Items?Recursive=true&IncludeItemTypes=Movie")
+        .await?;
+    let id = items["Items"][0]["Id"]
+        .as_str()
+        .context("the poster's film")?
+        .to_owned();
+    let pid = server.pid().context("the server exited")?;
+    let (before_kib, _) = memory_kib(pid)?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let sampler = RssSampler::start(pid);
+    let started = Instant::now();
+    let answers: Vec<u16> = futures::stream::iter(0..IMAGE_SIZES)
+        .map(|i| {
+            let http = http.clone();
+            let url = format!(
+                "{}/Items/{id}/Images/Primary?maxWidth={}&quality=90",
+                server.url,
+                200 + i
+            );
+            async move {
+                match http.get(url).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        // Read the body, as a client would.
+                        r.bytes().await.map_or(0, |_| status)
+                    }
+                    Err(_) => 0,
+                }
+            }
+        })
+        .buffer_unordered(IMAGE_CONCURRENCY)
+        .collect()
+        .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_kib = sampler.finish();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (after_kib, _) = memory_kib(pid)?;
+    let mut statuses = BTreeMap::new();
+    for status in answers {
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    let cache = scratch.join("image-flood").join("data").join("image-cache");
+    let cache_bytes = std::fs::read_dir(&cache)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    eprintln!(
+        "bench: {IMAGE_SIZES} sizes of a {width}x{height} poster: {statuses:?}, {seconds:.1} s, peak RSS {:.1} MiB",
+        crate::machine::mib(peak_kib)
+    );
+    Ok(ImageFlood {
+        before_kib,
+        statuses,
+        seconds,
+        peak_kib,
+        after_kib,
+        cache_bytes,
+        cache_limit_bytes: IMAGE_CACHE_MIB << 20,
+    })
 }
 
 async fn login_flood(server: &ServerProcess) -> anyhow::Result<LoginFlood> {

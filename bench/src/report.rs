@@ -7,7 +7,10 @@ use std::path::Path;
 
 use crate::api::{ApiResults, CONNECTIONS, POOL_PER_REPLICA, RANGE_1M, REPLICAS, ServerRun};
 use crate::big_library::BigLibraryResults;
-use crate::floods::{FloodResults, LOGINS_PER_WAVE, QUICK_CONNECTS, WAVES};
+use crate::floods::{
+    FloodResults, IMAGE_CONCURRENCY, IMAGE_SIZES, LOGINS_PER_WAVE, POSTER_SIZE, QUICK_CONNECTS,
+    WAVES,
+};
 use crate::hls::HlsResults;
 use crate::machine;
 use crate::wrk::Figures;
@@ -266,6 +269,12 @@ pub fn missed(_facts: &Facts, results: &Results) -> Vec<String> {
             out.push(format!(
                 "peak RSS under QuickConnect and GET floods {} (target < 400 MB)",
                 mib(f.other.hwm_kib)
+            ));
+        }
+        if !flood_peak_met(f.images.peak_kib) {
+            out.push(format!(
+                "peak RSS under {IMAGE_SIZES} sizes of one poster {} (target < 400 MB)",
+                mib(f.images.peak_kib)
             ));
         }
     }
@@ -1005,6 +1014,49 @@ After the logins the right password {}. QuickConnect answers: {qc}. GETs: {gets}
         verdict(flood_peak_met(o.hwm_kib)),
         if l.right_password_after { "still worked" } else { "**failed**" },
     );
+    let i = &f.images;
+    let answers = i
+        .statuses
+        .iter()
+        .map(|(status, n)| {
+            format!(
+                "{n} × {}",
+                if *status == 0 {
+                    "no answer".to_owned()
+                } else {
+                    status.to_string()
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (width, height) = POSTER_SIZE;
+    let _ = write!(
+        s,
+        "
+One {width}x{height} poster asked for at {IMAGE_SIZES} widths, {IMAGE_CONCURRENCY} requests at a time, anonymously (each
+width is a decode of the whole original; resizes run one per core, a request waits up to 15 s
+for a slot, then gets `503`), on a replica whose resized-image cache keeps {}:
+
+| flood | RSS before | peak | after | target | verdict |
+|---|---|---|---|---|---|
+| {IMAGE_SIZES} sizes of one poster | {} | {} | {} | < 400 MB | {} |
+
+Answers: {answers}, in {:.1} s. The cache held {:.1} MiB after it (limit {:.0} MiB).
+",
+        mib_bytes(i.cache_limit_bytes),
+        mib(i.before_kib),
+        mib(i.peak_kib),
+        mib(i.after_kib),
+        verdict(flood_peak_met(i.peak_kib)),
+        i.seconds,
+        i.cache_bytes as f64 / 1_048_576.0,
+        i.cache_limit_bytes as f64 / 1_048_576.0,
+    );
+}
+
+fn mib_bytes(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / 1_048_576.0)
 }
 
 fn reproducing(s: &mut String) {
@@ -1015,7 +1067,7 @@ fn reproducing(s: &mut String) {
 ```sh
 make bench                                  # release build of the workspace, then the runner (~10 minutes); rewrites this file
 BENCH_SECONDS=10 make bench                 # longer wrk runs
-BENCH_ONLY=hls BENCH_OUT=/tmp/b.md make bench   # one part (api, hls, floods), written elsewhere
+BENCH_ONLY=hls BENCH_OUT=/tmp/b.md make bench   # one part (api, hls, floods, library), written elsewhere
 ```
 
 It needs PostgreSQL, Redis, ffmpeg, HAProxy, nginx and wrk (`scripts/ensure-deps.sh`, run by
@@ -1071,7 +1123,7 @@ mod tests {
 
     fn example() -> (Facts, Results) {
         use crate::api::{PgFacts, ReplicasRun, StaticRun};
-        use crate::floods::{LoginFlood, OtherFlood, Wave};
+        use crate::floods::{ImageFlood, LoginFlood, OtherFlood, Wave};
         use crate::hls::{BufferedFailover, Failover, FirstSegment, RealTime, RealTimeStep};
 
         let facts = Facts {
@@ -1187,6 +1239,15 @@ mod tests {
                 gets: vec![("/System/Info/Public".to_owned(), figures(1.0))],
                 gets_peak_kib: 41 * 1024,
                 hwm_kib: 41 * 1024,
+            },
+            images: ImageFlood {
+                before_kib: 30 * 1024,
+                statuses: [(200, 300)].into_iter().collect(),
+                seconds: 20.0,
+                peak_kib: 250 * 1024,
+                after_kib: 60 * 1024,
+                cache_bytes: 7 << 20,
+                cache_limit_bytes: 8 << 20,
             },
         };
         let results = Results {

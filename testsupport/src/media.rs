@@ -307,18 +307,26 @@ pub async fn generate_video_with(
 
 /// Writes a 300x450 JPEG test pattern to `path` (creating its folder), for poster tests.
 pub async fn generate_poster(path: &Path) -> Result<(), SupportError> {
+    generate_poster_sized(path, 300, 450).await
+}
+
+/// Writes a `width`x`height` JPEG test pattern to `path` (creating its folder).
+pub async fn generate_poster_sized(
+    path: &Path,
+    width: u32,
+    height: u32,
+) -> Result<(), SupportError> {
     create_parent(path)?;
     let args = [
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=300x450:rate=1",
-        "-frames:v",
-        "1",
-        "-update",
-        "1",
-    ]
-    .map(str::to_owned);
+        "-f".to_owned(),
+        "lavfi".to_owned(),
+        "-i".to_owned(),
+        format!("testsrc2=size={width}x{height}:rate=1"),
+        "-frames:v".to_owned(),
+        "1".to_owned(),
+        "-update".to_owned(),
+        "1".to_owned(),
+    ];
     ffmpeg(&args, path).await
 }
 
