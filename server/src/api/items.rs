@@ -422,6 +422,11 @@ pub async fn dtos(
         naming: items.iter().map(|i| (i.id, i.naming.clone())).collect(),
         names,
         linked: HashMap::new(),
+        chapters: if fields.chapters {
+            state.store.chapters(&playable).await?
+        } else {
+            HashMap::new()
+        },
         // The caller decided: `fields.path` is set for administrators only.
         show_paths: fields.path,
     };

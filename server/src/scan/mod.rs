@@ -443,6 +443,7 @@ impl LibraryScan<'_> {
                             bitrate: None,
                             size: i64::try_from(named.file.size).ok(),
                             streams: Vec::new(),
+                            chapters: Vec::new(),
                         })
                     } else {
                         probe::probe(&ffprobe, &named.file.path, PROBE_TIMEOUT).await
@@ -461,8 +462,17 @@ impl LibraryScan<'_> {
                     .errors
                     .push((named.file.path.clone(), reason.clone()));
             }
+            let chapters = info
+                .as_ref()
+                .map(|i| i.chapters.clone())
+                .unwrap_or_default();
             let rows = self.items_for(&named, Some(info.ok()));
             self.write_rows(&named, rows).await?;
+            let id = self
+                .store
+                .ids()
+                .file_item(&self.library.name, &named.file.path);
+            self.store.replace_chapters(&[(id, &chapters)]).await?;
             self.metrics.scan_files_done.inc();
         }
         drop(probed);

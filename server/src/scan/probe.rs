@@ -1,7 +1,8 @@
-//! What is inside a media file, as ffprobe reports it: container, duration, bitrate and streams.
+//! What is inside a media file, as ffprobe reports it: container, duration, bitrate, streams
+//! and chapters.
 //!
-//! [`probe`] runs `ffprobe -v error -print_format json -show_format -show_streams` with a time
-//! limit; [`parse`] turns its JSON into a [`MediaInfo`] and is pure, so the mapping is tested
+//! [`probe`] runs `ffprobe -v error -print_format json -show_format -show_streams
+//! -show_chapters` with a time limit; [`parse`] turns its JSON into a [`MediaInfo`] and is pure, so the mapping is tested
 //! without ffprobe. A file ffprobe cannot read is a [`ProbeError`], never a panic: the scanner
 //! records it and moves on.
 
@@ -47,10 +48,13 @@ pub struct MediaInfo {
     pub size: Option<i64>,
     /// The streams, in file order.
     pub streams: Vec<StreamInfo>,
+    /// The container's chapters, in order of their start.
+    pub chapters: Vec<Chapter>,
 }
 
 // The stream types are the store's (storage must not depend on scanning); the scanner fills
 // them and callers keep reaching them here.
+pub use crate::store::chapters::Chapter;
 pub use crate::store::streams::{StreamInfo, StreamKind};
 
 /// Runs ffprobe on `file`, killing it after `timeout`.
@@ -67,6 +71,7 @@ pub async fn probe(
             "json",
             "-show_format",
             "-show_streams",
+            "-show_chapters",
         ])
         // `file:` keeps a file whose name looks like a protocol (`http:x.mkv`) a plain file.
         .arg(prefixed_file_arg(file))
@@ -120,7 +125,29 @@ pub fn parse(json: &[u8], extension: Option<&str>) -> Result<MediaInfo, ProbeErr
         bitrate: format.bit_rate.as_deref().and_then(parse_i64),
         size: format.size.as_deref().and_then(parse_i64),
         streams,
+        chapters: chapters(&raw.chapters),
     })
+}
+
+/// Chapters as Jellyfin keeps them: the start rounded to the millisecond, the `title` tag as
+/// the name; chapters without a readable start are dropped.
+fn chapters(raw: &[RawChapter]) -> Vec<Chapter> {
+    let mut chapters: Vec<Chapter> = raw
+        .iter()
+        .filter_map(|c| {
+            let seconds = c
+                .start_time
+                .as_deref()
+                .and_then(parse_f64)
+                .filter(|s| s.is_finite() && *s >= 0.0)?;
+            Some(Chapter {
+                start_ticks: seconds_to_ticks((seconds * 1000.0).round() / 1000.0),
+                name: non_empty(c.tags.as_ref().and_then(|t| t.title.clone())),
+            })
+        })
+        .collect();
+    chapters.sort_by_key(|c| c.start_ticks);
+    chapters
 }
 
 /// Converts seconds to ticks, rounding to the nearest tick.
@@ -223,6 +250,19 @@ struct RawOutput {
     #[serde(default)]
     streams: Vec<RawStream>,
     format: Option<RawFormat>,
+    #[serde(default)]
+    chapters: Vec<RawChapter>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawChapter {
+    start_time: Option<String>,
+    tags: Option<RawChapterTags>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawChapterTags {
+    title: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,6 +339,39 @@ mod tests {
       "format": {"filename": "x.mkv", "format_name": "matroska,webm", "duration": "12.345000",
                  "size": "1048576", "bit_rate": "679520"}
     }"#;
+
+    #[test]
+    fn chapters_are_read_in_order_rounded_to_the_millisecond_with_their_titles() {
+        let json = r#"{"streams":[{"index":0,"codec_type":"video","codec_name":"h264"}],
+            "format":{},
+            "chapters":[
+              {"id":2,"start_time":"9.250000","end_time":"12.0","tags":{"title":""}},
+              {"id":0,"start_time":"0.000000","end_time":"4.5","tags":{"title":"Opening"}},
+              {"id":1,"start_time":"4.5004","end_time":"9.25","tags":{"title":"The Chase"}},
+              {"id":3,"end_time":"13.0"}
+            ]}"#;
+        let info = parse(json.as_bytes(), Some("mkv")).unwrap();
+        assert_eq!(
+            info.chapters,
+            vec![
+                Chapter {
+                    start_ticks: 0,
+                    name: Some("Opening".to_owned())
+                },
+                Chapter {
+                    start_ticks: 45_000_000,
+                    name: Some("The Chase".to_owned())
+                },
+                Chapter {
+                    start_ticks: 92_500_000,
+                    name: None
+                },
+            ]
+        );
+        let none =
+            r#"{"streams":[{"index":0,"codec_type":"audio","codec_name":"aac"}],"format":{}}"#;
+        assert!(parse(none.as_bytes(), None).unwrap().chapters.is_empty());
+    }
 
     #[test]
     fn a_matroska_file_is_read_with_all_its_streams() {

@@ -192,6 +192,7 @@ const ID_COLUMNS: &[(&str, &str)] = &[
     ("items", "season_id"),
     ("items", "owner_id"),
     ("media_streams", "item_id"),
+    ("chapters", "item_id"),
     ("images", "item_id"),
     ("user_item_data", "item_id"),
     ("media_index", "item_id"),

@@ -24,6 +24,7 @@
 //! [`StoreError::Unreachable`] (503), and [`Store::recycle_connections`] drops every connection
 //! opened before such an error.
 
+pub mod chapters;
 pub mod failover;
 pub mod ids;
 pub mod items;

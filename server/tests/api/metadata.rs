@@ -1,10 +1,11 @@
 //! Local metadata from `.nfo` files beside the media: read into the item DTOs, listed by
 //! `/Genres`, `/Studios`, `/Persons`, `/Years`, `/Items/Filters`, filterable on `/Items`, and
-//! re-read when a file changes. Broken and oversized files never fail the scan.
+//! re-read when a file changes. Broken and oversized files never fail the scan. Chapters
+//! embedded in the media file (ffprobe) are served as `Chapters`.
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use crate::library::{FILMS, Scanned, names};
@@ -250,4 +251,127 @@ with_nfo_on_both_providers! {
         assert_eq!(item["ProductionYear"], 2019, "the name's year again");
         Ok(())
     }
+}
+
+/// Puts three chapters into Big Buck Test (12 s): "Opening" at 0, "The Chase" at 4.5 s and an
+/// untitled one at 9.25 s, by remuxing it with an ffmetadata file (ffmpeg, as any tool would).
+fn add_chapters(films: &Path) -> Result<()> {
+    let film = std::fs::read_dir(films)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("Big Buck Test (2019).")
+                && matches!(p.extension().and_then(|e| e.to_str()), Some("mkv" | "mp4"))
+        })
+        .context("Big Buck Test's file")?;
+    let meta = films.join("chapters.ffmeta");
+    std::fs::write(
+        &meta,
+        ";FFMETADATA1\n\
+         [CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=4500\ntitle=Opening\n\
+         [CHAPTER]\nTIMEBASE=1/1000\nSTART=4500\nEND=9250\ntitle=The Chase\n\
+         [CHAPTER]\nTIMEBASE=1/1000\nSTART=9250\nEND=12000\n",
+    )?;
+    let extension = film
+        .extension()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let out = films.join(format!("with-chapters.{extension}.tmp"));
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&film)
+        .arg("-i")
+        .arg(&meta)
+        .args(["-map", "0", "-map_chapters", "1", "-c", "copy", "-f"])
+        .arg(if extension == "mkv" {
+            "matroska"
+        } else {
+            "mp4"
+        })
+        .arg(&out)
+        .status()?;
+    anyhow::ensure!(status.success(), "ffmpeg could not add chapters");
+    std::fs::remove_file(&meta)?;
+    std::fs::rename(&out, &film)?;
+    Ok(())
+}
+
+async fn chapters_are_read_from_the_file_and_served(provider: Provider) -> Result<()> {
+    let lib = Scanned::prepared(provider, |root: &Path| add_chapters(&root.join("films"))).await?;
+    let id = lib.id_of("Big Buck Test").await?;
+    let item = lib.json(&format!("/Items/{id}")).await?;
+    assert_eq!(
+        item["Chapters"],
+        serde_json::json!([
+            {"StartPositionTicks": 0, "Name": "Opening", "ImageDateModified": "0001-01-01T00:00:00.0000000Z"},
+            {"StartPositionTicks": 45_000_000, "Name": "The Chase", "ImageDateModified": "0001-01-01T00:00:00.0000000Z"},
+            {"StartPositionTicks": 92_500_000, "ImageDateModified": "0001-01-01T00:00:00.0000000Z"},
+        ]),
+        "{item}"
+    );
+    // A listing gives them only when asked; a film without chapters has an empty list.
+    let films = lib
+        .json("/Items?Recursive=true&IncludeItemTypes=Movie&Fields=Chapters")
+        .await?;
+    let by_name = |name: &str| {
+        films["Items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["Name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        by_name("Big Buck Test")["Chapters"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(by_name("Tiny Planet")["Chapters"], serde_json::json!([]));
+    let plain = lib
+        .json("/Items?Recursive=true&IncludeItemTypes=Movie")
+        .await?;
+    assert!(plain["Items"][0].get("Chapters").is_none(), "{plain}");
+
+    // The file changes (its chapters removed): the next scan probes it again and forgets them.
+    let film = std::fs::read_dir(&lib.films_dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .starts_with("Big Buck Test (2019).")
+                && matches!(p.extension().and_then(|e| e.to_str()), Some("mkv" | "mp4"))
+        })
+        .context("the film")?;
+    let stripped = lib.films_dir.join("stripped.tmp");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&film)
+        .args(["-map", "0", "-map_chapters", "-1", "-c", "copy", "-f"])
+        .arg(if film.extension().is_some_and(|e| e == "mkv") {
+            "matroska"
+        } else {
+            "mp4"
+        })
+        .arg(&stripped)
+        .status()?;
+    anyhow::ensure!(status.success(), "ffmpeg could not strip the chapters");
+    std::fs::rename(&stripped, &film)?;
+    lib.rescan().await?;
+    let item = lib.json(&format!("/Items/{id}")).await?;
+    assert_eq!(item["Chapters"], serde_json::json!([]), "{item}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn chapters_are_read_from_the_file_and_served_sqlite() -> Result<()> {
+    chapters_are_read_from_the_file_and_served(Provider::Sqlite).await
+}
+
+#[tokio::test]
+async fn chapters_are_read_from_the_file_and_served_postgres() -> Result<()> {
+    chapters_are_read_from_the_file_and_served(Provider::Postgres).await
 }

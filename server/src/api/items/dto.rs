@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::jf::{JfId, date};
 use crate::scan::probe::{StreamInfo, StreamKind};
+use crate::store::chapters::Chapter;
 use crate::store::items::{
     FolderCounts, Item, ItemImage, ItemKind, ItemNames, Library, Linked, NamingRead, OwnerRole,
     UserData,
@@ -163,12 +164,26 @@ pub struct UserItemDataDto {
     pub item_id: String,
 }
 
-/// `ChapterInfo`; Ephyra does not read chapters yet, so lists are empty.
-#[derive(Debug, Clone, Serialize)]
+/// `ChapterInfo`: a chapter of the file. No chapter images are extracted, so the image date is
+/// .NET's minimum, as Jellyfin sends it for chapters without one (the Kotlin SDK requires
+/// the field).
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChapterInfo {
     pub start_position_ticks: i64,
-    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub image_date_modified: &'static str,
+}
+
+impl From<&Chapter> for ChapterInfo {
+    fn from(chapter: &Chapter) -> ChapterInfo {
+        ChapterInfo {
+            start_position_ticks: chapter.start_ticks,
+            name: chapter.name.clone(),
+            image_date_modified: "0001-01-01T00:00:00.0000000Z",
+        }
+    }
 }
 
 /// `MediaStream`; booleans the Kotlin SDK requires (it fails to decode an item without them)
@@ -342,6 +357,8 @@ pub struct Related {
     /// Genres, studios and people from local metadata (the single `.nfo` values are in the
     /// item's own row, `Item::local`).
     pub names: HashMap<JfId, ItemNames>,
+    /// Chapters of the items (only when asked for).
+    pub chapters: HashMap<JfId, Vec<Chapter>>,
     /// Whether the asking user may see paths (an administrator).
     pub show_paths: bool,
 }
@@ -524,7 +541,13 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
         video_type: (!is_folder).then_some("VideoFile"),
         image_tags,
         backdrop_image_tags,
-        chapters: (fields.chapters && !is_folder).then(Vec::new),
+        chapters: (fields.chapters && !is_folder).then(|| {
+            related
+                .chapters
+                .get(&item.id)
+                .map(|list| list.iter().map(ChapterInfo::from).collect())
+                .unwrap_or_default()
+        }),
         location_type: "FileSystem",
         media_type: if is_folder { "Unknown" } else { "Video" },
         provider_ids,
