@@ -253,10 +253,9 @@ with_nfo_on_both_providers! {
     }
 }
 
-/// Puts three chapters into Big Buck Test (12 s): "Opening" at 0, "The Chase" at 4.5 s and an
-/// untitled one at 9.25 s, by remuxing it with an ffmetadata file (ffmpeg, as any tool would).
-fn add_chapters(films: &Path) -> Result<()> {
-    let film = std::fs::read_dir(films)?
+/// Big Buck Test's video file in `films`.
+fn big_buck_file(films: &Path) -> Result<std::path::PathBuf> {
+    std::fs::read_dir(films)?
         .flatten()
         .map(|e| e.path())
         .find(|p| {
@@ -264,50 +263,59 @@ fn add_chapters(films: &Path) -> Result<()> {
             name.starts_with("Big Buck Test (2019).")
                 && matches!(p.extension().and_then(|e| e.to_str()), Some("mkv" | "mp4"))
         })
-        .context("Big Buck Test's file")?;
+        .context("Big Buck Test's file")
+}
+
+/// Remuxes Big Buck Test in place with the chapters of the ffmetadata text `chapters`, or
+/// with none (ffmpeg, as any tool would).
+fn set_chapters(films: &Path, chapters: Option<&str>) -> Result<()> {
+    let film = big_buck_file(films)?;
+    let mkv = film.extension().is_some_and(|e| e == "mkv");
+    let out = films.join("remuxed.tmp");
+    let mut ffmpeg = std::process::Command::new("ffmpeg");
+    ffmpeg.args(["-v", "error", "-y", "-i"]).arg(&film);
     let meta = films.join("chapters.ffmeta");
-    std::fs::write(
-        &meta,
-        ";FFMETADATA1\n\
-         [CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=4500\ntitle=Opening\n\
-         [CHAPTER]\nTIMEBASE=1/1000\nSTART=4500\nEND=9250\ntitle=The Chase\n\
-         [CHAPTER]\nTIMEBASE=1/1000\nSTART=9250\nEND=12000\n",
-    )?;
-    let extension = film
-        .extension()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let out = films.join(format!("with-chapters.{extension}.tmp"));
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(&film)
-        .arg("-i")
-        .arg(&meta)
-        .args(["-map", "0", "-map_chapters", "1", "-c", "copy", "-f"])
-        .arg(if extension == "mkv" {
-            "matroska"
-        } else {
-            "mp4"
-        })
+    match chapters {
+        Some(text) => {
+            std::fs::write(&meta, text)?;
+            ffmpeg.arg("-i").arg(&meta).args(["-map_chapters", "1"]);
+        }
+        None => {
+            ffmpeg.args(["-map_chapters", "-1"]);
+        }
+    }
+    let status = ffmpeg
+        .args(["-map", "0", "-c", "copy", "-f"])
+        .arg(if mkv { "matroska" } else { "mp4" })
         .arg(&out)
         .status()?;
-    anyhow::ensure!(status.success(), "ffmpeg could not add chapters");
-    std::fs::remove_file(&meta)?;
+    anyhow::ensure!(status.success(), "ffmpeg could not remux the film");
+    let _ = std::fs::remove_file(&meta);
     std::fs::rename(&out, &film)?;
     Ok(())
 }
 
+/// Three chapters for Big Buck Test (12 s): "Opening" at 0, "The Chase" at 4.5 s and an
+/// untitled one at 9.25 s.
+const CHAPTERS: &str = ";FFMETADATA1\n\
+    [CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=4500\ntitle=Opening\n\
+    [CHAPTER]\nTIMEBASE=1/1000\nSTART=4500\nEND=9250\ntitle=The Chase\n\
+    [CHAPTER]\nTIMEBASE=1/1000\nSTART=9250\nEND=12000\n";
+
 async fn chapters_are_read_from_the_file_and_served(provider: Provider) -> Result<()> {
-    let lib = Scanned::prepared(provider, |root: &Path| add_chapters(&root.join("films"))).await?;
+    let lib = Scanned::prepared(provider, |root: &Path| {
+        set_chapters(&root.join("films"), Some(CHAPTERS))
+    })
+    .await?;
     let id = lib.id_of("Big Buck Test").await?;
     let item = lib.json(&format!("/Items/{id}")).await?;
+    let date = "0001-01-01T00:00:00.0000000Z";
     assert_eq!(
         item["Chapters"],
         serde_json::json!([
-            {"StartPositionTicks": 0, "Name": "Opening", "ImageDateModified": "0001-01-01T00:00:00.0000000Z"},
-            {"StartPositionTicks": 45_000_000, "Name": "The Chase", "ImageDateModified": "0001-01-01T00:00:00.0000000Z"},
-            {"StartPositionTicks": 92_500_000, "ImageDateModified": "0001-01-01T00:00:00.0000000Z"},
+            {"StartPositionTicks": 0, "Name": "Opening", "ImageDateModified": date},
+            {"StartPositionTicks": 45_000_000, "Name": "The Chase", "ImageDateModified": date},
+            {"StartPositionTicks": 92_500_000, "ImageDateModified": date},
         ]),
         "{item}"
     );
@@ -335,31 +343,7 @@ async fn chapters_are_read_from_the_file_and_served(provider: Provider) -> Resul
     assert!(plain["Items"][0].get("Chapters").is_none(), "{plain}");
 
     // The file changes (its chapters removed): the next scan probes it again and forgets them.
-    let film = std::fs::read_dir(&lib.films_dir)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .starts_with("Big Buck Test (2019).")
-                && matches!(p.extension().and_then(|e| e.to_str()), Some("mkv" | "mp4"))
-        })
-        .context("the film")?;
-    let stripped = lib.films_dir.join("stripped.tmp");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(&film)
-        .args(["-map", "0", "-map_chapters", "-1", "-c", "copy", "-f"])
-        .arg(if film.extension().is_some_and(|e| e == "mkv") {
-            "matroska"
-        } else {
-            "mp4"
-        })
-        .arg(&stripped)
-        .status()?;
-    anyhow::ensure!(status.success(), "ffmpeg could not strip the chapters");
-    std::fs::rename(&stripped, &film)?;
+    set_chapters(&lib.films_dir, None)?;
     lib.rescan().await?;
     let item = lib.json(&format!("/Items/{id}")).await?;
     assert_eq!(item["Chapters"], serde_json::json!([]), "{item}");
