@@ -199,12 +199,6 @@ impl ListParams {
             .collect()
     }
 
-    /// True when the listing filters on metadata Ephyra does not store (tags): no item has
-    /// any, so nothing matches.
-    fn asks_for_missing_metadata(&self) -> bool {
-        !self.tags.is_empty()
-    }
-
     /// The local-metadata filters; `None` when ids were given and none of them is an id (so
     /// nothing can match). Names are pipe-separated in Jellyfin (`Genres=Action|Drama`).
     fn metadata_filter(&self) -> Option<MetadataFilter> {
@@ -240,6 +234,7 @@ impl ListParams {
                 .unwrap_or_default(),
             person_kinds: self.person_kinds(),
             official_ratings: names(&self.official_ratings),
+            tags: names(&self.tags),
         })
     }
 
@@ -254,9 +249,6 @@ impl ListParams {
 
     /// The store query these parameters describe, or `None` when nothing can match.
     fn to_query(&self, user: JfId) -> Option<ItemQuery> {
-        if self.asks_for_missing_metadata() {
-            return None;
-        }
         let mut include = kinds(&self.include_item_types)?;
         let exclude = kinds(&self.exclude_item_types).unwrap_or_default();
         if !self.media_types.is_empty() {

@@ -71,6 +71,8 @@ pub struct LocalMetadata {
     pub tagline: Option<String>,
     /// `<genre>`, each once, in order.
     pub genres: Vec<String>,
+    /// `<tag>`, each once, in order (taken whole, as Jellyfin does: not split on ` / `).
+    pub tags: Vec<String>,
     /// `<studio>`, each once, in order.
     pub studios: Vec<String>,
     /// `<rating>` or the default `<ratings><rating>`'s `<value>` (0-10).
@@ -183,6 +185,13 @@ fn from_root(root: roxmltree::Node<'_, '_>) -> LocalMetadata {
             "outline" => meta.plot = meta.plot.take().or(value),
             "tagline" => meta.tagline = value,
             "genre" => push_split(&mut meta.genres, value),
+            "tag" => {
+                if let Some(tag) =
+                    value.filter(|t| !meta.tags.iter().any(|k| k.eq_ignore_ascii_case(t)))
+                {
+                    meta.tags.push(tag);
+                }
+            }
             "studio" => push_split(&mut meta.studios, value),
             "mpaa" => meta.official_rating = value.map(|v| official_rating(&v)),
             "certification" => {
@@ -414,6 +423,10 @@ mod tests {
   <director>Christopher Nolan</director>
   <credits>Christopher Nolan</credits>
   <set><name>Nolan Films</name></set>
+  <tag>mind-bending</tag>
+  <tag>Heist / Dream</tag>
+  <tag>MIND-BENDING</tag>
+  <tag> </tag>
   <actor><name>Elliot Page</name><role>Ariadne</role><order>2</order></actor>
   <actor><name>Leonardo DiCaprio</name><role>Cobb</role><order>0</order></actor>
 </movie>
@@ -433,6 +446,8 @@ https://www.imdb.com/title/tt1375666/"#;
         );
         assert_eq!(m.genres, vec!["Action", "Science Fiction"]);
         assert_eq!(m.studios, vec!["Warner Bros."]);
+        // Tags are taken whole, each once whatever its case; blank ones are dropped.
+        assert_eq!(m.tags, vec!["mind-bending", "Heist / Dream"]);
         assert_eq!(m.community_rating, Some(8.8));
         assert_eq!(m.official_rating.as_deref(), Some("PG-13"));
         assert_eq!(m.run_time_ticks, Some(148 * 60 * 10_000_000));

@@ -199,6 +199,7 @@ const ID_COLUMNS: &[(&str, &str)] = &[
     ("scan_summaries", "library_id"),
     ("item_metadata", "item_id"),
     ("item_genres", "item_id"),
+    ("item_tags", "item_id"),
     ("item_studios", "item_id"),
     ("item_people", "item_id"),
 ];

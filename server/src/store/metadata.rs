@@ -1,6 +1,7 @@
 //! Local metadata of items (migration 0009): what an `.nfo` says (overview, tagline, ratings,
-//! provider ids, collection) and the genres, studios and people linked to items, with the
-//! listings and filters built on them (`/Genres`, `/Studios`, `/Persons`, `Genres=` ...).
+//! provider ids, collection) and the genres, studios, people and tags linked to items, with
+//! the listings and filters built on them (`/Genres`, `/Studios`, `/Persons`, `Genres=`,
+//! `Tags=` ...).
 //!
 //! Titles, years, dates and overviews are overlaid on the item's own columns when items are
 //! read (see `items::query`); this module only writes them. Like `items`, SQL is assembled
@@ -36,6 +37,8 @@ pub struct MetadataFilter {
     pub person_kinds: Vec<PersonKind>,
     /// Official ratings (`OfficialRatings=PG-13|R`).
     pub official_ratings: Vec<String>,
+    /// Tags (`Tags=Christmas|Favourites`).
+    pub tags: Vec<String>,
 }
 
 /// Appends the `AND ...` conditions of `filter` (items are `i`, their metadata `md`).
@@ -81,6 +84,14 @@ pub(super) fn push_metadata_filters(sql: &mut Sql, filter: &MetadataFilter) {
                 .push(")");
         }
         sql.push(")");
+    }
+    let tag_ids = name_ids("tag", &filter.tags);
+    if !tag_ids.is_empty() {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM item_tags tg WHERE tg.item_id = i.id AND tg.tag_id IN (",
+        )
+        .texts(tag_ids)
+        .push("))");
     }
     if !filter.official_ratings.is_empty() {
         sql.push(" AND LOWER(md.official_rating) IN (")
@@ -201,6 +212,7 @@ impl Store {
             "DELETE FROM item_genres WHERE item_id = $1",
             "DELETE FROM item_studios WHERE item_id = $1",
             "DELETE FROM item_people WHERE item_id = $1",
+            "DELETE FROM item_tags WHERE item_id = $1",
         ] {
             sqlx::query(table).bind(&id).execute(&mut *tx).await?;
         }
@@ -265,6 +277,14 @@ impl Store {
             &meta.studios,
         )
         .await?;
+        insert_names(
+            &mut tx,
+            "INSERT INTO item_tags (item_id, tag_id, name, position) VALUES ($1, $2, $3, $4)",
+            "tag",
+            &id,
+            &meta.tags,
+        )
+        .await?;
         for (position, person) in meta.people.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO item_people (item_id, position, person_id, name, role, kind) \
@@ -291,6 +311,7 @@ impl Store {
             "DELETE FROM item_genres WHERE item_id = $1",
             "DELETE FROM item_studios WHERE item_id = $1",
             "DELETE FROM item_people WHERE item_id = $1",
+            "DELETE FROM item_tags WHERE item_id = $1",
             "DELETE FROM item_metadata WHERE item_id = $1",
         ] {
             sqlx::query(table).bind(&id).execute(&mut *tx).await?;
@@ -357,6 +378,20 @@ impl Store {
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| r.try_get::<String, _>("rating").map_err(Into::into))
+            .collect()
+    }
+
+    /// The tags of the items `query` matches, each once (as first written), sorted without
+    /// regard to case.
+    pub async fn tag_names(&self, query: &ItemQuery) -> StoreResult<Vec<String>> {
+        let mut sql = Sql::new("SELECT MIN(tg.name) AS name ");
+        push_item_from(&mut sql, query.user_id);
+        sql.push(" JOIN item_tags tg ON tg.item_id = i.id");
+        push_filters(&mut sql, query);
+        sql.push(" GROUP BY tg.tag_id ORDER BY MIN(LOWER(tg.name))");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("name").map_err(Into::into))
             .collect()
     }
 

@@ -27,6 +27,9 @@ const BIG_BUCK_NFO: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="y
   <genre>Animation</genre>
   <genre>Comedy</genre>
   <studio>Blender Foundation</studio>
+  <tag>Blender Open Movie</tag>
+  <tag>short film</tag>
+  <tag>Short Film</tag>
   <director>Sacha Goedegebure</director>
   <credits>Sacha Goedegebure</credits>
   <actor><name>Frank Rabbit</name><role>Big Buck</role><order>1</order></actor>
@@ -40,6 +43,7 @@ const SHOW_NFO: &str = r#"<tvshow>
   <genre>Drama</genre>
   <genre>Comedy</genre>
   <studio>HBO</studio>
+  <tag>Short film</tag>
   <mpaa>TV-MA</mpaa>
   <id>81189</id>
   <premiered>2011-04-17</premiered>
@@ -226,6 +230,25 @@ with_nfo_on_both_providers! {
         let filters2 = lib.json(&format!("/Items/Filters2?ParentId={films}")).await?;
         assert_eq!(filters2["Genres"][0]["Name"], "Animation");
         assert_eq!(filters2["Genres"][0]["Id"].as_str().map(str::len), Some(32));
+        Ok(())
+    }
+
+    async fn tags_are_served_listed_and_filter_items_without_regard_to_case(lib) {
+        let film = lib.json(&format!("/Items/{}", lib.id_of("Big Buck Test").await?)).await?;
+        assert_eq!(strings(&film["Tags"]), vec!["Blender Open Movie", "short film"]);
+        let tagged = lib.json("/Items?Recursive=true&Tags=SHORT%20FILM&SortBy=SortName").await?;
+        let mut found = names(&tagged);
+        found.sort();
+        assert_eq!(found, vec!["Big Buck Test", "Test Show"], "{tagged}");
+        let either = lib.json("/Items?Recursive=true&Tags=Blender%20Open%20Movie|Nothing").await?;
+        assert_eq!(names(&either), vec!["Big Buck Test"]);
+        assert_eq!(lib.json("/Items?Recursive=true&Tags=Nothing").await?["TotalRecordCount"], 0);
+        let films = lib.library_id(FILMS).await?;
+        let filters = lib.json(&format!("/Items/Filters?ParentId={films}")).await?;
+        assert_eq!(strings(&filters["Tags"]), vec!["Blender Open Movie", "short film"]);
+        // Across both libraries the tag is written two ways: it is listed once.
+        let filters2 = lib.json("/Items/Filters2?Recursive=true").await?;
+        assert_eq!(strings(&filters2["Tags"]), vec!["Blender Open Movie", "Short film"]);
         Ok(())
     }
 

@@ -115,6 +115,9 @@ pub struct BaseItemDto {
     /// Studios with their ids.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub studios: Option<Vec<NameGuidPair>>,
+    /// `<tag>` values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     /// Cast and crew.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub people: Option<Vec<BaseItemPerson>>,
@@ -571,6 +574,7 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
         studios: names
             .filter(|m| !m.studios.is_empty())
             .map(|m| pairs(&m.studios)),
+        tags: names.filter(|m| !m.tags.is_empty()).map(|m| m.tags.clone()),
         people: names.filter(|m| !m.people.is_empty()).map(|m| {
             m.people
                 .iter()

@@ -227,8 +227,8 @@ pub(super) async fn years(
     Ok(page.result(items, total))
 }
 
-/// `/Items/Filters` (the legacy filter dialog): genre names, official ratings and years of
-/// the matching items; no tags (Ephyra stores none).
+/// `/Items/Filters` (the legacy filter dialog): genre names, tags, official ratings and years
+/// of the matching items.
 pub(super) async fn filters(
     State(state): State<AppState>,
     user: ActingUser,
@@ -246,31 +246,33 @@ pub(super) async fn filters(
         .into_iter()
         .map(|n| n.name)
         .collect();
+    let tags = state.store.tag_names(&query).await?;
     let ratings = state.store.official_ratings(&query).await?;
     let years = state.store.production_years(&query).await?;
     Ok(Json(serde_json::json!({
         "Genres": genres,
-        "Tags": [],
+        "Tags": tags,
         "OfficialRatings": ratings,
         "Years": years,
     })))
 }
 
-/// `/Items/Filters2`: genres as `NameGuidPair`s; no tags.
+/// `/Items/Filters2`: genres as `NameGuidPair`s, and tag names.
 pub(super) async fn filters2(
     State(state): State<AppState>,
     user: ActingUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let genres: Vec<serde_json::Value> = match names_query(user.id, &params) {
-        Some(query) => state
-            .store
-            .name_counts(NameKind::Genre, &query, &[])
-            .await?
-            .into_iter()
-            .map(|n| serde_json::json!({ "Name": n.name, "Id": n.id.to_n() }))
-            .collect(),
-        None => Vec::new(),
+    let Some(query) = names_query(user.id, &params) else {
+        return Ok(Json(serde_json::json!({ "Genres": [], "Tags": [] })));
     };
-    Ok(Json(serde_json::json!({ "Genres": genres, "Tags": [] })))
+    let genres: Vec<serde_json::Value> = state
+        .store
+        .name_counts(NameKind::Genre, &query, &[])
+        .await?
+        .into_iter()
+        .map(|n| serde_json::json!({ "Name": n.name, "Id": n.id.to_n() }))
+        .collect();
+    let tags = state.store.tag_names(&query).await?;
+    Ok(Json(serde_json::json!({ "Genres": genres, "Tags": tags })))
 }

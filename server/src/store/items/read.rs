@@ -156,6 +156,8 @@ pub struct ItemNames {
     pub studios: Vec<(JfId, String)>,
     /// People in credit order.
     pub people: Vec<PersonRead>,
+    /// Tags, in the `.nfo`'s order.
+    pub tags: Vec<String>,
 }
 
 /// What a page of DTOs needs beyond the items' own rows, read in one statement.
@@ -168,8 +170,8 @@ pub struct PageRelated {
 }
 
 impl Store {
-    /// The images of `image_ids` and the genres, studios and people of `name_ids`, in one
-    /// statement: four kinds of rows in one shape (`src` tells them apart, `a`..`d` and `n`
+    /// The images of `image_ids` and the genres, studios, people and tags of `name_ids`, in
+    /// one statement: five kinds of rows in one shape (`src` tells them apart, `a`..`d` and `n`
     /// hold their values), sorted here rather than by the database.
     pub async fn images_and_names(
         &self,
@@ -208,6 +210,9 @@ impl Store {
                  FROM item_studios WHERE item_id IN (",
                 "SELECT 'person', item_id, person_id, name, role, kind, position, \
                  CAST(NULL AS BIGINT) FROM item_people WHERE item_id IN (",
+                "SELECT 'tag', item_id, tag_id, name, CAST(NULL AS TEXT), \
+                 CAST(NULL AS TEXT), position, CAST(NULL AS BIGINT) \
+                 FROM item_tags WHERE item_id IN (",
             ] {
                 union(&mut sql, fragment);
                 sql.texts(names()).push(")");
@@ -219,6 +224,7 @@ impl Store {
             genres: Vec<(i64, JfId, String)>,
             studios: Vec<(i64, JfId, String)>,
             people: Vec<(i64, PersonRead)>,
+            tags: Vec<(i64, String)>,
         }
         let mut positioned: HashMap<JfId, Positioned> = HashMap::new();
         for row in sql.query().fetch_all(self.pool()).await? {
@@ -243,6 +249,7 @@ impl Store {
             match src.as_str() {
                 "genre" => entry.genres.push((n, id, name)),
                 "studio" => entry.studios.push((n, id, name)),
+                "tag" => entry.tags.push((n, name)),
                 _ => entry.people.push((
                     n,
                     PersonRead {
@@ -263,6 +270,7 @@ impl Store {
             p.genres.sort_by_key(|g| g.0);
             p.studios.sort_by_key(|g| g.0);
             p.people.sort_by_key(|p| p.0);
+            p.tags.sort_by_key(|t| t.0);
             let (genres, studios, people) = (p.genres, p.studios, p.people);
             out.names.insert(
                 item_id,
@@ -273,6 +281,7 @@ impl Store {
                         .map(|(_, id, name)| (id, name))
                         .collect(),
                     people: people.into_iter().map(|(_, p)| p).collect(),
+                    tags: p.tags.into_iter().map(|(_, tag)| tag).collect(),
                 },
             );
         }
