@@ -13,6 +13,10 @@ use crate::store::jobs::{ClaimedJob, NewJob};
 /// Scans every library (`scan::scan_all`). Its lane keeps scans one at a time across all
 /// replicas, with at most one more waiting.
 pub const LIBRARY_SCAN: &str = "library_scan";
+/// Extracts the frames the scans recorded for films and episodes without artwork
+/// (`scan::extract_planned_frames`), one at a time, after the scan. Its lane keeps one running
+/// and one waiting across replicas.
+pub const FRAME_EXTRACTION: &str = "frame_extraction";
 /// Deletes login tokens nobody has used for `idleDays` (payload; default
 /// [`TOKEN_IDLE_DAYS`]).
 pub const TOKEN_CLEANUP: &str = "token_cleanup";
@@ -34,15 +38,36 @@ pub fn library_scan() -> NewJob {
     NewJob::new(LIBRARY_SCAN).lane(LIBRARY_SCAN)
 }
 
+/// A frame job (enqueued by a scan that recorded new frames).
+pub fn frame_extraction() -> NewJob {
+    NewJob::new(FRAME_EXTRACTION).lane(FRAME_EXTRACTION)
+}
+
 /// The handlers of every kind above, over the server's state.
 pub fn default_handlers(state: &AppState) -> Handlers {
     let scan_state = state.clone();
     let store = state.store.clone();
     let jobs_store = state.store.clone();
+    let frames_state = state.clone();
     Handlers::new()
         .with(LIBRARY_SCAN, move |_job: ClaimedJob| {
             let state = scan_state.clone();
             async move { run_library_scan(&state).await }
+        })
+        .with(FRAME_EXTRACTION, move |_job: ClaimedJob| {
+            let state = frames_state.clone();
+            async move {
+                let done = scan::extract_planned_frames(&state.config, &state.store)
+                    .await
+                    .map_err(|e| JobError::from_error(&e))?;
+                tracing::info!(
+                    extracted = done.extracted,
+                    present = done.present,
+                    failed = done.failed,
+                    "frames extracted"
+                );
+                Ok(())
+            }
         })
         .with(TOKEN_CLEANUP, move |job: ClaimedJob| {
             let store = store.clone();

@@ -65,8 +65,9 @@ pub struct ScanReport {
     pub removed: u64,
     /// Files ffprobe could not read in this scan, with the reason.
     pub errors: Vec<(PathBuf, String)>,
-    /// Frames extracted for items without artwork.
-    pub extracted_images: usize,
+    /// Frames newly recorded for films and episodes without artwork; the frame job
+    /// ([`extract_planned_frames`]) extracts them after the scan, off its critical path.
+    pub frames_planned: usize,
     /// Library folders that could not be read (their items were kept).
     pub unreadable_folders: Vec<PathBuf>,
     /// Files placed, by role (`Movie`, `Episode`, `Extra`, `Version`, `Part`), this scan.
@@ -102,6 +103,17 @@ impl Drop for RunningGuard {
 /// while one runs returns [`ScanError::AlreadyRunning`] at once.
 pub async fn scan_all(state: &AppState) -> Result<ScanReport, ScanError> {
     let report = scan_with(&state.store, &state.config, &state.metrics).await?;
+    if report.frames_planned > 0 {
+        // One replica makes the frames, after the items are listed; a frame job already
+        // waiting in the lane covers these too.
+        if let Err(e) = state
+            .store
+            .enqueue(&crate::jobs::kinds::frame_extraction())
+            .await
+        {
+            tracing::warn!(error = %crate::error::DisplayChain(&e), "cannot enqueue the frame job; frames are made on request");
+        }
+    }
     if report.probed > 0 || report.removed > 0 {
         // Clients on every replica refresh their views (the scan does not track ids yet, so
         // the lists are empty and `IsEmpty` is false: "something changed").
@@ -163,7 +175,7 @@ pub async fn scan_with(
         probed = report.probed,
         removed = report.removed,
         errors = report.errors.len(),
-        extracted_images = report.extracted_images,
+        frames_planned = report.frames_planned,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "library scan finished"
     );
@@ -204,38 +216,70 @@ pub fn extracted_images_dir(config: &ServerConfig) -> PathBuf {
     config.data_dir.join("images")
 }
 
-/// Extracts the frame that stands for video item `id` (10 % in, as Jellyfin does: past
-/// titles, before credits) into this replica's extracted-images folder; returns its path.
+/// Extracts the frame that stands for a video (10 % in, as Jellyfin does: past titles, before
+/// credits) into `output`.
 async fn extract_item_frame(
     config: &ServerConfig,
-    id: JfId,
+    output: &Path,
     video: &Path,
     runtime_ticks: Option<i64>,
-) -> Result<PathBuf, images::ExtractError> {
-    let output = extracted_images_dir(config).join(format!("{}.jpg", id.to_n()));
+) -> Result<(), images::ExtractError> {
     let at = runtime_ticks.map_or(0.0, |t| t as f64 / probe::TICKS_PER_SECOND as f64 / 10.0);
-    images::extract_frame(&config.ffmpeg.ffmpeg, video, &output, at, EXTRACT_TIMEOUT).await?;
-    Ok(output)
+    images::extract_frame(&config.ffmpeg.ffmpeg, video, output, at, EXTRACT_TIMEOUT).await
+}
+
+/// The Primary image a film or episode without artwork of its own gets: a frame of its video,
+/// recorded by the scan before it exists and extracted later (by the frame job, or by the
+/// first request on a replica that lacks it). The file is named `<item id>-<tag>.jpg` and the
+/// tag comes from the video's size and modification time, not from the frame's file, so every
+/// replica records and serves the same tag for the same bytes, and a changed video gets a new
+/// name instead of an old frame.
+pub fn planned_frame(config: &ServerConfig, item_id: JfId, size: i64, mtime: i64) -> ItemImage {
+    let tag = images::image_tag(
+        Path::new(&format!("frame:{}", item_id.to_n())),
+        u64::try_from(size).unwrap_or(0),
+        mtime,
+    );
+    ItemImage {
+        item_id,
+        image_type: PRIMARY.to_owned(),
+        image_index: 0,
+        path: extracted_images_dir(config).join(format!("{}-{tag}.jpg", item_id.to_n())),
+        tag,
+        file_mtime: Some(mtime),
+    }
+}
+
+/// The item whose video an extracted frame at `stored` comes from: `images/<id>.jpg` (frames
+/// extracted by earlier versions) or `images/<id>-<tag>.jpg`. `None` for any other path.
+fn frame_source(stored: &Path) -> Option<JfId> {
+    let in_images_dir = stored.parent()?.file_name()? == "images";
+    let is_jpeg = stored.extension()? == "jpg";
+    if !(in_images_dir && is_jpeg) {
+        return None;
+    }
+    let stem = stored.file_stem()?.to_str()?;
+    stem.split('-').next()?.parse().ok()
+}
+
+/// Whether two records name the same extracted frame (the folder differs between replicas).
+fn same_frame(a: &ItemImage, b: &ItemImage) -> bool {
+    a.tag == b.tag && a.path.file_name() == b.path.file_name()
 }
 
 /// The local copy of an extracted frame recorded at `stored`, made now when this replica has
-/// none. Frames are extracted by the replica that scanned, into its own data folder, and each
-/// replica has its own: any replica must still serve any image, so one that lacks the file
-/// extracts the same frame from the same video (at most [`ON_DEMAND_EXTRACTIONS`] at once).
-/// `None` when `stored` is not an extracted frame or its video cannot give one.
+/// none. The scan only records frames; the frame job ([`extract_planned_frames`]) makes them
+/// on one replica, and each replica has its own data folder: any replica must still serve any
+/// image, so one that lacks the file extracts the same frame from the same video (at most
+/// [`FRAME_EXTRACTIONS`] at once, shared with the frame job). `None` when `stored` is not an
+/// extracted frame or its video cannot give one.
 pub async fn local_extracted_frame(
     config: &ServerConfig,
     store: &Store,
     stored: &Path,
 ) -> Option<PathBuf> {
-    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(ON_DEMAND_EXTRACTIONS);
-    let in_images_dir = stored.parent()?.file_name()? == "images";
-    let is_jpeg = stored.extension()? == "jpg";
-    let source: JfId = stored.file_stem()?.to_str()?.parse().ok()?;
-    if !(in_images_dir && is_jpeg) {
-        return None;
-    }
-    let local = extracted_images_dir(config).join(format!("{}.jpg", source.to_n()));
+    let source = frame_source(stored)?;
+    let local = extracted_images_dir(config).join(stored.file_name()?);
     if tokio::fs::metadata(&local).await.is_ok() {
         return local.canonicalize().ok();
     }
@@ -243,19 +287,81 @@ pub async fn local_extracted_frame(
     let video = PathBuf::from(item.path?);
     // The video must still be inside its library, as for any file served.
     let video = media_path_for_serving(config, store.ids(), item.library_id, &video)?;
-    let _slot = SLOTS.acquire().await.ok()?;
+    let _slot = FRAME_SLOTS.acquire().await.ok()?;
     // Another request may have made it while this one waited for a slot.
     if tokio::fs::metadata(&local).await.is_err()
-        && let Err(e) = extract_item_frame(config, source, &video, item.run_time_ticks).await
+        && let Err(e) = extract_item_frame(config, &local, &video, item.run_time_ticks).await
     {
-        tracing::warn!(item_id = %source, error = %e, "no frame extracted on demand");
+        tracing::warn!(item_id = %source, error = %e, "no frame extracted");
         return None;
     }
     local.canonicalize().ok()
 }
 
-/// Frames a replica extracts at once for images it lacks (each is one short ffmpeg run).
-const ON_DEMAND_EXTRACTIONS: usize = 2;
+/// Frames a replica extracts at once (each is one short ffmpeg run): requests for images it
+/// lacks and the frame job share these, so the job never holds more than one of them and
+/// playback keeps the cores.
+const FRAME_EXTRACTIONS: usize = 2;
+static FRAME_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(FRAME_EXTRACTIONS);
+
+/// What the frame job did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FramesReport {
+    /// Frames extracted now.
+    pub extracted: usize,
+    /// Frames already on this replica's disk.
+    pub present: usize,
+    /// Videos that gave no frame: their records (and the borrowing series' and seasons') are
+    /// removed, so clients are not sent to an image that cannot exist.
+    pub failed: usize,
+}
+
+/// The frame job: extracts, one at a time, every frame the scans recorded and this replica
+/// does not have yet. Run once, on any replica, after a scan that recorded new frames; the
+/// other replicas extract what they are asked for on request.
+pub async fn extract_planned_frames(
+    config: &ServerConfig,
+    store: &Store,
+) -> Result<FramesReport, StoreError> {
+    let mut report = FramesReport::default();
+    for library in store.libraries().await? {
+        let stored = store.library_images(library.id).await?;
+        // Series and seasons borrow an episode's record: one frame, several holders.
+        let mut holders: BTreeMap<PathBuf, Vec<JfId>> = BTreeMap::new();
+        for (item_id, images) in &stored {
+            for image in images {
+                if image.image_type == PRIMARY
+                    && image.image_index == 0
+                    && frame_source(&image.path).is_some()
+                    && let Some(name) = image.path.file_name()
+                {
+                    holders
+                        .entry(PathBuf::from(name))
+                        .or_default()
+                        .push(*item_id);
+                }
+            }
+        }
+        drop(stored);
+        let dir = extracted_images_dir(config);
+        for (name, items) in holders {
+            let local = dir.join(&name);
+            if tokio::fs::metadata(&local).await.is_ok() {
+                report.present += 1;
+                continue;
+            }
+            if local_extracted_frame(config, store, &local).await.is_some() {
+                report.extracted += 1;
+                continue;
+            }
+            report.failed += 1;
+            for item in items {
+                store.remove_image(item, PRIMARY, 0).await?;
+            }
+        }
+    }
+    Ok(report)
+}
 
 /// One library's scan.
 struct LibraryScan<'a> {
@@ -480,7 +586,7 @@ impl LibraryScan<'_> {
         self.refresh_metadata(&walked).await?;
 
         // 6. Artwork.
-        report.extracted_images += self.refresh_images(&walked).await?;
+        report.frames_planned += self.refresh_images(&walked).await?;
         self.refresh_artwork(&walked).await?;
         Ok(())
     }
@@ -875,8 +981,9 @@ impl LibraryScan<'_> {
     }
 
     /// Records artwork for every readable item of the library: an image file beside it if
-    /// there is one, else (films and episodes) a frame extracted with ffmpeg, else (series and
-    /// seasons) the image of their first episode. Returns how many frames were extracted.
+    /// there is one, else (films and episodes) a frame of the video, recorded here and
+    /// extracted later ([`planned_frame`]), else (series and seasons) the image of their first
+    /// episode. Returns how many frames were newly recorded (for the frame job to make).
     async fn refresh_images(&self, walked: &[walk::Walked]) -> Result<usize, StoreError> {
         let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
         let index = images::ImageIndex::new(&all_images);
@@ -895,8 +1002,7 @@ impl LibraryScan<'_> {
             .filter(|i| i.kind == ItemKind::Series)
             .filter_map(|i| Some((i.id, PathBuf::from(i.path.as_ref()?))))
             .collect();
-        let extracted_dir = extracted_images_dir(self.config);
-        let mut to_extract = Vec::new();
+        let mut planned = 0;
         let mut borrowers = Vec::new();
         for item in &page.items {
             let path = item.path.as_ref().map(PathBuf::from);
@@ -942,46 +1048,22 @@ impl LibraryScan<'_> {
                 borrowers.push(item);
                 continue;
             }
-            let extracted_ok = match current {
-                Some(c) if c.path.starts_with(&extracted_dir) => {
-                    tokio::fs::metadata(&c.path).await.is_ok()
+            // A film or episode without artwork of its own: a frame of its video, recorded now
+            // and extracted by the frame job (or by the first request for it).
+            let (ItemKind::Movie | ItemKind::Episode, Some(size), Some(mtime)) =
+                (item.kind, item.size_bytes, item.file_mtime)
+            else {
+                if current.is_some() {
+                    self.store.remove_image(item.id, PRIMARY, 0).await?;
                 }
-                _ => false,
-            };
-            if extracted_ok {
                 continue;
-            }
-            if current.is_some() {
-                // A local image that has gone away.
-                self.store.remove_image(item.id, PRIMARY, 0).await?;
-            }
-            if let (ItemKind::Movie | ItemKind::Episode, Some(p)) = (item.kind, path) {
-                to_extract.push((item.id, p, item.run_time_ticks));
+            };
+            let frame = planned_frame(self.config, item.id, size, mtime);
+            if current.is_none_or(|c| !same_frame(c, &frame)) {
+                self.store.set_image(&frame).await?;
+                planned += 1;
             }
         }
-
-        let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
-        let mut done = futures::stream::iter(to_extract)
-            .map(|(id, video, runtime)| async move {
-                let result = extract_item_frame(self.config, id, &video, runtime).await;
-                (id, video, result)
-            })
-            .buffer_unordered(concurrency);
-        let mut extracted = 0;
-        while let Some((id, video, result)) = done.next().await {
-            match result {
-                Ok(output) => {
-                    if let Some(image) = image_record(id, &output).await {
-                        self.store.set_image(&image).await?;
-                        extracted += 1;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(path = %video.display(), error = %e, "no frame extracted");
-                }
-            }
-        }
-        drop(done);
 
         // Series and seasons without artwork of their own show their first episode's.
         if !borrowers.is_empty() {
@@ -1016,7 +1098,7 @@ impl LibraryScan<'_> {
                 }
             }
         }
-        Ok(extracted)
+        Ok(planned)
     }
 }
 
