@@ -8,7 +8,7 @@ use super::{Handlers, JobError, Periodic};
 use crate::scan::{self, ScanError};
 use crate::state::AppState;
 use crate::store::Store;
-use crate::store::jobs::{ClaimedJob, NewJob};
+use crate::store::jobs::{ClaimedJob, NewJob, Progress};
 
 /// Scans every library (`scan::scan_all`). Its lane keeps scans one at a time across all
 /// replicas, with at most one more waiting.
@@ -50,9 +50,9 @@ pub fn default_handlers(state: &AppState) -> Handlers {
     let jobs_store = state.store.clone();
     let frames_state = state.clone();
     Handlers::new()
-        .with(LIBRARY_SCAN, move |_job: ClaimedJob| {
+        .with(LIBRARY_SCAN, move |job: ClaimedJob| {
             let state = scan_state.clone();
-            async move { run_library_scan(&state).await }
+            async move { run_library_scan(&state, &job).await }
         })
         .with(FRAME_EXTRACTION, move |_job: ClaimedJob| {
             let state = frames_state.clone();
@@ -99,8 +99,30 @@ pub fn default_handlers(state: &AppState) -> Handlers {
         })
 }
 
-async fn run_library_scan(state: &AppState) -> Result<(), JobError> {
-    match scan::scan_all(state).await {
+/// How often a running scan writes its progress to its job row (where every replica's
+/// dashboard reads it).
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+async fn run_library_scan(state: &AppState, job: &ClaimedJob) -> Result<(), JobError> {
+    let mut reported = None;
+    // One reporter future, polled beside the scan: a progress write waiting for the database
+    // (SQLite's write lock, held by the scan's transaction) never stops the scan from being
+    // polled, as a write awaited in a `select!` arm would.
+    let reporter = async {
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            report_progress(state, job, &mut reported).await;
+        }
+    };
+    let result = tokio::select! {
+        result = scan::scan_all(state) => result,
+        never = reporter => never,
+    };
+    // The last figures, so a finished job shows everything done however fast it ran.
+    report_progress(state, job, &mut reported).await;
+    match result {
         Ok(_) => Ok(()),
         // The lane keeps scans apart across replicas; a scan started outside the queue (a
         // test, an older code path) in this process covers the same files.
@@ -109,6 +131,25 @@ async fn run_library_scan(state: &AppState) -> Result<(), JobError> {
             Ok(())
         }
         Err(e) => Err(JobError::from_error(&e)),
+    }
+}
+
+/// Copies this process's scan gauges (files done, files found so far) to the job's row when
+/// they changed since the last report (`reported`).
+async fn report_progress(state: &AppState, job: &ClaimedJob, reported: &mut Option<Progress>) {
+    let progress = Progress {
+        done: state.metrics.scan_files_done.get(),
+        total: state.metrics.scan_files_total.get(),
+    };
+    if *reported == Some(progress) {
+        return;
+    }
+    match state.store.set_job_progress(job, progress).await {
+        Ok(_) => *reported = Some(progress),
+        // The next tick tries again; progress is for display only.
+        Err(e) => {
+            tracing::debug!(error = %crate::error::DisplayChain(&e), "cannot record the scan's progress");
+        }
     }
 }
 
