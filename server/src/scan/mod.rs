@@ -372,6 +372,12 @@ struct LibraryScan<'a> {
     library_id: JfId,
 }
 
+/// One item's row as the scan writes it: the item, its streams when probed, its naming.
+type ItemRows = (NewItem, Option<Vec<probe::StreamInfo>>, ItemNaming);
+
+/// Files whose rows are written in one batch (see `LibraryScan::probe_and_write`).
+const WRITE_BATCH: usize = 64;
+
 /// A file placed by the naming rules, ready to be probed and written.
 struct Named {
     file: walk::FoundFile,
@@ -519,8 +525,8 @@ impl LibraryScan<'_> {
             self.store.relink_items(&relink).await?;
         }
 
-        // 5. Probe new or changed files, a bounded number at once, writing each as it
-        //    completes. Disc images are not probed (ffprobe cannot read them) but listed.
+        // 5. Probe new or changed files, a bounded number at once, writing them in batches as
+        //    they complete. Disc images are not probed (ffprobe cannot read them) but listed.
         let mut to_probe = Vec::new();
         for file in plan.to_probe {
             let Some((root, role)) = roles.get(&file.path) else {
@@ -536,42 +542,7 @@ impl LibraryScan<'_> {
                 role: role.clone(),
             });
         }
-        let ffprobe = self.config.ffmpeg.ffprobe.clone();
-        let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
-        let mut probed = futures::stream::iter(to_probe)
-            .map(|named| {
-                let ffprobe = ffprobe.clone();
-                async move {
-                    let info = if names::is_disc_image(&named.file.path) {
-                        Ok(probe::MediaInfo {
-                            container: "iso".to_owned(),
-                            duration_ticks: None,
-                            bitrate: None,
-                            size: i64::try_from(named.file.size).ok(),
-                            streams: Vec::new(),
-                        })
-                    } else {
-                        probe::probe(&ffprobe, &named.file.path, PROBE_TIMEOUT).await
-                    };
-                    (named, info)
-                }
-            })
-            .buffer_unordered(concurrency);
-        while let Some((named, info)) = probed.next().await {
-            report.probed += 1;
-            let error = info.as_ref().err().map(ToString::to_string);
-            if let Some(reason) = &error {
-                tracing::warn!(library = %self.library.name, path = %named.file.path.display(), %reason, "ffprobe cannot read the file; recorded and skipped");
-                self.metrics.scan_errors.inc();
-                report
-                    .errors
-                    .push((named.file.path.clone(), reason.clone()));
-            }
-            let rows = self.items_for(&named, Some(info.ok()));
-            self.write_rows(&named, rows).await?;
-            self.metrics.scan_files_done.inc();
-        }
-        drop(probed);
+        self.probe_and_write(to_probe, report).await?;
         self.store.remove_empty_folders(self.library_id).await?;
         self.store.sum_stacked_runtimes(self.library_id).await?;
         self.store
@@ -589,6 +560,94 @@ impl LibraryScan<'_> {
         report.frames_planned += self.refresh_images(&walked).await?;
         self.refresh_artwork(&walked).await?;
         Ok(())
+    }
+
+    /// Probes `files` (`scan.concurrency` ffprobe runs at once) and writes their rows. The
+    /// writes run beside the probes, not between them, and take what has finished in one
+    /// batch of up to [`WRITE_BATCH`] files (two transactions instead of two per file), so a
+    /// slow write never leaves the cores idle and the database is not the bottleneck.
+    async fn probe_and_write(
+        &self,
+        files: Vec<Named>,
+        report: &mut ScanReport,
+    ) -> Result<(), ScanError> {
+        let ffprobe = self.config.ffmpeg.ffprobe.clone();
+        let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(WRITE_BATCH * 2);
+        let probing = async move {
+            let mut probed = futures::stream::iter(files)
+                .map(|named| {
+                    let ffprobe = ffprobe.clone();
+                    async move {
+                        let info = if names::is_disc_image(&named.file.path) {
+                            Ok(probe::MediaInfo {
+                                container: "iso".to_owned(),
+                                duration_ticks: None,
+                                bitrate: None,
+                                size: i64::try_from(named.file.size).ok(),
+                                streams: Vec::new(),
+                            })
+                        } else {
+                            probe::probe(&ffprobe, &named.file.path, PROBE_TIMEOUT).await
+                        };
+                        (named, info)
+                    }
+                })
+                .buffer_unordered(concurrency);
+            while let Some(done) = probed.next().await {
+                if done_tx.send(done).await.is_err() {
+                    // The writer stopped on an error, which the scan returns.
+                    break;
+                }
+            }
+            Ok::<(), ScanError>(())
+        };
+        let writing = async {
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
+            while done_rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+                let mut rows = Vec::with_capacity(batch.len());
+                for (named, info) in batch.drain(..) {
+                    report.probed += 1;
+                    if let Err(e) = &info {
+                        let reason = e.to_string();
+                        tracing::warn!(library = %self.library.name, path = %named.file.path.display(), %reason, "ffprobe cannot read the file; recorded and skipped");
+                        self.metrics.scan_errors.inc();
+                        report.errors.push((named.file.path.clone(), reason));
+                    }
+                    let file_rows = self.items_for(&named, Some(info.ok()));
+                    rows.push((named, file_rows));
+                }
+                let files = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+                self.write_batch(rows).await?;
+                self.metrics.scan_files_done.inc_by(files);
+            }
+            Ok::<(), ScanError>(())
+        };
+        futures::future::try_join(probing, writing).await?;
+        Ok(())
+    }
+
+    /// Writes several files' rows together; when that is refused because one of them already
+    /// belongs to another library, each file is written alone so only that one is skipped.
+    async fn write_batch(&self, files: Vec<(Named, Vec<ItemRows>)>) -> Result<(), ScanError> {
+        // Episodes of one season repeat their series' and season's rows: write each once.
+        let mut seen = HashSet::new();
+        let all: Vec<ItemRows> = files
+            .iter()
+            .flat_map(|(_, rows)| rows.iter())
+            .filter(|(item, _, _)| seen.insert(item.id))
+            .cloned()
+            .collect();
+        match self.store.upsert_named_items(&all).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(_)) => {
+                for (named, rows) in files {
+                    self.write_rows(&named, rows).await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes one file's rows; a file already under another library is skipped.
