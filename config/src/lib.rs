@@ -37,6 +37,7 @@ pub const ENV_KEYS: &[&str] = &[
     "EPHYRA_MAX_TRANSCODES",
     "EPHYRA_LIBRARIES",
     "EPHYRA_SCAN_INTERVAL_SECONDS",
+    "EPHYRA_SCAN_WATCH",
     "EPHYRA_ADMIN_USER",
     "EPHYRA_ADMIN_PASSWORD",
     "EPHYRA_FFMPEG",
@@ -273,6 +274,10 @@ pub struct ScanConfig {
     pub interval_seconds: u64,
     /// Files probed with ffprobe at once.
     pub concurrency: u32,
+    /// Watch the library folders for file system events (inotify) and scan only the folder
+    /// where something changed; the periodic scan stays the fallback (NFS shares send no
+    /// events). `EPHYRA_SCAN_WATCH`.
+    pub watch: bool,
 }
 
 impl Default for ScanConfig {
@@ -280,6 +285,7 @@ impl Default for ScanConfig {
         ScanConfig {
             interval_seconds: 3600,
             concurrency: 4,
+            watch: true,
         }
     }
 }

@@ -93,6 +93,7 @@ fn case(key: &str) -> Case {
         "EPHYRA_MAX_TRANSCODES" => ("7", &[], |c| c.transcode.max_concurrent == 7),
         "EPHYRA_LIBRARIES" => ("movies:F=/f", &[], |c| c.libraries.len() == 1),
         "EPHYRA_SCAN_INTERVAL_SECONDS" => ("60", &[], |c| c.scan.interval_seconds == 60),
+        "EPHYRA_SCAN_WATCH" => ("false", &[], |c| !c.scan.watch),
         "EPHYRA_ADMIN_USER" => ("root", &[("EPHYRA_ADMIN_PASSWORD", "pw")], |c| {
             c.admin.as_ref().is_some_and(|a| a.user == "root")
         }),

@@ -13,6 +13,11 @@ use crate::store::jobs::{ClaimedJob, NewJob, Progress};
 /// Scans every library (`scan::scan_all`). Its lane keeps scans one at a time across all
 /// replicas, with at most one more waiting.
 pub const LIBRARY_SCAN: &str = "library_scan";
+/// Scans only the folders where file system events said something changed
+/// (`scan::scan_folders`; payload `{"folders": [{"library": name, "path": folder}]}`). It
+/// shares the library scan's lane: never beside a full scan, which could take its new files
+/// for deleted ones.
+pub const FOLDER_SCAN: &str = "folder_scan";
 /// Extracts the frames the scans recorded for films and episodes without artwork
 /// (`scan::extract_planned_frames`), one at a time, after the scan. Its lane keeps one running
 /// and one waiting across replicas.
@@ -38,6 +43,11 @@ pub fn library_scan() -> NewJob {
     NewJob::new(LIBRARY_SCAN).lane(LIBRARY_SCAN)
 }
 
+/// A scan of the folders in `payload` (see [`FOLDER_SCAN`]).
+pub fn folder_scan(payload: serde_json::Value) -> NewJob {
+    NewJob::new(FOLDER_SCAN).lane(LIBRARY_SCAN).payload(payload)
+}
+
 /// A frame job (enqueued by a scan that recorded new frames).
 pub fn frame_extraction() -> NewJob {
     NewJob::new(FRAME_EXTRACTION).lane(FRAME_EXTRACTION)
@@ -49,7 +59,12 @@ pub fn default_handlers(state: &AppState) -> Handlers {
     let store = state.store.clone();
     let jobs_store = state.store.clone();
     let frames_state = state.clone();
+    let folders_state = state.clone();
     Handlers::new()
+        .with(FOLDER_SCAN, move |job: ClaimedJob| {
+            let state = folders_state.clone();
+            async move { run_folder_scan(&state, &job).await }
+        })
         .with(LIBRARY_SCAN, move |job: ClaimedJob| {
             let state = scan_state.clone();
             async move { run_library_scan(&state, &job).await }
@@ -129,6 +144,35 @@ async fn run_library_scan(state: &AppState, job: &ClaimedJob) -> Result<(), JobE
         Err(ScanError::AlreadyRunning) => {
             tracing::info!("a scan is already running in this process; it covers this job");
             Ok(())
+        }
+        Err(e) => Err(JobError::from_error(&e)),
+    }
+}
+
+async fn run_folder_scan(state: &AppState, job: &ClaimedJob) -> Result<(), JobError> {
+    let folders: Vec<(String, std::path::PathBuf)> = job
+        .payload
+        .get("folders")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            let library = f.get("library")?.as_str()?.to_owned();
+            let path = f.get("path")?.as_str()?;
+            Some((library, std::path::PathBuf::from(path)))
+        })
+        .collect();
+    let result = scan::scan_folders(state, &folders).await;
+    let mut reported = None;
+    report_progress(state, job, &mut reported).await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(ScanError::AlreadyRunning) => {
+            // Its lane keeps it from running beside a queued scan; a scan started outside the
+            // queue in this process is given the job back to run after it.
+            Err(JobError(
+                "a scan is already running in this process".to_owned(),
+            ))
         }
         Err(e) => Err(JobError::from_error(&e)),
     }

@@ -27,6 +27,7 @@ pub mod place;
 pub mod probe;
 pub mod subtitles;
 pub mod walk;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -70,6 +71,9 @@ pub struct ScanReport {
     pub frames_planned: usize,
     /// Library folders that could not be read (their items were kept).
     pub unreadable_folders: Vec<PathBuf>,
+    /// The folders walked: every library folder for a full scan, only the changed film's or
+    /// series' folder for a scan of one folder ([`scan_folders`]).
+    pub walked_folders: Vec<PathBuf>,
     /// Files placed, by role (`Movie`, `Episode`, `Extra`, `Version`, `Part`), this scan.
     pub placed: BTreeMap<&'static str, usize>,
     /// Files the naming rules could not place, with the reason (never dropped silently).
@@ -103,29 +107,7 @@ impl Drop for RunningGuard {
 /// while one runs returns [`ScanError::AlreadyRunning`] at once.
 pub async fn scan_all(state: &AppState) -> Result<ScanReport, ScanError> {
     let report = scan_with(&state.store, &state.config, &state.metrics).await?;
-    if report.frames_planned > 0 {
-        // One replica makes the frames, after the items are listed; a frame job already
-        // waiting in the lane covers these too.
-        if let Err(e) = state
-            .store
-            .enqueue(&crate::jobs::kinds::frame_extraction())
-            .await
-        {
-            tracing::warn!(error = %crate::error::DisplayChain(&e), "cannot enqueue the frame job; frames are made on request");
-        }
-    }
-    if report.probed > 0 || report.removed > 0 {
-        // Clients on every replica refresh their views (the scan does not track ids yet, so
-        // the lists are empty and `IsEmpty` is false: "something changed").
-        state
-            .coordinator
-            .publish_or_log(crate::coord::Event::library_changed(serde_json::json!({
-                "FoldersAddedTo": [], "FoldersRemovedFrom": [], "ItemsAdded": [],
-                "ItemsRemoved": [], "ItemsUpdated": [], "CollectionFolders": [],
-                "IsEmpty": false,
-            })))
-            .await;
-    }
+    finish(state, &report).await;
     Ok(report)
 }
 
@@ -165,6 +147,7 @@ pub async fn scan_with(
             metrics,
             library,
             library_id: store.ids().library(&library.name),
+            scope: None,
         };
         scanner.run(&mut report).await?;
         report.libraries += 1;
@@ -180,6 +163,89 @@ pub async fn scan_with(
         "library scan finished"
     );
     Ok(report)
+}
+
+/// Scans only `folders` (library name, folder inside that library: a film's or a series'
+/// folder where a file system event said something changed), not the rest of the library.
+/// Files under each folder are compared with what the store knows under it: new or changed
+/// ones are probed, gone ones removed; a folder that is gone while its library folder is
+/// there was deleted, but a library folder that is unreadable or empty (an unmounted share)
+/// keeps every item. Shares the one-scan-per-process lock with [`scan_all`].
+pub async fn scan_folders(
+    state: &AppState,
+    folders: &[(String, PathBuf)],
+) -> Result<ScanReport, ScanError> {
+    let metrics = &state.metrics;
+    if metrics.scan_running.set(1) == 1 {
+        return Err(ScanError::AlreadyRunning);
+    }
+    let _running = RunningGuard(metrics.clone());
+    metrics.scan_files_total.set(0);
+    metrics.scan_files_done.set(0);
+    let mut report = ScanReport::default();
+    let started = std::time::Instant::now();
+    for (name, folder) in folders {
+        let Some(library) = state.config.libraries.iter().find(|l| &l.name == name) else {
+            tracing::warn!(library = %name, "a folder scan names a library that is no longer configured; skipped");
+            continue;
+        };
+        // A folder that is gone cannot be canonicalized: its parent can (links resolved the
+        // same way the walk resolves them, so stored paths match).
+        let scope = match folder.canonicalize() {
+            Ok(path) => path,
+            Err(_) => match (folder.parent().map(Path::canonicalize), folder.file_name()) {
+                (Some(Ok(parent)), Some(name)) => parent.join(name),
+                _ => folder.clone(),
+            },
+        };
+        let scanner = LibraryScan {
+            store: &state.store,
+            config: &state.config,
+            metrics,
+            library,
+            library_id: state.store.ids().library(&library.name),
+            scope: Some(scope),
+        };
+        scanner.run(&mut report).await?;
+    }
+    tracing::info!(
+        folders = folders.len(),
+        files = report.files,
+        probed = report.probed,
+        removed = report.removed,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "folder scan finished"
+    );
+    finish(state, &report).await;
+    Ok(report)
+}
+
+/// What every scan does once it wrote: the frame job when frames were recorded, and a
+/// library-changed event when items came or went.
+async fn finish(state: &AppState, report: &ScanReport) {
+    if report.frames_planned > 0 {
+        // One replica makes the frames, after the items are listed; a frame job already
+        // waiting in the lane covers these too.
+        if let Err(e) = state
+            .store
+            .enqueue(&crate::jobs::kinds::frame_extraction())
+            .await
+        {
+            tracing::warn!(error = %crate::error::DisplayChain(&e), "cannot enqueue the frame job; frames are made on request");
+        }
+    }
+    if report.probed > 0 || report.removed > 0 {
+        // Clients on every replica refresh their views (the scan does not track ids yet, so
+        // the lists are empty and `IsEmpty` is false: "something changed").
+        state
+            .coordinator
+            .publish_or_log(crate::coord::Event::library_changed(serde_json::json!({
+                "FoldersAddedTo": [], "FoldersRemovedFrom": [], "ItemsAdded": [],
+                "ItemsRemoved": [], "ItemsUpdated": [], "CollectionFolders": [],
+                "IsEmpty": false,
+            })))
+            .await;
+    }
 }
 
 /// The path to open for a stored media or image path, or `None` when it no longer resolves
@@ -370,6 +436,9 @@ struct LibraryScan<'a> {
     metrics: &'a Arc<Metrics>,
     library: &'a LibraryConfig,
     library_id: JfId,
+    /// Scan only this folder (canonical, inside one of the library's folders): a film's or a
+    /// series' folder where a file system event said something changed. `None`: everything.
+    scope: Option<PathBuf>,
 }
 
 /// One item's row as the scan writes it: the item, its streams when probed, its naming.
@@ -386,11 +455,85 @@ struct Named {
 }
 
 impl LibraryScan<'_> {
+    /// Whether the scan looks at an item with this path: every item for a full scan; for a
+    /// scoped one, those under its folder (and path-less ones, cheap: seasons without a folder).
+    fn in_scope(&self, path: Option<&Path>) -> bool {
+        match (&self.scope, path) {
+            (Some(scope), Some(path)) => path.starts_with(scope),
+            _ => true,
+        }
+    }
+
+    /// Walks the scope's folder. `None` when the library folder holding it cannot be read or
+    /// reads as empty (an unmounted share: nothing may be taken for deleted, and the scope is
+    /// recorded as unreadable). A scope that is gone while its library folder is there was
+    /// deleted: it walks as empty, and its items are removed.
+    async fn walk_scope(&self, scope: &Path, report: &mut ScanReport) -> Option<walk::Walked> {
+        let root = self
+            .library
+            .folders
+            .iter()
+            .filter_map(|f| f.canonicalize().ok())
+            .find(|root| scope.starts_with(root));
+        let Some(root) = root else {
+            tracing::error!(library = %self.library.name, folder = %scope.display(), "the folder to scan is not under a readable library folder; items are kept");
+            report.unreadable_folders.push(scope.to_owned());
+            return None;
+        };
+        let readable_and_not_empty = std::fs::read_dir(&root).is_ok_and(|mut e| e.next().is_some());
+        if !readable_and_not_empty {
+            tracing::error!(library = %self.library.name, folder = %root.display(), "library folder unreadable or empty; taken for an unmounted share, its items are kept");
+            report.unreadable_folders.push(root);
+            return None;
+        }
+        let (walk_root, sub) = (root.clone(), scope.to_owned());
+        let result = tokio::task::spawn_blocking(move || {
+            if sub.exists() {
+                walk::walk_under(&walk_root, &sub).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(Some(w))) => Some(w),
+            Ok(Ok(None)) => Some(walk::Walked {
+                root,
+                ..walk::Walked::default()
+            }),
+            Ok(Err(e)) => {
+                tracing::error!(library = %self.library.name, error = %e, "folder unreadable; its items are kept");
+                report.unreadable_folders.push(scope.to_owned());
+                None
+            }
+            Err(join) => {
+                tracing::error!(library = %self.library.name, error = %join, "folder walk failed");
+                None
+            }
+        }
+    }
+
     async fn run(&self, report: &mut ScanReport) -> Result<(), ScanError> {
-        // 1. Walk every folder (blocking filesystem work, off the async threads).
+        // 1. Walk every folder (blocking filesystem work, off the async threads), or only the
+        //    scope's folder.
         let mut walked = Vec::new();
         let mut all_reachable = true;
-        for folder in &self.library.folders {
+        let scoped = match &self.scope {
+            Some(scope) => {
+                match self.walk_scope(scope, report).await {
+                    Some(w) => {
+                        report.walked_folders.push(scope.clone());
+                        walked.push(w);
+                    }
+                    // The library folder is unreadable or empty: an unmounted share keeps
+                    // every item.
+                    None => return Ok(()),
+                }
+                true
+            }
+            None => false,
+        };
+        for folder in self.library.folders.iter().filter(|_| !scoped) {
             let folder = folder.clone();
             let result = tokio::task::spawn_blocking(move || walk::walk(&folder)).await;
             match result {
@@ -398,6 +541,7 @@ impl LibraryScan<'_> {
                     for (path, reason) in &w.skipped {
                         tracing::warn!(library = %self.library.name, path = %path.display(), %reason, "skipped");
                     }
+                    report.walked_folders.push(w.root.clone());
                     walked.push(w);
                 }
                 Ok(Err(e)) => {
@@ -416,8 +560,16 @@ impl LibraryScan<'_> {
         //    readable ones may count as deleted. A folder that reads as empty while the store
         //    knows files under it is taken for an unmounted share (an NFS mount point left
         //    empty), not for a library whose every file was deleted: its items are kept.
-        let known = self.store.known_files(self.library_id).await?;
+        //    A scoped scan compares only the files under its folder; its library folder was
+        //    checked for an unmounted share above, and an empty scope is files deleted.
+        let mut known = self.store.known_files(self.library_id).await?;
+        if let Some(scope) = &self.scope {
+            known.retain(|path, _| path.starts_with(scope));
+        }
         walked.retain(|w| {
+            if scoped {
+                return true;
+            }
             let empty = w.videos.is_empty();
             let knows_files = known.keys().any(|p| p.starts_with(&w.root));
             if empty && knows_files {
@@ -429,11 +581,11 @@ impl LibraryScan<'_> {
             true
         });
         let considered: BTreeMap<PathBuf, walk::KnownFile> = known
-            .iter()
+            .into_iter()
             .filter(|(path, _)| all_reachable || walked.iter().any(|w| path.starts_with(&w.root)))
             .map(|(path, k)| {
                 (
-                    path.clone(),
+                    path,
                     walk::KnownFile {
                         size: u64::try_from(k.size_bytes).unwrap_or(u64::MAX),
                         mtime_ms: k.file_mtime,
@@ -545,12 +697,18 @@ impl LibraryScan<'_> {
         self.probe_and_write(to_probe, report).await?;
         self.store.remove_empty_folders(self.library_id).await?;
         self.store.sum_stacked_runtimes(self.library_id).await?;
-        self.store
-            .set_scan_summary(self.library_id, &summary_json(report, &placed, &walked))
-            .await?;
+        if self.scope.is_none() {
+            // A scoped scan saw one folder: the library's summary stays the last full scan's.
+            self.store
+                .set_scan_summary(self.library_id, &summary_json(report, &placed, &walked))
+                .await?;
+        }
 
         // 5b. External subtitles beside every video, changed or not.
-        let roots: Vec<PathBuf> = walked.iter().map(|w| w.root.clone()).collect();
+        let roots: Vec<PathBuf> = match &self.scope {
+            Some(scope) => vec![scope.clone()],
+            None => walked.iter().map(|w| w.root.clone()).collect(),
+        };
         subtitles::refresh(self.store, self.library_id, &roots).await?;
 
         // 5c. Local metadata from .nfo files beside the media, re-read when they change.
@@ -896,6 +1054,9 @@ impl LibraryScan<'_> {
             let Some(path) = item.path.as_ref().map(PathBuf::from) else {
                 continue;
             };
+            if !self.in_scope(Some(&path)) {
+                continue;
+            }
             let Some(root) = walked.iter().find(|w| path.starts_with(&w.root)) else {
                 // Under an unreadable folder: keep what it has.
                 continue;
@@ -969,6 +1130,9 @@ impl LibraryScan<'_> {
         let stored = self.store.library_images(self.library_id).await?;
         for item in &page.items {
             let path = item.path.as_ref().map(PathBuf::from);
+            if !self.in_scope(path.as_deref()) {
+                continue;
+            }
             let root = path
                 .as_ref()
                 .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)));
@@ -1065,6 +1229,9 @@ impl LibraryScan<'_> {
         let mut borrowers = Vec::new();
         for item in &page.items {
             let path = item.path.as_ref().map(PathBuf::from);
+            if !self.in_scope(path.as_deref()) {
+                continue;
+            }
             let root = path
                 .as_ref()
                 .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)))
