@@ -444,6 +444,9 @@ struct LibraryScan<'a> {
 /// One item's row as the scan writes it: the item, its streams when probed, its naming.
 type ItemRows = (NewItem, Option<Vec<probe::StreamInfo>>, ItemNaming);
 
+/// Items read at once by the passes over every item of a library (metadata, artwork).
+const SCAN_PAGE: i64 = 500;
+
 /// Files whose rows are written in one batch (see `LibraryScan::probe_and_write`).
 const WRITE_BATCH: usize = 64;
 
@@ -455,6 +458,47 @@ struct Named {
 }
 
 impl LibraryScan<'_> {
+    /// Page `start / SCAN_PAGE` of the library's items (of `kinds`, or all): the passes over
+    /// every item read the library a page at a time, so their memory does not grow with it.
+    async fn items_page(
+        &self,
+        kinds: &[ItemKind],
+        start: i64,
+    ) -> Result<Vec<crate::store::items::Item>, StoreError> {
+        let page = self
+            .store
+            .query_items(&ItemQuery {
+                library_id: Some(self.library_id),
+                recursive: true,
+                include_kinds: kinds.to_vec(),
+                start_index: start,
+                limit: Some(SCAN_PAGE),
+                without_total: true,
+                ..ItemQuery::default()
+            })
+            .await?;
+        Ok(page.items)
+    }
+
+    /// Every series' folder, by id.
+    async fn series_dirs(&self) -> Result<HashMap<JfId, PathBuf>, StoreError> {
+        let mut dirs = HashMap::new();
+        let mut start = 0;
+        loop {
+            let items = self.items_page(&[ItemKind::Series], start).await?;
+            start += SCAN_PAGE;
+            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            dirs.extend(
+                items
+                    .into_iter()
+                    .filter_map(|i| Some((i.id, PathBuf::from(i.path?)))),
+            );
+            if last_page {
+                return Ok(dirs);
+            }
+        }
+    }
+
     /// Whether the scan looks at an item with this path: every item for a full scan; for a
     /// scoped one, those under its folder (and path-less ones, cheap: seasons without a folder).
     fn in_scope(&self, path: Option<&Path>) -> bool {
@@ -1041,25 +1085,38 @@ impl LibraryScan<'_> {
     /// or oversized file is logged and recorded as such (so it is not re-read until it
     /// changes); the item keeps what its file name says.
     async fn refresh_metadata(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
-        let page = self
-            .store
-            .query_items(&ItemQuery {
-                library_id: Some(self.library_id),
-                recursive: true,
-                ..ItemQuery::default()
-            })
-            .await?;
         let stamps = self.store.nfo_stamps(self.library_id).await?;
-        for item in &page.items {
+        let mut start = 0;
+        loop {
+            let items = self.items_page(&[], start).await?;
+            start += SCAN_PAGE;
+            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            for item in &items {
+                self.refresh_item_metadata(item, walked, &stamps).await?;
+            }
+            if last_page {
+                return Ok(());
+            }
+        }
+    }
+
+    /// [`Self::refresh_metadata`] for one item.
+    async fn refresh_item_metadata(
+        &self,
+        item: &crate::store::items::Item,
+        walked: &[walk::Walked],
+        stamps: &HashMap<JfId, crate::store::metadata::NfoStamp>,
+    ) -> Result<(), StoreError> {
+        {
             let Some(path) = item.path.as_ref().map(PathBuf::from) else {
-                continue;
+                return Ok(());
             };
             if !self.in_scope(Some(&path)) {
-                continue;
+                return Ok(());
             }
             let Some(root) = walked.iter().find(|w| path.starts_with(&w.root)) else {
                 // Under an unreadable folder: keep what it has.
-                continue;
+                return Ok(());
             };
             let candidates = match item.kind {
                 ItemKind::Movie => nfo::video_nfo_candidates(&path, true, &root.root),
@@ -1082,7 +1139,7 @@ impl LibraryScan<'_> {
                 if stored.is_some() {
                     self.store.remove_local_metadata(item.id).await?;
                 }
-                continue;
+                return Ok(());
             };
             let stamp = crate::store::metadata::NfoStamp {
                 path: nfo_path.to_string_lossy().into_owned(),
@@ -1090,7 +1147,7 @@ impl LibraryScan<'_> {
                 mtime: walk::mtime_ms(&meta),
             };
             if stored == Some(&stamp) {
-                continue;
+                return Ok(());
             }
             let (local, error) = match nfo::read(&nfo_path).await {
                 Ok(local) => (local, None),
@@ -1112,92 +1169,88 @@ impl LibraryScan<'_> {
     async fn refresh_artwork(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
         let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
         let index = images::ImageIndex::new(&all_images);
-        let page = self
-            .store
-            .query_items(&ItemQuery {
-                library_id: Some(self.library_id),
-                recursive: true,
-                include_kinds: vec![ItemKind::Movie, ItemKind::Series, ItemKind::Season],
-                ..ItemQuery::default()
-            })
-            .await?;
-        let series_dirs: HashMap<JfId, PathBuf> = page
-            .items
-            .iter()
-            .filter(|i| i.kind == ItemKind::Series)
-            .filter_map(|i| Some((i.id, PathBuf::from(i.path.as_ref()?))))
-            .collect();
+        let series_dirs = self.series_dirs().await?;
         let stored = self.store.library_images(self.library_id).await?;
-        for item in &page.items {
-            let path = item.path.as_ref().map(PathBuf::from);
-            if !self.in_scope(path.as_deref()) {
-                continue;
-            }
-            let root = path
-                .as_ref()
-                .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)));
-            if path.is_some() && root.is_none() {
-                // Under an unreadable folder: keep what it has.
-                continue;
-            }
-            let found = match (item.kind, &path, root) {
-                (ItemKind::Movie, Some(video), Some(root)) => match video.parent() {
-                    Some(dir) => {
-                        let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned());
-                        index.artwork(dir, stem.as_deref(), dir != root.root, None)
-                    }
-                    None => Vec::new(),
-                },
-                (ItemKind::Series, Some(dir), _) => index.artwork(dir, None, true, None),
-                (ItemKind::Season, season_dir, _) => {
-                    let number = item.index_number.unwrap_or(0);
-                    let prefix = if number == 0 {
-                        "season-specials".to_owned()
-                    } else {
-                        format!("season{number:02}")
-                    };
-                    let series_dir = item.parent_id.and_then(|s| series_dirs.get(&s));
-                    match (season_dir, series_dir) {
-                        (Some(dir), series) if Some(dir) != series => index.artwork(
-                            dir,
-                            None,
-                            true,
-                            series.map(|s| (s.as_path(), prefix.as_str())),
-                        ),
-                        (_, Some(series)) => {
-                            index.artwork(series, None, false, Some((series, prefix.as_str())))
-                        }
-                        _ => Vec::new(),
-                    }
-                }
-                _ => Vec::new(),
-            };
-            let current: Vec<&ItemImage> = stored
-                .get(&item.id)
-                .map(|images| images.iter().filter(|i| i.image_type != PRIMARY).collect())
-                .unwrap_or_default();
-            for (kind, number, file) in &found {
-                let Some(image) = image_record_as(item.id, file, kind, *number).await else {
+        let kinds = [ItemKind::Movie, ItemKind::Series, ItemKind::Season];
+        let mut start = 0;
+        loop {
+            let items = self.items_page(&kinds, start).await?;
+            start += SCAN_PAGE;
+            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            for item in &items {
+                let path = item.path.as_ref().map(PathBuf::from);
+                if !self.in_scope(path.as_deref()) {
                     continue;
+                }
+                let root = path
+                    .as_ref()
+                    .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)));
+                if path.is_some() && root.is_none() {
+                    // Under an unreadable folder: keep what it has.
+                    continue;
+                }
+                let found = match (item.kind, &path, root) {
+                    (ItemKind::Movie, Some(video), Some(root)) => match video.parent() {
+                        Some(dir) => {
+                            let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned());
+                            index.artwork(dir, stem.as_deref(), dir != root.root, None)
+                        }
+                        None => Vec::new(),
+                    },
+                    (ItemKind::Series, Some(dir), _) => index.artwork(dir, None, true, None),
+                    (ItemKind::Season, season_dir, _) => {
+                        let number = item.index_number.unwrap_or(0);
+                        let prefix = if number == 0 {
+                            "season-specials".to_owned()
+                        } else {
+                            format!("season{number:02}")
+                        };
+                        let series_dir = item.parent_id.and_then(|s| series_dirs.get(&s));
+                        match (season_dir, series_dir) {
+                            (Some(dir), series) if Some(dir) != series => index.artwork(
+                                dir,
+                                None,
+                                true,
+                                series.map(|s| (s.as_path(), prefix.as_str())),
+                            ),
+                            (_, Some(series)) => {
+                                index.artwork(series, None, false, Some((series, prefix.as_str())))
+                            }
+                            _ => Vec::new(),
+                        }
+                    }
+                    _ => Vec::new(),
                 };
-                let same = current.iter().any(|c| {
-                    c.image_type == image.image_type
-                        && c.image_index == image.image_index
-                        && c.path == image.path
-                        && c.tag == image.tag
-                });
-                if !same {
-                    self.store.set_image(&image).await?;
+                let current: Vec<&ItemImage> = stored
+                    .get(&item.id)
+                    .map(|images| images.iter().filter(|i| i.image_type != PRIMARY).collect())
+                    .unwrap_or_default();
+                for (kind, number, file) in &found {
+                    let Some(image) = image_record_as(item.id, file, kind, *number).await else {
+                        continue;
+                    };
+                    let same = current.iter().any(|c| {
+                        c.image_type == image.image_type
+                            && c.image_index == image.image_index
+                            && c.path == image.path
+                            && c.tag == image.tag
+                    });
+                    if !same {
+                        self.store.set_image(&image).await?;
+                    }
+                }
+                for gone in current.iter().filter(|c| {
+                    !found
+                        .iter()
+                        .any(|(k, n, _)| *k == c.image_type && *n == c.image_index)
+                }) {
+                    self.store
+                        .remove_image(item.id, &gone.image_type, gone.image_index)
+                        .await?;
                 }
             }
-            for gone in current.iter().filter(|c| {
-                !found
-                    .iter()
-                    .any(|(k, n, _)| *k == c.image_type && *n == c.image_index)
-            }) {
-                self.store
-                    .remove_image(item.id, &gone.image_type, gone.image_index)
-                    .await?;
+            if last_page {
+                break;
             }
         }
         Ok(())
@@ -1210,84 +1263,93 @@ impl LibraryScan<'_> {
     async fn refresh_images(&self, walked: &[walk::Walked]) -> Result<usize, StoreError> {
         let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
         let index = images::ImageIndex::new(&all_images);
-        let page = self
-            .store
-            .query_items(&ItemQuery {
-                library_id: Some(self.library_id),
-                recursive: true,
-                ..ItemQuery::default()
-            })
-            .await?;
+        let folder_paths = self.series_dirs().await?;
         let stored = self.store.library_images(self.library_id).await?;
-        let folder_paths: HashMap<JfId, PathBuf> = page
-            .items
-            .iter()
-            .filter(|i| i.kind == ItemKind::Series)
-            .filter_map(|i| Some((i.id, PathBuf::from(i.path.as_ref()?))))
-            .collect();
         let mut planned = 0;
         let mut borrowers = Vec::new();
-        for item in &page.items {
-            let path = item.path.as_ref().map(PathBuf::from);
-            if !self.in_scope(path.as_deref()) {
-                continue;
-            }
-            let root = path
-                .as_ref()
-                .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)))
-                .map(|w| w.root.clone());
-            // Items under an unreadable folder keep what they have.
-            if path.is_some() && root.is_none() {
-                continue;
-            }
-            let local = match (item.kind, &path, &root) {
-                (ItemKind::Movie, Some(p), Some(r)) => index.movie_poster(p, r),
-                (ItemKind::Episode, Some(p), _) => index.episode_thumb(p),
-                (ItemKind::Series, Some(p), _) => index.series_poster(p),
-                (ItemKind::Season, season_dir, _) => item
-                    .parent_id
-                    .and_then(|s| folder_paths.get(&s))
-                    .and_then(|series_dir| {
-                        index.season_poster(
-                            season_dir.as_deref(),
-                            series_dir,
-                            u32::try_from(item.index_number.unwrap_or(0)).unwrap_or(0),
-                        )
-                    }),
-                _ => None,
-            };
-            let current = stored.get(&item.id).and_then(|images| {
-                images
-                    .iter()
-                    .find(|i| i.image_type == PRIMARY && i.image_index == 0)
-            });
-            if let Some(local) = local {
-                let Some(image) = image_record(item.id, &local).await else {
+        // The first episode of each series and season (season, episode, id): whose image a
+        // series or season without its own borrows.
+        type EpisodeKey = (Option<i64>, Option<i64>, JfId);
+        let mut first_episodes: HashMap<JfId, EpisodeKey> = HashMap::new();
+        let mut start = 0;
+        loop {
+            let items = self.items_page(&[], start).await?;
+            start += SCAN_PAGE;
+            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            for item in &items {
+                if item.kind == ItemKind::Episode {
+                    let key = (item.parent_index_number, item.index_number, item.id);
+                    for folder in [item.series_id, item.season_id].into_iter().flatten() {
+                        let first = first_episodes.entry(folder).or_insert(key);
+                        if key < *first {
+                            *first = key;
+                        }
+                    }
+                }
+                let path = item.path.as_ref().map(PathBuf::from);
+                if !self.in_scope(path.as_deref()) {
+                    continue;
+                }
+                let root = path
+                    .as_ref()
+                    .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)))
+                    .map(|w| w.root.clone());
+                // Items under an unreadable folder keep what they have.
+                if path.is_some() && root.is_none() {
+                    continue;
+                }
+                let local = match (item.kind, &path, &root) {
+                    (ItemKind::Movie, Some(p), Some(r)) => index.movie_poster(p, r),
+                    (ItemKind::Episode, Some(p), _) => index.episode_thumb(p),
+                    (ItemKind::Series, Some(p), _) => index.series_poster(p),
+                    (ItemKind::Season, season_dir, _) => item
+                        .parent_id
+                        .and_then(|s| folder_paths.get(&s))
+                        .and_then(|series_dir| {
+                            index.season_poster(
+                                season_dir.as_deref(),
+                                series_dir,
+                                u32::try_from(item.index_number.unwrap_or(0)).unwrap_or(0),
+                            )
+                        }),
+                    _ => None,
+                };
+                let current = stored.get(&item.id).and_then(|images| {
+                    images
+                        .iter()
+                        .find(|i| i.image_type == PRIMARY && i.image_index == 0)
+                });
+                if let Some(local) = local {
+                    let Some(image) = image_record(item.id, &local).await else {
+                        continue;
+                    };
+                    if current.is_none_or(|c| c.path != image.path || c.tag != image.tag) {
+                        self.store.set_image(&image).await?;
+                    }
+                    continue;
+                }
+                if item.kind.is_folder() {
+                    borrowers.push(item.id);
+                    continue;
+                }
+                // A film or episode without artwork of its own: a frame of its video, recorded now
+                // and extracted by the frame job (or by the first request for it).
+                let (ItemKind::Movie | ItemKind::Episode, Some(size), Some(mtime)) =
+                    (item.kind, item.size_bytes, item.file_mtime)
+                else {
+                    if current.is_some() {
+                        self.store.remove_image(item.id, PRIMARY, 0).await?;
+                    }
                     continue;
                 };
-                if current.is_none_or(|c| c.path != image.path || c.tag != image.tag) {
-                    self.store.set_image(&image).await?;
+                let frame = planned_frame(self.config, item.id, size, mtime);
+                if current.is_none_or(|c| !same_frame(c, &frame)) {
+                    self.store.set_image(&frame).await?;
+                    planned += 1;
                 }
-                continue;
             }
-            if item.kind.is_folder() {
-                borrowers.push(item);
-                continue;
-            }
-            // A film or episode without artwork of its own: a frame of its video, recorded now
-            // and extracted by the frame job (or by the first request for it).
-            let (ItemKind::Movie | ItemKind::Episode, Some(size), Some(mtime)) =
-                (item.kind, item.size_bytes, item.file_mtime)
-            else {
-                if current.is_some() {
-                    self.store.remove_image(item.id, PRIMARY, 0).await?;
-                }
-                continue;
-            };
-            let frame = planned_frame(self.config, item.id, size, mtime);
-            if current.is_none_or(|c| !same_frame(c, &frame)) {
-                self.store.set_image(&frame).await?;
-                planned += 1;
+            if last_page {
+                break;
             }
         }
 
@@ -1302,24 +1364,20 @@ impl LibraryScan<'_> {
                 })
             };
             for folder in borrowers {
-                let first_episode = page
-                    .items
-                    .iter()
-                    .filter(|e| e.kind == ItemKind::Episode)
-                    .filter(|e| e.series_id == Some(folder.id) || e.season_id == Some(folder.id))
-                    .min_by_key(|e| (e.parent_index_number, e.index_number, e.id));
-                let wanted = first_episode.and_then(|e| primary(e.id));
-                match (wanted, primary(folder.id)) {
+                let wanted = first_episodes
+                    .get(&folder)
+                    .and_then(|(_, _, episode)| primary(*episode));
+                match (wanted, primary(folder)) {
                     (Some(w), current) => {
                         if current.is_none_or(|c| c.path != w.path || c.tag != w.tag) {
                             let image = ItemImage {
-                                item_id: folder.id,
+                                item_id: folder,
                                 ..w.clone()
                             };
                             self.store.set_image(&image).await?;
                         }
                     }
-                    (None, Some(_)) => self.store.remove_image(folder.id, PRIMARY, 0).await?,
+                    (None, Some(_)) => self.store.remove_image(folder, PRIMARY, 0).await?,
                     (None, None) => {}
                 }
             }
