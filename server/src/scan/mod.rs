@@ -637,12 +637,13 @@ impl LibraryScan<'_> {
                 )
             })
             .collect();
-        let found: Vec<walk::FoundFile> = walked.iter().flat_map(|w| w.videos.clone()).collect();
-        report.files += found.len();
+        let found = walked.iter().flat_map(|w| w.videos.iter());
+        let found_count: usize = walked.iter().map(|w| w.videos.len()).sum();
+        report.files += found_count;
         self.metrics
             .scan_files_total
-            .inc_by(i64::try_from(found.len()).unwrap_or(i64::MAX));
-        let plan = walk::plan(&found, &considered);
+            .inc_by(i64::try_from(found_count).unwrap_or(i64::MAX));
+        let plan = walk::plan(found, &considered);
         self.metrics
             .scan_files_done
             .inc_by(i64::try_from(plan.unchanged.len()).unwrap_or(i64::MAX));

@@ -328,9 +328,17 @@ pub struct Plan {
 }
 
 /// Compares the files on disk with the known ones (keyed by path).
-pub fn plan(found: &[FoundFile], known: &BTreeMap<PathBuf, KnownFile>) -> Plan {
+/// `found` is any walk over the files (several folders' lists chained, without copying them).
+pub fn plan<'a, I>(found: I, known: &BTreeMap<PathBuf, KnownFile>) -> Plan
+where
+    I: IntoIterator<Item = &'a FoundFile> + Clone,
+{
     let mut out = Plan::default();
-    let on_disk: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
+    let on_disk: HashSet<&Path> = found
+        .clone()
+        .into_iter()
+        .map(|f| f.path.as_path())
+        .collect();
     for file in found {
         match known.get(&file.path) {
             Some(k) if k.size == file.size && k.mtime_ms == file.mtime_ms => {
