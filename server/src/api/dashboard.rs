@@ -320,6 +320,11 @@ fn task_result(job: &Job) -> TaskResult {
     }
 }
 
+/// The task list as the `ScheduledTasksInfo` socket message carries it.
+pub(crate) async fn scheduled_tasks_info(state: &AppState) -> Result<Value, ApiError> {
+    serde_json::to_value(vec![scan_task(state).await?]).map_err(ApiError::internal)
+}
+
 async fn scheduled_tasks(
     State(state): State<AppState>,
     caller: AuthUser,
