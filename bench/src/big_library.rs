@@ -63,6 +63,9 @@ pub struct ScanRun {
     pub after_rescan_kib: u64,
     /// Peak resident set up to the end of the rescan.
     pub rescan_peak_kib: u64,
+    /// From the end of the first scan until the frame job (which any replica runs after the
+    /// scan, off its critical path) had extracted every frame; `None` when it did not log.
+    pub frames_after_scan: Option<Duration>,
 }
 
 /// Everything this module measures.
@@ -158,12 +161,20 @@ pub async fn run(
         let first_scan = scan_finished(&server, 1).await?;
         let (_, scan_peak_kib) = memory_kib(pid)?;
         eprintln!("bench: big library: first scan {first_scan:?}");
-        Some((first_scan, scan_peak_kib))
+        // The frames come after the scan, in a job: wait for it, so that neither the rescan
+        // nor the list rows share the cores with ffmpeg.
+        let scanned_at = std::time::Instant::now();
+        let frames_after_scan = frames_extracted(&server)
+            .await
+            .ok()
+            .map(|()| scanned_at.elapsed());
+        eprintln!("bench: big library: frames done {frames_after_scan:?} after the scan");
+        Some((first_scan, scan_peak_kib, frames_after_scan))
     };
     let mut client = JellyfinClient::new(&server.url, "bench-big-library");
     client.login(ADMIN_USER, ADMIN_PASSWORD).await?;
     let scans = match scans {
-        Some((first_scan, scan_peak_kib)) => {
+        Some((first_scan, scan_peak_kib, frames_after_scan)) => {
             client.refresh_library().await?;
             let rescan = scan_finished(&server, 2).await?;
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -175,6 +186,7 @@ pub async fn run(
                 scan_peak_kib,
                 after_rescan_kib,
                 rescan_peak_kib,
+                frames_after_scan,
             })
         }
         None => {
@@ -508,6 +520,26 @@ async fn scan_finished(server: &ServerProcess, count: usize) -> anyhow::Result<D
                 match found.get(count - 1) {
                     Some(elapsed) => Ok(*elapsed),
                     None => Err(format!("{} scan(s) finished so far", found.len())),
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Waits for the frame job's "frames extracted" line (the job the first scan enqueues).
+async fn frames_extracted(server: &ServerProcess) -> anyhow::Result<()> {
+    eventually(
+        "the frame job to finish",
+        SCAN_TIMEOUT,
+        Duration::from_millis(500),
+        || {
+            let log = server.log();
+            async move {
+                if without_colours(&log).contains("frames extracted") {
+                    Ok(())
+                } else {
+                    Err("no frame job finished yet".to_owned())
                 }
             }
         },

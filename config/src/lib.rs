@@ -38,6 +38,7 @@ pub const ENV_KEYS: &[&str] = &[
     "EPHYRA_IMAGE_CACHE_MAX_MIB",
     "EPHYRA_LIBRARIES",
     "EPHYRA_SCAN_INTERVAL_SECONDS",
+    "EPHYRA_SCAN_WATCH",
     "EPHYRA_ADMIN_USER",
     "EPHYRA_ADMIN_PASSWORD",
     "EPHYRA_FFMPEG",
@@ -278,6 +279,10 @@ pub struct ScanConfig {
     pub interval_seconds: u64,
     /// Files probed with ffprobe at once.
     pub concurrency: u32,
+    /// Watch the library folders for file system events (inotify) and scan only the folder
+    /// where something changed; the periodic scan stays the fallback (NFS shares send no
+    /// events). `EPHYRA_SCAN_WATCH`.
+    pub watch: bool,
 }
 
 impl Default for ScanConfig {
@@ -285,6 +290,7 @@ impl Default for ScanConfig {
         ScanConfig {
             interval_seconds: 3600,
             concurrency: 4,
+            watch: true,
         }
     }
 }

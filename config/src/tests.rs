@@ -94,6 +94,7 @@ fn case(key: &str) -> Case {
         "EPHYRA_IMAGE_CACHE_MAX_MIB" => ("64", &[], |c| c.images.cache_max_mib == 64),
         "EPHYRA_LIBRARIES" => ("movies:F=/f", &[], |c| c.libraries.len() == 1),
         "EPHYRA_SCAN_INTERVAL_SECONDS" => ("60", &[], |c| c.scan.interval_seconds == 60),
+        "EPHYRA_SCAN_WATCH" => ("false", &[], |c| !c.scan.watch),
         "EPHYRA_ADMIN_USER" => ("root", &[("EPHYRA_ADMIN_PASSWORD", "pw")], |c| {
             c.admin.as_ref().is_some_and(|a| a.user == "root")
         }),

@@ -271,7 +271,7 @@ struct TaskResult {
 /// The library scan task as the jobs table shows it.
 async fn scan_task(state: &AppState) -> Result<TaskInfo, ApiError> {
     let jobs = state.store.jobs_of_kind(LIBRARY_SCAN).await?;
-    let running = jobs.iter().any(|j| j.state == JobState::Running);
+    let running = jobs.iter().find(|j| j.state == JobState::Running);
     let last = jobs
         .iter()
         .filter(|j| matches!(j.state, JobState::Done | JobState::Failed))
@@ -286,8 +286,8 @@ async fn scan_task(state: &AppState) -> Result<TaskInfo, ApiError> {
     };
     Ok(TaskInfo {
         name: "Scan Media Library",
-        state: if running { "Running" } else { "Idle" },
-        current_progress_percentage: running.then_some(0.0),
+        state: if running.is_some() { "Running" } else { "Idle" },
+        current_progress_percentage: running.map(scan_percent),
         id: SCAN_TASK_ID,
         last_execution_result: last.map(task_result),
         triggers,
@@ -296,6 +296,12 @@ async fn scan_task(state: &AppState) -> Result<TaskInfo, ApiError> {
         is_hidden: false,
         key: "RefreshLibrary",
     })
+}
+
+/// A running scan's progress in percent, as its worker last wrote it on the job row (0 until
+/// the first report), so every replica answers the same.
+fn scan_percent(job: &Job) -> f64 {
+    job.progress.map_or(0.0, |p| p.percent())
 }
 
 fn task_result(job: &Job) -> TaskResult {
@@ -312,6 +318,11 @@ fn task_result(job: &Job) -> TaskResult {
         id: SCAN_TASK_ID.to_owned(),
         error_message: job.last_error.clone(),
     }
+}
+
+/// The task list as the `ScheduledTasksInfo` socket message carries it.
+pub(crate) async fn scheduled_tasks_info(state: &AppState) -> Result<Value, ApiError> {
+    serde_json::to_value(vec![scan_task(state).await?]).map_err(ApiError::internal)
 }
 
 async fn scheduled_tasks(
@@ -374,13 +385,14 @@ async fn virtual_folders(
         .jobs_of_kind(LIBRARY_SCAN)
         .await?
         .iter()
-        .any(|j| j.state == JobState::Running);
+        .find(|j| j.state == JobState::Running)
+        .map(scan_percent);
     let libraries = state.store.libraries().await?;
     Ok(Json(
         libraries
             .iter()
             .map(|l| {
-                json!({
+                let mut folder = json!({
                     "Name": l.name,
                     "Locations": l.folders.iter().map(|f| f.to_string_lossy()).collect::<Vec<_>>(),
                     "CollectionType": l.kind.as_str(),
@@ -403,8 +415,13 @@ async fn virtual_folders(
                         "DelimiterWhitelist": []
                     },
                     "ItemId": l.id,
-                    "RefreshStatus": if scanning { "Active" } else { "Idle" },
-                })
+                    "RefreshStatus": if scanning.is_some() { "Active" } else { "Idle" },
+                });
+                // Jellyfin leaves it out while no scan runs.
+                if let (Some(percent), Some(folder)) = (scanning, folder.as_object_mut()) {
+                    folder.insert("RefreshProgress".to_owned(), json!(percent));
+                }
+                folder
             })
             .collect(),
     ))

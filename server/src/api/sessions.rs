@@ -230,6 +230,8 @@ async fn run_socket(mut ws: WebSocket, state: AppState, caller: AuthUser, handle
     let check_every = (timeout / 5).max(Duration::from_millis(100));
     let mut checks = tokio::time::interval_at(Instant::now() + check_every, check_every);
     let mut last_heard = Instant::now();
+    // Set while an administrator's client subscribes to `ScheduledTasksInfo`.
+    let mut tasks_every: Option<tokio::time::Interval> = None;
     tracing::debug!(user_id = %caller.user_id, "session socket opened");
 
     if ws
@@ -262,9 +264,28 @@ async fn run_socket(mut ws: WebSocket, state: AppState, caller: AuthUser, handle
                         break;
                     }
                 }
+                () = next_tick(&mut tasks_every) => {
+                    // The dashboard's task list, live (jellyfin-web subscribes while it shows
+                    // the scheduled tasks or the dashboard). Read from the job rows, so the
+                    // progress is the same whichever replica runs the scan.
+                    if let Ok(tasks) = crate::api::dashboard::scheduled_tasks_info(&state).await
+                        && ws.send(message("ScheduledTasksInfo", Some(tasks))).await.is_err()
+                    {
+                        break;
+                    }
+                }
                 received = ws.recv() => {
                     // An error here includes a message over the size limit.
                     let Some(Ok(frame)) = received else { break };
+                    if let Message::Text(text) = &frame {
+                        match tasks_subscription(text) {
+                            Some(Some(every)) if caller.is_admin => {
+                                tasks_every = Some(tokio::time::interval(every));
+                            }
+                            Some(None) => tasks_every = None,
+                            _ => {}
+                        }
+                    }
                     // Only complete messages are activity: pings alone (answered by the
                     // library) do not keep a socket that says nothing open forever.
                     if matches!(frame, Message::Text(_) | Message::Binary(_)) {
@@ -293,6 +314,36 @@ async fn run_socket(mut ws: WebSocket, state: AppState, caller: AuthUser, handle
     drop(handle);
     state.metrics.websocket_connections.dec();
     tracing::debug!(user_id = %caller.user_id, "session socket closed");
+}
+
+/// The next tick of an optional interval; never, without one.
+async fn next_tick(every: &mut Option<tokio::time::Interval>) {
+    match every {
+        Some(every) => {
+            every.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// `ScheduledTasksInfoStart` (`Data`: "initial delay ms,interval ms") → `Some(Some(interval))`,
+/// at least half a second; `ScheduledTasksInfoStop` → `Some(None)`; anything else `None`.
+fn tasks_subscription(text: &str) -> Option<Option<Duration>> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    match value.get("MessageType")?.as_str()? {
+        "ScheduledTasksInfoStart" => {
+            let every = value
+                .get("Data")
+                .and_then(Value::as_str)
+                .and_then(|d| d.split(',').nth(1))
+                .and_then(|ms| ms.trim().parse::<u64>().ok())
+                .unwrap_or(1000)
+                .max(500);
+            Some(Some(Duration::from_millis(every)))
+        }
+        "ScheduledTasksInfoStop" => Some(None),
+        _ => None,
+    }
 }
 
 /// Answers one inbound frame; false when the socket is done.

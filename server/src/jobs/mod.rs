@@ -7,8 +7,8 @@
 //!   back to the queue.
 //! - [`scheduler`]: while this replica leads, it enqueues the periodic jobs once per time slot,
 //!   each enqueue fenced by the leader's epoch so a deposed leader enqueues nothing.
-//! - [`kinds`]: the job kinds and their handlers (`library_scan`, `token_cleanup`,
-//!   `jobs_cleanup`).
+//! - [`kinds`]: the job kinds and their handlers (`library_scan`, `folder_scan`,
+//!   `frame_extraction`, `token_cleanup`, `jobs_cleanup`).
 //! - [`transcode_cleanup`]: not a job. Transcode files live on the replica's own disk, so
 //!   only that replica can remove them, and a job aimed at one replica would wait for ever
 //!   once that replica is gone (its pod's files go with it, or are cleaned when it starts
@@ -31,7 +31,9 @@ use futures::future::BoxFuture;
 
 use crate::store::jobs::ClaimedJob;
 
-pub use kinds::{JOBS_CLEANUP, LIBRARY_SCAN, TOKEN_CLEANUP, default_handlers};
+pub use kinds::{
+    FOLDER_SCAN, FRAME_EXTRACTION, JOBS_CLEANUP, LIBRARY_SCAN, TOKEN_CLEANUP, default_handlers,
+};
 pub use scheduler::{Periodic, SchedulerSettings, run_scheduler};
 pub use worker::{WorkerSettings, run_worker, spawn_workers};
 
@@ -125,6 +127,12 @@ pub async fn start_with(
         state.coordinator.leadership(),
         kinds::periodic_jobs(&state.config),
         SchedulerSettings::default(),
+        state.shutdown.clone(),
+    )));
+    // Not a job either: every replica watches the library folders; only the leader enqueues
+    // the scans their events ask for.
+    tasks.push(tokio::spawn(crate::scan::watch::run(
+        state.clone(),
         state.shutdown.clone(),
     )));
     tasks.push(tokio::spawn(transcode_cleanup::run(

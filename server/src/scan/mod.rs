@@ -27,6 +27,7 @@ pub mod place;
 pub mod probe;
 pub mod subtitles;
 pub mod walk;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -65,10 +66,14 @@ pub struct ScanReport {
     pub removed: u64,
     /// Files ffprobe could not read in this scan, with the reason.
     pub errors: Vec<(PathBuf, String)>,
-    /// Frames extracted for items without artwork.
-    pub extracted_images: usize,
+    /// Frames newly recorded for films and episodes without artwork; the frame job
+    /// ([`extract_planned_frames`]) extracts them after the scan, off its critical path.
+    pub frames_planned: usize,
     /// Library folders that could not be read (their items were kept).
     pub unreadable_folders: Vec<PathBuf>,
+    /// The folders walked: every library folder for a full scan, only the changed film's or
+    /// series' folder for a scan of one folder ([`scan_folders`]).
+    pub walked_folders: Vec<PathBuf>,
     /// Files placed, by role (`Movie`, `Episode`, `Extra`, `Version`, `Part`), this scan.
     pub placed: BTreeMap<&'static str, usize>,
     /// Files the naming rules could not place, with the reason (never dropped silently).
@@ -102,18 +107,7 @@ impl Drop for RunningGuard {
 /// while one runs returns [`ScanError::AlreadyRunning`] at once.
 pub async fn scan_all(state: &AppState) -> Result<ScanReport, ScanError> {
     let report = scan_with(&state.store, &state.config, &state.metrics).await?;
-    if report.probed > 0 || report.removed > 0 {
-        // Clients on every replica refresh their views (the scan does not track ids yet, so
-        // the lists are empty and `IsEmpty` is false: "something changed").
-        state
-            .coordinator
-            .publish_or_log(crate::coord::Event::library_changed(serde_json::json!({
-                "FoldersAddedTo": [], "FoldersRemovedFrom": [], "ItemsAdded": [],
-                "ItemsRemoved": [], "ItemsUpdated": [], "CollectionFolders": [],
-                "IsEmpty": false,
-            })))
-            .await;
-    }
+    finish(state, &report).await;
     Ok(report)
 }
 
@@ -153,6 +147,7 @@ pub async fn scan_with(
             metrics,
             library,
             library_id: store.ids().library(&library.name),
+            scope: None,
         };
         scanner.run(&mut report).await?;
         report.libraries += 1;
@@ -163,11 +158,94 @@ pub async fn scan_with(
         probed = report.probed,
         removed = report.removed,
         errors = report.errors.len(),
-        extracted_images = report.extracted_images,
+        frames_planned = report.frames_planned,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "library scan finished"
     );
     Ok(report)
+}
+
+/// Scans only `folders` (library name, folder inside that library: a film's or a series'
+/// folder where a file system event said something changed), not the rest of the library.
+/// Files under each folder are compared with what the store knows under it: new or changed
+/// ones are probed, gone ones removed; a folder that is gone while its library folder is
+/// there was deleted, but a library folder that is unreadable or empty (an unmounted share)
+/// keeps every item. Shares the one-scan-per-process lock with [`scan_all`].
+pub async fn scan_folders(
+    state: &AppState,
+    folders: &[(String, PathBuf)],
+) -> Result<ScanReport, ScanError> {
+    let metrics = &state.metrics;
+    if metrics.scan_running.set(1) == 1 {
+        return Err(ScanError::AlreadyRunning);
+    }
+    let _running = RunningGuard(metrics.clone());
+    metrics.scan_files_total.set(0);
+    metrics.scan_files_done.set(0);
+    let mut report = ScanReport::default();
+    let started = std::time::Instant::now();
+    for (name, folder) in folders {
+        let Some(library) = state.config.libraries.iter().find(|l| &l.name == name) else {
+            tracing::warn!(library = %name, "a folder scan names a library that is no longer configured; skipped");
+            continue;
+        };
+        // A folder that is gone cannot be canonicalized: its parent can (links resolved the
+        // same way the walk resolves them, so stored paths match).
+        let scope = match folder.canonicalize() {
+            Ok(path) => path,
+            Err(_) => match (folder.parent().map(Path::canonicalize), folder.file_name()) {
+                (Some(Ok(parent)), Some(name)) => parent.join(name),
+                _ => folder.clone(),
+            },
+        };
+        let scanner = LibraryScan {
+            store: &state.store,
+            config: &state.config,
+            metrics,
+            library,
+            library_id: state.store.ids().library(&library.name),
+            scope: Some(scope),
+        };
+        scanner.run(&mut report).await?;
+    }
+    tracing::info!(
+        folders = folders.len(),
+        files = report.files,
+        probed = report.probed,
+        removed = report.removed,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "folder scan finished"
+    );
+    finish(state, &report).await;
+    Ok(report)
+}
+
+/// What every scan does once it wrote: the frame job when frames were recorded, and a
+/// library-changed event when items came or went.
+async fn finish(state: &AppState, report: &ScanReport) {
+    if report.frames_planned > 0 {
+        // One replica makes the frames, after the items are listed; a frame job already
+        // waiting in the lane covers these too.
+        if let Err(e) = state
+            .store
+            .enqueue(&crate::jobs::kinds::frame_extraction())
+            .await
+        {
+            tracing::warn!(error = %crate::error::DisplayChain(&e), "cannot enqueue the frame job; frames are made on request");
+        }
+    }
+    if report.probed > 0 || report.removed > 0 {
+        // Clients on every replica refresh their views (the scan does not track ids yet, so
+        // the lists are empty and `IsEmpty` is false: "something changed").
+        state
+            .coordinator
+            .publish_or_log(crate::coord::Event::library_changed(serde_json::json!({
+                "FoldersAddedTo": [], "FoldersRemovedFrom": [], "ItemsAdded": [],
+                "ItemsRemoved": [], "ItemsUpdated": [], "CollectionFolders": [],
+                "IsEmpty": false,
+            })))
+            .await;
+    }
 }
 
 /// The path to open for a stored media or image path, or `None` when it no longer resolves
@@ -204,38 +282,70 @@ pub fn extracted_images_dir(config: &ServerConfig) -> PathBuf {
     config.data_dir.join("images")
 }
 
-/// Extracts the frame that stands for video item `id` (10 % in, as Jellyfin does: past
-/// titles, before credits) into this replica's extracted-images folder; returns its path.
+/// Extracts the frame that stands for a video (10 % in, as Jellyfin does: past titles, before
+/// credits) into `output`.
 async fn extract_item_frame(
     config: &ServerConfig,
-    id: JfId,
+    output: &Path,
     video: &Path,
     runtime_ticks: Option<i64>,
-) -> Result<PathBuf, images::ExtractError> {
-    let output = extracted_images_dir(config).join(format!("{}.jpg", id.to_n()));
+) -> Result<(), images::ExtractError> {
     let at = runtime_ticks.map_or(0.0, |t| t as f64 / probe::TICKS_PER_SECOND as f64 / 10.0);
-    images::extract_frame(&config.ffmpeg.ffmpeg, video, &output, at, EXTRACT_TIMEOUT).await?;
-    Ok(output)
+    images::extract_frame(&config.ffmpeg.ffmpeg, video, output, at, EXTRACT_TIMEOUT).await
+}
+
+/// The Primary image a film or episode without artwork of its own gets: a frame of its video,
+/// recorded by the scan before it exists and extracted later (by the frame job, or by the
+/// first request on a replica that lacks it). The file is named `<item id>-<tag>.jpg` and the
+/// tag comes from the video's size and modification time, not from the frame's file, so every
+/// replica records and serves the same tag for the same bytes, and a changed video gets a new
+/// name instead of an old frame.
+pub fn planned_frame(config: &ServerConfig, item_id: JfId, size: i64, mtime: i64) -> ItemImage {
+    let tag = images::image_tag(
+        Path::new(&format!("frame:{}", item_id.to_n())),
+        u64::try_from(size).unwrap_or(0),
+        mtime,
+    );
+    ItemImage {
+        item_id,
+        image_type: PRIMARY.to_owned(),
+        image_index: 0,
+        path: extracted_images_dir(config).join(format!("{}-{tag}.jpg", item_id.to_n())),
+        tag,
+        file_mtime: Some(mtime),
+    }
+}
+
+/// The item whose video an extracted frame at `stored` comes from: `images/<id>.jpg` (frames
+/// extracted by earlier versions) or `images/<id>-<tag>.jpg`. `None` for any other path.
+fn frame_source(stored: &Path) -> Option<JfId> {
+    let in_images_dir = stored.parent()?.file_name()? == "images";
+    let is_jpeg = stored.extension()? == "jpg";
+    if !(in_images_dir && is_jpeg) {
+        return None;
+    }
+    let stem = stored.file_stem()?.to_str()?;
+    stem.split('-').next()?.parse().ok()
+}
+
+/// Whether two records name the same extracted frame (the folder differs between replicas).
+fn same_frame(a: &ItemImage, b: &ItemImage) -> bool {
+    a.tag == b.tag && a.path.file_name() == b.path.file_name()
 }
 
 /// The local copy of an extracted frame recorded at `stored`, made now when this replica has
-/// none. Frames are extracted by the replica that scanned, into its own data folder, and each
-/// replica has its own: any replica must still serve any image, so one that lacks the file
-/// extracts the same frame from the same video (at most [`ON_DEMAND_EXTRACTIONS`] at once).
-/// `None` when `stored` is not an extracted frame or its video cannot give one.
+/// none. The scan only records frames; the frame job ([`extract_planned_frames`]) makes them
+/// on one replica, and each replica has its own data folder: any replica must still serve any
+/// image, so one that lacks the file extracts the same frame from the same video (at most
+/// [`FRAME_EXTRACTIONS`] at once, shared with the frame job). `None` when `stored` is not an
+/// extracted frame or its video cannot give one.
 pub async fn local_extracted_frame(
     config: &ServerConfig,
     store: &Store,
     stored: &Path,
 ) -> Option<PathBuf> {
-    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(ON_DEMAND_EXTRACTIONS);
-    let in_images_dir = stored.parent()?.file_name()? == "images";
-    let is_jpeg = stored.extension()? == "jpg";
-    let source: JfId = stored.file_stem()?.to_str()?.parse().ok()?;
-    if !(in_images_dir && is_jpeg) {
-        return None;
-    }
-    let local = extracted_images_dir(config).join(format!("{}.jpg", source.to_n()));
+    let source = frame_source(stored)?;
+    let local = extracted_images_dir(config).join(stored.file_name()?);
     if tokio::fs::metadata(&local).await.is_ok() {
         return local.canonicalize().ok();
     }
@@ -243,19 +353,81 @@ pub async fn local_extracted_frame(
     let video = PathBuf::from(item.path?);
     // The video must still be inside its library, as for any file served.
     let video = media_path_for_serving(config, store.ids(), item.library_id, &video)?;
-    let _slot = SLOTS.acquire().await.ok()?;
+    let _slot = FRAME_SLOTS.acquire().await.ok()?;
     // Another request may have made it while this one waited for a slot.
     if tokio::fs::metadata(&local).await.is_err()
-        && let Err(e) = extract_item_frame(config, source, &video, item.run_time_ticks).await
+        && let Err(e) = extract_item_frame(config, &local, &video, item.run_time_ticks).await
     {
-        tracing::warn!(item_id = %source, error = %e, "no frame extracted on demand");
+        tracing::warn!(item_id = %source, error = %e, "no frame extracted");
         return None;
     }
     local.canonicalize().ok()
 }
 
-/// Frames a replica extracts at once for images it lacks (each is one short ffmpeg run).
-const ON_DEMAND_EXTRACTIONS: usize = 2;
+/// Frames a replica extracts at once (each is one short ffmpeg run): requests for images it
+/// lacks and the frame job share these, so the job never holds more than one of them and
+/// playback keeps the cores.
+const FRAME_EXTRACTIONS: usize = 2;
+static FRAME_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(FRAME_EXTRACTIONS);
+
+/// What the frame job did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FramesReport {
+    /// Frames extracted now.
+    pub extracted: usize,
+    /// Frames already on this replica's disk.
+    pub present: usize,
+    /// Videos that gave no frame: their records (and the borrowing series' and seasons') are
+    /// removed, so clients are not sent to an image that cannot exist.
+    pub failed: usize,
+}
+
+/// The frame job: extracts, one at a time, every frame the scans recorded and this replica
+/// does not have yet. Run once, on any replica, after a scan that recorded new frames; the
+/// other replicas extract what they are asked for on request.
+pub async fn extract_planned_frames(
+    config: &ServerConfig,
+    store: &Store,
+) -> Result<FramesReport, StoreError> {
+    let mut report = FramesReport::default();
+    for library in store.libraries().await? {
+        let stored = store.library_images(library.id).await?;
+        // Series and seasons borrow an episode's record: one frame, several holders.
+        let mut holders: BTreeMap<PathBuf, Vec<JfId>> = BTreeMap::new();
+        for (item_id, images) in &stored {
+            for image in images {
+                if image.image_type == PRIMARY
+                    && image.image_index == 0
+                    && frame_source(&image.path).is_some()
+                    && let Some(name) = image.path.file_name()
+                {
+                    holders
+                        .entry(PathBuf::from(name))
+                        .or_default()
+                        .push(*item_id);
+                }
+            }
+        }
+        drop(stored);
+        let dir = extracted_images_dir(config);
+        for (name, items) in holders {
+            let local = dir.join(&name);
+            if tokio::fs::metadata(&local).await.is_ok() {
+                report.present += 1;
+                continue;
+            }
+            if local_extracted_frame(config, store, &local).await.is_some() {
+                report.extracted += 1;
+                continue;
+            }
+            report.failed += 1;
+            for item in items {
+                store.remove_image(item, PRIMARY, 0).await?;
+            }
+        }
+    }
+    Ok(report)
+}
 
 /// One library's scan.
 struct LibraryScan<'a> {
@@ -264,7 +436,19 @@ struct LibraryScan<'a> {
     metrics: &'a Arc<Metrics>,
     library: &'a LibraryConfig,
     library_id: JfId,
+    /// Scan only this folder (canonical, inside one of the library's folders): a film's or a
+    /// series' folder where a file system event said something changed. `None`: everything.
+    scope: Option<PathBuf>,
 }
+
+/// One item's row as the scan writes it: the item, its streams when probed, its naming.
+type ItemRows = (NewItem, Option<Vec<probe::StreamInfo>>, ItemNaming);
+
+/// Items read at once by the passes over every item of a library (metadata, artwork).
+const SCAN_PAGE: i64 = 500;
+
+/// Files whose rows are written in one batch (see `LibraryScan::probe_and_write`).
+const WRITE_BATCH: usize = 64;
 
 /// A file placed by the naming rules, ready to be probed and written.
 struct Named {
@@ -274,11 +458,126 @@ struct Named {
 }
 
 impl LibraryScan<'_> {
+    /// Page `start / SCAN_PAGE` of the library's items (of `kinds`, or all): the passes over
+    /// every item read the library a page at a time, so their memory does not grow with it.
+    async fn items_page(
+        &self,
+        kinds: &[ItemKind],
+        start: i64,
+    ) -> Result<Vec<crate::store::items::Item>, StoreError> {
+        let page = self
+            .store
+            .query_items(&ItemQuery {
+                library_id: Some(self.library_id),
+                recursive: true,
+                include_kinds: kinds.to_vec(),
+                start_index: start,
+                limit: Some(SCAN_PAGE),
+                without_total: true,
+                ..ItemQuery::default()
+            })
+            .await?;
+        Ok(page.items)
+    }
+
+    /// Every series' folder, by id.
+    async fn series_dirs(&self) -> Result<HashMap<JfId, PathBuf>, StoreError> {
+        let mut dirs = HashMap::new();
+        let mut start = 0;
+        loop {
+            let items = self.items_page(&[ItemKind::Series], start).await?;
+            start += SCAN_PAGE;
+            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            dirs.extend(
+                items
+                    .into_iter()
+                    .filter_map(|i| Some((i.id, PathBuf::from(i.path?)))),
+            );
+            if last_page {
+                return Ok(dirs);
+            }
+        }
+    }
+
+    /// Whether the scan looks at an item with this path: every item for a full scan; for a
+    /// scoped one, those under its folder (and path-less ones, cheap: seasons without a folder).
+    fn in_scope(&self, path: Option<&Path>) -> bool {
+        match (&self.scope, path) {
+            (Some(scope), Some(path)) => path.starts_with(scope),
+            _ => true,
+        }
+    }
+
+    /// Walks the scope's folder. `None` when the library folder holding it cannot be read or
+    /// reads as empty (an unmounted share: nothing may be taken for deleted, and the scope is
+    /// recorded as unreadable). A scope that is gone while its library folder is there was
+    /// deleted: it walks as empty, and its items are removed.
+    async fn walk_scope(&self, scope: &Path, report: &mut ScanReport) -> Option<walk::Walked> {
+        let root = self
+            .library
+            .folders
+            .iter()
+            .filter_map(|f| f.canonicalize().ok())
+            .find(|root| scope.starts_with(root));
+        let Some(root) = root else {
+            tracing::error!(library = %self.library.name, folder = %scope.display(), "the folder to scan is not under a readable library folder; items are kept");
+            report.unreadable_folders.push(scope.to_owned());
+            return None;
+        };
+        let readable_and_not_empty = std::fs::read_dir(&root).is_ok_and(|mut e| e.next().is_some());
+        if !readable_and_not_empty {
+            tracing::error!(library = %self.library.name, folder = %root.display(), "library folder unreadable or empty; taken for an unmounted share, its items are kept");
+            report.unreadable_folders.push(root);
+            return None;
+        }
+        let (walk_root, sub) = (root.clone(), scope.to_owned());
+        let result = tokio::task::spawn_blocking(move || {
+            if sub.exists() {
+                walk::walk_under(&walk_root, &sub).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(Some(w))) => Some(w),
+            Ok(Ok(None)) => Some(walk::Walked {
+                root,
+                ..walk::Walked::default()
+            }),
+            Ok(Err(e)) => {
+                tracing::error!(library = %self.library.name, error = %e, "folder unreadable; its items are kept");
+                report.unreadable_folders.push(scope.to_owned());
+                None
+            }
+            Err(join) => {
+                tracing::error!(library = %self.library.name, error = %join, "folder walk failed");
+                None
+            }
+        }
+    }
+
     async fn run(&self, report: &mut ScanReport) -> Result<(), ScanError> {
-        // 1. Walk every folder (blocking filesystem work, off the async threads).
+        // 1. Walk every folder (blocking filesystem work, off the async threads), or only the
+        //    scope's folder.
         let mut walked = Vec::new();
         let mut all_reachable = true;
-        for folder in &self.library.folders {
+        let scoped = match &self.scope {
+            Some(scope) => {
+                match self.walk_scope(scope, report).await {
+                    Some(w) => {
+                        report.walked_folders.push(scope.clone());
+                        walked.push(w);
+                    }
+                    // The library folder is unreadable or empty: an unmounted share keeps
+                    // every item.
+                    None => return Ok(()),
+                }
+                true
+            }
+            None => false,
+        };
+        for folder in self.library.folders.iter().filter(|_| !scoped) {
             let folder = folder.clone();
             let result = tokio::task::spawn_blocking(move || walk::walk(&folder)).await;
             match result {
@@ -286,6 +585,7 @@ impl LibraryScan<'_> {
                     for (path, reason) in &w.skipped {
                         tracing::warn!(library = %self.library.name, path = %path.display(), %reason, "skipped");
                     }
+                    report.walked_folders.push(w.root.clone());
                     walked.push(w);
                 }
                 Ok(Err(e)) => {
@@ -304,8 +604,16 @@ impl LibraryScan<'_> {
         //    readable ones may count as deleted. A folder that reads as empty while the store
         //    knows files under it is taken for an unmounted share (an NFS mount point left
         //    empty), not for a library whose every file was deleted: its items are kept.
-        let known = self.store.known_files(self.library_id).await?;
+        //    A scoped scan compares only the files under its folder; its library folder was
+        //    checked for an unmounted share above, and an empty scope is files deleted.
+        let mut known = self.store.known_files(self.library_id).await?;
+        if let Some(scope) = &self.scope {
+            known.retain(|path, _| path.starts_with(scope));
+        }
         walked.retain(|w| {
+            if scoped {
+                return true;
+            }
             let empty = w.videos.is_empty();
             let knows_files = known.keys().any(|p| p.starts_with(&w.root));
             if empty && knows_files {
@@ -317,11 +625,11 @@ impl LibraryScan<'_> {
             true
         });
         let considered: BTreeMap<PathBuf, walk::KnownFile> = known
-            .iter()
+            .into_iter()
             .filter(|(path, _)| all_reachable || walked.iter().any(|w| path.starts_with(&w.root)))
             .map(|(path, k)| {
                 (
-                    path.clone(),
+                    path,
                     walk::KnownFile {
                         size: u64::try_from(k.size_bytes).unwrap_or(u64::MAX),
                         mtime_ms: k.file_mtime,
@@ -329,12 +637,13 @@ impl LibraryScan<'_> {
                 )
             })
             .collect();
-        let found: Vec<walk::FoundFile> = walked.iter().flat_map(|w| w.videos.clone()).collect();
-        report.files += found.len();
+        let found = walked.iter().flat_map(|w| w.videos.iter());
+        let found_count: usize = walked.iter().map(|w| w.videos.len()).sum();
+        report.files += found_count;
         self.metrics
             .scan_files_total
-            .inc_by(i64::try_from(found.len()).unwrap_or(i64::MAX));
-        let plan = walk::plan(&found, &considered);
+            .inc_by(i64::try_from(found_count).unwrap_or(i64::MAX));
+        let plan = walk::plan(found, &considered);
         self.metrics
             .scan_files_done
             .inc_by(i64::try_from(plan.unchanged.len()).unwrap_or(i64::MAX));
@@ -413,8 +722,8 @@ impl LibraryScan<'_> {
             self.store.relink_items(&relink).await?;
         }
 
-        // 5. Probe new or changed files, a bounded number at once, writing each as it
-        //    completes. Disc images are not probed (ffprobe cannot read them) but listed.
+        // 5. Probe new or changed files, a bounded number at once, writing them in batches as
+        //    they complete. Disc images are not probed (ffprobe cannot read them) but listed.
         let mut to_probe = Vec::new();
         for file in plan.to_probe {
             let Some((root, role)) = roles.get(&file.path) else {
@@ -430,69 +739,129 @@ impl LibraryScan<'_> {
                 role: role.clone(),
             });
         }
-        let ffprobe = self.config.ffmpeg.ffprobe.clone();
-        let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
-        let mut probed = futures::stream::iter(to_probe)
-            .map(|named| {
-                let ffprobe = ffprobe.clone();
-                async move {
-                    let info = if names::is_disc_image(&named.file.path) {
-                        Ok(probe::MediaInfo {
-                            container: "iso".to_owned(),
-                            duration_ticks: None,
-                            bitrate: None,
-                            size: i64::try_from(named.file.size).ok(),
-                            streams: Vec::new(),
-                            chapters: Vec::new(),
-                        })
-                    } else {
-                        probe::probe(&ffprobe, &named.file.path, PROBE_TIMEOUT).await
-                    };
-                    (named, info)
-                }
-            })
-            .buffer_unordered(concurrency);
-        while let Some((named, info)) = probed.next().await {
-            report.probed += 1;
-            let error = info.as_ref().err().map(ToString::to_string);
-            if let Some(reason) = &error {
-                tracing::warn!(library = %self.library.name, path = %named.file.path.display(), %reason, "ffprobe cannot read the file; recorded and skipped");
-                self.metrics.scan_errors.inc();
-                report
-                    .errors
-                    .push((named.file.path.clone(), reason.clone()));
-            }
-            let chapters = info
-                .as_ref()
-                .map(|i| i.chapters.clone())
-                .unwrap_or_default();
-            let rows = self.items_for(&named, Some(info.ok()));
-            self.write_rows(&named, rows).await?;
-            let id = self
-                .store
-                .ids()
-                .file_item(&self.library.name, &named.file.path);
-            self.store.replace_chapters(&[(id, &chapters)]).await?;
-            self.metrics.scan_files_done.inc();
-        }
-        drop(probed);
+        self.probe_and_write(to_probe, report).await?;
         self.store.remove_empty_folders(self.library_id).await?;
         self.store.sum_stacked_runtimes(self.library_id).await?;
-        self.store
-            .set_scan_summary(self.library_id, &summary_json(report, &placed, &walked))
-            .await?;
+        if self.scope.is_none() {
+            // A scoped scan saw one folder: the library's summary stays the last full scan's.
+            self.store
+                .set_scan_summary(self.library_id, &summary_json(report, &placed, &walked))
+                .await?;
+        }
 
         // 5b. External subtitles beside every video, changed or not.
-        let roots: Vec<PathBuf> = walked.iter().map(|w| w.root.clone()).collect();
+        let roots: Vec<PathBuf> = match &self.scope {
+            Some(scope) => vec![scope.clone()],
+            None => walked.iter().map(|w| w.root.clone()).collect(),
+        };
         subtitles::refresh(self.store, self.library_id, &roots).await?;
 
         // 5c. Local metadata from .nfo files beside the media, re-read when they change.
         self.refresh_metadata(&walked).await?;
 
         // 6. Artwork.
-        report.extracted_images += self.refresh_images(&walked).await?;
+        report.frames_planned += self.refresh_images(&walked).await?;
         self.refresh_artwork(&walked).await?;
         Ok(())
+    }
+
+    /// Probes `files` (`scan.concurrency` ffprobe runs at once) and writes their rows. The
+    /// writes run beside the probes, not between them, and take what has finished in one
+    /// batch of up to [`WRITE_BATCH`] files (two transactions instead of two per file), so a
+    /// slow write never leaves the cores idle and the database is not the bottleneck.
+    async fn probe_and_write(
+        &self,
+        files: Vec<Named>,
+        report: &mut ScanReport,
+    ) -> Result<(), ScanError> {
+        let ffprobe = self.config.ffmpeg.ffprobe.clone();
+        let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(WRITE_BATCH * 2);
+        let probing = async move {
+            let mut probed = futures::stream::iter(files)
+                .map(|named| {
+                    let ffprobe = ffprobe.clone();
+                    async move {
+                        let info = if names::is_disc_image(&named.file.path) {
+                            Ok(probe::MediaInfo {
+                                container: "iso".to_owned(),
+                                duration_ticks: None,
+                                bitrate: None,
+                                size: i64::try_from(named.file.size).ok(),
+                                streams: Vec::new(),
+                                chapters: Vec::new(),
+                            })
+                        } else {
+                            probe::probe(&ffprobe, &named.file.path, PROBE_TIMEOUT).await
+                        };
+                        (named, info)
+                    }
+                })
+                .buffer_unordered(concurrency);
+            while let Some(done) = probed.next().await {
+                if done_tx.send(done).await.is_err() {
+                    // The writer stopped on an error, which the scan returns.
+                    break;
+                }
+            }
+            Ok::<(), ScanError>(())
+        };
+        let writing = async {
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
+            while done_rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+                let mut rows = Vec::with_capacity(batch.len());
+                let mut chapters = Vec::with_capacity(batch.len());
+                for (named, info) in batch.drain(..) {
+                    report.probed += 1;
+                    if let Err(e) = &info {
+                        let reason = e.to_string();
+                        tracing::warn!(library = %self.library.name, path = %named.file.path.display(), %reason, "ffprobe cannot read the file; recorded and skipped");
+                        self.metrics.scan_errors.inc();
+                        report.errors.push((named.file.path.clone(), reason));
+                    }
+                    let id = self
+                        .store
+                        .ids()
+                        .file_item(&self.library.name, &named.file.path);
+                    let found = info.as_ref().map(|i| i.chapters.clone());
+                    chapters.push((id, found.unwrap_or_default()));
+                    let file_rows = self.items_for(&named, Some(info.ok()));
+                    rows.push((named, file_rows));
+                }
+                let files = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+                self.write_batch(rows).await?;
+                // After the items: a file skipped (it belongs to another library) gets none.
+                let chapters: Vec<_> = chapters.iter().map(|(id, c)| (*id, c.as_slice())).collect();
+                self.store.replace_chapters(&chapters).await?;
+                self.metrics.scan_files_done.inc_by(files);
+            }
+            Ok::<(), ScanError>(())
+        };
+        futures::future::try_join(probing, writing).await?;
+        Ok(())
+    }
+
+    /// Writes several files' rows together; when that is refused because one of them already
+    /// belongs to another library, each file is written alone so only that one is skipped.
+    async fn write_batch(&self, files: Vec<(Named, Vec<ItemRows>)>) -> Result<(), ScanError> {
+        // Episodes of one season repeat their series' and season's rows: write each once.
+        let mut seen = HashSet::new();
+        let all: Vec<ItemRows> = files
+            .iter()
+            .flat_map(|(_, rows)| rows.iter())
+            .filter(|(item, _, _)| seen.insert(item.id))
+            .cloned()
+            .collect();
+        match self.store.upsert_named_items(&all).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(_)) => {
+                for (named, rows) in files {
+                    self.write_rows(&named, rows).await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes one file's rows; a file already under another library is skipped.
@@ -728,22 +1097,38 @@ impl LibraryScan<'_> {
     /// or oversized file is logged and recorded as such (so it is not re-read until it
     /// changes); the item keeps what its file name says.
     async fn refresh_metadata(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
-        let page = self
-            .store
-            .query_items(&ItemQuery {
-                library_id: Some(self.library_id),
-                recursive: true,
-                ..ItemQuery::default()
-            })
-            .await?;
         let stamps = self.store.nfo_stamps(self.library_id).await?;
-        for item in &page.items {
+        let mut start = 0;
+        loop {
+            let items = self.items_page(&[], start).await?;
+            start += SCAN_PAGE;
+            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            for item in &items {
+                self.refresh_item_metadata(item, walked, &stamps).await?;
+            }
+            if last_page {
+                return Ok(());
+            }
+        }
+    }
+
+    /// [`Self::refresh_metadata`] for one item.
+    async fn refresh_item_metadata(
+        &self,
+        item: &crate::store::items::Item,
+        walked: &[walk::Walked],
+        stamps: &HashMap<JfId, crate::store::metadata::NfoStamp>,
+    ) -> Result<(), StoreError> {
+        {
             let Some(path) = item.path.as_ref().map(PathBuf::from) else {
-                continue;
+                return Ok(());
             };
+            if !self.in_scope(Some(&path)) {
+                return Ok(());
+            }
             let Some(root) = walked.iter().find(|w| path.starts_with(&w.root)) else {
                 // Under an unreadable folder: keep what it has.
-                continue;
+                return Ok(());
             };
             let candidates = match item.kind {
                 ItemKind::Movie => nfo::video_nfo_candidates(&path, true, &root.root),
@@ -766,7 +1151,7 @@ impl LibraryScan<'_> {
                 if stored.is_some() {
                     self.store.remove_local_metadata(item.id).await?;
                 }
-                continue;
+                return Ok(());
             };
             let stamp = crate::store::metadata::NfoStamp {
                 path: nfo_path.to_string_lossy().into_owned(),
@@ -774,7 +1159,7 @@ impl LibraryScan<'_> {
                 mtime: walk::mtime_ms(&meta),
             };
             if stored == Some(&stamp) {
-                continue;
+                return Ok(());
             }
             let (local, error) = match nfo::read(&nfo_path).await {
                 Ok(local) => (local, None),
@@ -796,202 +1181,189 @@ impl LibraryScan<'_> {
     async fn refresh_artwork(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
         let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
         let index = images::ImageIndex::new(&all_images);
-        let page = self
-            .store
-            .query_items(&ItemQuery {
-                library_id: Some(self.library_id),
-                recursive: true,
-                include_kinds: vec![ItemKind::Movie, ItemKind::Series, ItemKind::Season],
-                ..ItemQuery::default()
-            })
-            .await?;
-        let series_dirs: HashMap<JfId, PathBuf> = page
-            .items
-            .iter()
-            .filter(|i| i.kind == ItemKind::Series)
-            .filter_map(|i| Some((i.id, PathBuf::from(i.path.as_ref()?))))
-            .collect();
+        let series_dirs = self.series_dirs().await?;
         let stored = self.store.library_images(self.library_id).await?;
-        for item in &page.items {
-            let path = item.path.as_ref().map(PathBuf::from);
-            let root = path
-                .as_ref()
-                .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)));
-            if path.is_some() && root.is_none() {
-                // Under an unreadable folder: keep what it has.
-                continue;
-            }
-            let found = match (item.kind, &path, root) {
-                (ItemKind::Movie, Some(video), Some(root)) => match video.parent() {
-                    Some(dir) => {
-                        let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned());
-                        index.artwork(dir, stem.as_deref(), dir != root.root, None)
-                    }
-                    None => Vec::new(),
-                },
-                (ItemKind::Series, Some(dir), _) => index.artwork(dir, None, true, None),
-                (ItemKind::Season, season_dir, _) => {
-                    let number = item.index_number.unwrap_or(0);
-                    let prefix = if number == 0 {
-                        "season-specials".to_owned()
-                    } else {
-                        format!("season{number:02}")
-                    };
-                    let series_dir = item.parent_id.and_then(|s| series_dirs.get(&s));
-                    match (season_dir, series_dir) {
-                        (Some(dir), series) if Some(dir) != series => index.artwork(
-                            dir,
-                            None,
-                            true,
-                            series.map(|s| (s.as_path(), prefix.as_str())),
-                        ),
-                        (_, Some(series)) => {
-                            index.artwork(series, None, false, Some((series, prefix.as_str())))
-                        }
-                        _ => Vec::new(),
-                    }
-                }
-                _ => Vec::new(),
-            };
-            let current: Vec<&ItemImage> = stored
-                .get(&item.id)
-                .map(|images| images.iter().filter(|i| i.image_type != PRIMARY).collect())
-                .unwrap_or_default();
-            for (kind, number, file) in &found {
-                let Some(image) = image_record_as(item.id, file, kind, *number).await else {
+        let kinds = [ItemKind::Movie, ItemKind::Series, ItemKind::Season];
+        let mut start = 0;
+        loop {
+            let items = self.items_page(&kinds, start).await?;
+            start += SCAN_PAGE;
+            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            for item in &items {
+                let path = item.path.as_ref().map(PathBuf::from);
+                if !self.in_scope(path.as_deref()) {
                     continue;
+                }
+                let root = path
+                    .as_ref()
+                    .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)));
+                if path.is_some() && root.is_none() {
+                    // Under an unreadable folder: keep what it has.
+                    continue;
+                }
+                let found = match (item.kind, &path, root) {
+                    (ItemKind::Movie, Some(video), Some(root)) => match video.parent() {
+                        Some(dir) => {
+                            let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned());
+                            index.artwork(dir, stem.as_deref(), dir != root.root, None)
+                        }
+                        None => Vec::new(),
+                    },
+                    (ItemKind::Series, Some(dir), _) => index.artwork(dir, None, true, None),
+                    (ItemKind::Season, season_dir, _) => {
+                        let number = item.index_number.unwrap_or(0);
+                        let prefix = if number == 0 {
+                            "season-specials".to_owned()
+                        } else {
+                            format!("season{number:02}")
+                        };
+                        let series_dir = item.parent_id.and_then(|s| series_dirs.get(&s));
+                        match (season_dir, series_dir) {
+                            (Some(dir), series) if Some(dir) != series => index.artwork(
+                                dir,
+                                None,
+                                true,
+                                series.map(|s| (s.as_path(), prefix.as_str())),
+                            ),
+                            (_, Some(series)) => {
+                                index.artwork(series, None, false, Some((series, prefix.as_str())))
+                            }
+                            _ => Vec::new(),
+                        }
+                    }
+                    _ => Vec::new(),
                 };
-                let same = current.iter().any(|c| {
-                    c.image_type == image.image_type
-                        && c.image_index == image.image_index
-                        && c.path == image.path
-                        && c.tag == image.tag
-                });
-                if !same {
-                    self.store.set_image(&image).await?;
+                let current: Vec<&ItemImage> = stored
+                    .get(&item.id)
+                    .map(|images| images.iter().filter(|i| i.image_type != PRIMARY).collect())
+                    .unwrap_or_default();
+                for (kind, number, file) in &found {
+                    let Some(image) = image_record_as(item.id, file, kind, *number).await else {
+                        continue;
+                    };
+                    let same = current.iter().any(|c| {
+                        c.image_type == image.image_type
+                            && c.image_index == image.image_index
+                            && c.path == image.path
+                            && c.tag == image.tag
+                    });
+                    if !same {
+                        self.store.set_image(&image).await?;
+                    }
+                }
+                for gone in current.iter().filter(|c| {
+                    !found
+                        .iter()
+                        .any(|(k, n, _)| *k == c.image_type && *n == c.image_index)
+                }) {
+                    self.store
+                        .remove_image(item.id, &gone.image_type, gone.image_index)
+                        .await?;
                 }
             }
-            for gone in current.iter().filter(|c| {
-                !found
-                    .iter()
-                    .any(|(k, n, _)| *k == c.image_type && *n == c.image_index)
-            }) {
-                self.store
-                    .remove_image(item.id, &gone.image_type, gone.image_index)
-                    .await?;
+            if last_page {
+                break;
             }
         }
         Ok(())
     }
 
     /// Records artwork for every readable item of the library: an image file beside it if
-    /// there is one, else (films and episodes) a frame extracted with ffmpeg, else (series and
-    /// seasons) the image of their first episode. Returns how many frames were extracted.
+    /// there is one, else (films and episodes) a frame of the video, recorded here and
+    /// extracted later ([`planned_frame`]), else (series and seasons) the image of their first
+    /// episode. Returns how many frames were newly recorded (for the frame job to make).
     async fn refresh_images(&self, walked: &[walk::Walked]) -> Result<usize, StoreError> {
         let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
         let index = images::ImageIndex::new(&all_images);
-        let page = self
-            .store
-            .query_items(&ItemQuery {
-                library_id: Some(self.library_id),
-                recursive: true,
-                ..ItemQuery::default()
-            })
-            .await?;
+        let folder_paths = self.series_dirs().await?;
         let stored = self.store.library_images(self.library_id).await?;
-        let folder_paths: HashMap<JfId, PathBuf> = page
-            .items
-            .iter()
-            .filter(|i| i.kind == ItemKind::Series)
-            .filter_map(|i| Some((i.id, PathBuf::from(i.path.as_ref()?))))
-            .collect();
-        let extracted_dir = extracted_images_dir(self.config);
-        let mut to_extract = Vec::new();
+        let mut planned = 0;
         let mut borrowers = Vec::new();
-        for item in &page.items {
-            let path = item.path.as_ref().map(PathBuf::from);
-            let root = path
-                .as_ref()
-                .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)))
-                .map(|w| w.root.clone());
-            // Items under an unreadable folder keep what they have.
-            if path.is_some() && root.is_none() {
-                continue;
-            }
-            let local = match (item.kind, &path, &root) {
-                (ItemKind::Movie, Some(p), Some(r)) => index.movie_poster(p, r),
-                (ItemKind::Episode, Some(p), _) => index.episode_thumb(p),
-                (ItemKind::Series, Some(p), _) => index.series_poster(p),
-                (ItemKind::Season, season_dir, _) => item
-                    .parent_id
-                    .and_then(|s| folder_paths.get(&s))
-                    .and_then(|series_dir| {
-                        index.season_poster(
-                            season_dir.as_deref(),
-                            series_dir,
-                            u32::try_from(item.index_number.unwrap_or(0)).unwrap_or(0),
-                        )
-                    }),
-                _ => None,
-            };
-            let current = stored.get(&item.id).and_then(|images| {
-                images
-                    .iter()
-                    .find(|i| i.image_type == PRIMARY && i.image_index == 0)
-            });
-            if let Some(local) = local {
-                let Some(image) = image_record(item.id, &local).await else {
-                    continue;
-                };
-                if current.is_none_or(|c| c.path != image.path || c.tag != image.tag) {
-                    self.store.set_image(&image).await?;
-                }
-                continue;
-            }
-            if item.kind.is_folder() {
-                borrowers.push(item);
-                continue;
-            }
-            let extracted_ok = match current {
-                Some(c) if c.path.starts_with(&extracted_dir) => {
-                    tokio::fs::metadata(&c.path).await.is_ok()
-                }
-                _ => false,
-            };
-            if extracted_ok {
-                continue;
-            }
-            if current.is_some() {
-                // A local image that has gone away.
-                self.store.remove_image(item.id, PRIMARY, 0).await?;
-            }
-            if let (ItemKind::Movie | ItemKind::Episode, Some(p)) = (item.kind, path) {
-                to_extract.push((item.id, p, item.run_time_ticks));
-            }
-        }
-
-        let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
-        let mut done = futures::stream::iter(to_extract)
-            .map(|(id, video, runtime)| async move {
-                let result = extract_item_frame(self.config, id, &video, runtime).await;
-                (id, video, result)
-            })
-            .buffer_unordered(concurrency);
-        let mut extracted = 0;
-        while let Some((id, video, result)) = done.next().await {
-            match result {
-                Ok(output) => {
-                    if let Some(image) = image_record(id, &output).await {
-                        self.store.set_image(&image).await?;
-                        extracted += 1;
+        // The first episode of each series and season (season, episode, id): whose image a
+        // series or season without its own borrows.
+        type EpisodeKey = (Option<i64>, Option<i64>, JfId);
+        let mut first_episodes: HashMap<JfId, EpisodeKey> = HashMap::new();
+        let mut start = 0;
+        loop {
+            let items = self.items_page(&[], start).await?;
+            start += SCAN_PAGE;
+            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            for item in &items {
+                if item.kind == ItemKind::Episode {
+                    let key = (item.parent_index_number, item.index_number, item.id);
+                    for folder in [item.series_id, item.season_id].into_iter().flatten() {
+                        let first = first_episodes.entry(folder).or_insert(key);
+                        if key < *first {
+                            *first = key;
+                        }
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(path = %video.display(), error = %e, "no frame extracted");
+                let path = item.path.as_ref().map(PathBuf::from);
+                if !self.in_scope(path.as_deref()) {
+                    continue;
+                }
+                let root = path
+                    .as_ref()
+                    .and_then(|p| walked.iter().find(|w| p.starts_with(&w.root)))
+                    .map(|w| w.root.clone());
+                // Items under an unreadable folder keep what they have.
+                if path.is_some() && root.is_none() {
+                    continue;
+                }
+                let local = match (item.kind, &path, &root) {
+                    (ItemKind::Movie, Some(p), Some(r)) => index.movie_poster(p, r),
+                    (ItemKind::Episode, Some(p), _) => index.episode_thumb(p),
+                    (ItemKind::Series, Some(p), _) => index.series_poster(p),
+                    (ItemKind::Season, season_dir, _) => item
+                        .parent_id
+                        .and_then(|s| folder_paths.get(&s))
+                        .and_then(|series_dir| {
+                            index.season_poster(
+                                season_dir.as_deref(),
+                                series_dir,
+                                u32::try_from(item.index_number.unwrap_or(0)).unwrap_or(0),
+                            )
+                        }),
+                    _ => None,
+                };
+                let current = stored.get(&item.id).and_then(|images| {
+                    images
+                        .iter()
+                        .find(|i| i.image_type == PRIMARY && i.image_index == 0)
+                });
+                if let Some(local) = local {
+                    let Some(image) = image_record(item.id, &local).await else {
+                        continue;
+                    };
+                    if current.is_none_or(|c| c.path != image.path || c.tag != image.tag) {
+                        self.store.set_image(&image).await?;
+                    }
+                    continue;
+                }
+                if item.kind.is_folder() {
+                    borrowers.push(item.id);
+                    continue;
+                }
+                // A film or episode without artwork of its own: a frame of its video, recorded now
+                // and extracted by the frame job (or by the first request for it).
+                let (ItemKind::Movie | ItemKind::Episode, Some(size), Some(mtime)) =
+                    (item.kind, item.size_bytes, item.file_mtime)
+                else {
+                    if current.is_some() {
+                        self.store.remove_image(item.id, PRIMARY, 0).await?;
+                    }
+                    continue;
+                };
+                let frame = planned_frame(self.config, item.id, size, mtime);
+                if current.is_none_or(|c| !same_frame(c, &frame)) {
+                    self.store.set_image(&frame).await?;
+                    planned += 1;
                 }
             }
+            if last_page {
+                break;
+            }
         }
-        drop(done);
 
         // Series and seasons without artwork of their own show their first episode's.
         if !borrowers.is_empty() {
@@ -1004,29 +1376,25 @@ impl LibraryScan<'_> {
                 })
             };
             for folder in borrowers {
-                let first_episode = page
-                    .items
-                    .iter()
-                    .filter(|e| e.kind == ItemKind::Episode)
-                    .filter(|e| e.series_id == Some(folder.id) || e.season_id == Some(folder.id))
-                    .min_by_key(|e| (e.parent_index_number, e.index_number, e.id));
-                let wanted = first_episode.and_then(|e| primary(e.id));
-                match (wanted, primary(folder.id)) {
+                let wanted = first_episodes
+                    .get(&folder)
+                    .and_then(|(_, _, episode)| primary(*episode));
+                match (wanted, primary(folder)) {
                     (Some(w), current) => {
                         if current.is_none_or(|c| c.path != w.path || c.tag != w.tag) {
                             let image = ItemImage {
-                                item_id: folder.id,
+                                item_id: folder,
                                 ..w.clone()
                             };
                             self.store.set_image(&image).await?;
                         }
                     }
-                    (None, Some(_)) => self.store.remove_image(folder.id, PRIMARY, 0).await?,
+                    (None, Some(_)) => self.store.remove_image(folder, PRIMARY, 0).await?,
                     (None, None) => {}
                 }
             }
         }
-        Ok(extracted)
+        Ok(planned)
     }
 }
 

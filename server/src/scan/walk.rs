@@ -61,6 +61,18 @@ pub struct WalkError {
 /// Walks `folder` recursively. Fails only when the folder itself cannot be read, which the
 /// scanner must not mistake for "every file was deleted".
 pub fn walk(folder: &Path) -> Result<Walked, WalkError> {
+    walk_from(folder, None)
+}
+
+/// Walks only `sub`, a folder inside library folder `folder` (one film's or one series'
+/// folder, where a file system event said something changed); paths stay relative to
+/// `folder`, as in a full walk, so names and ids are the same. A `sub` that resolves outside
+/// `folder` is an error.
+pub fn walk_under(folder: &Path, sub: &Path) -> Result<Walked, WalkError> {
+    walk_from(folder, Some(sub))
+}
+
+fn walk_from(folder: &Path, sub: Option<&Path>) -> Result<Walked, WalkError> {
     let to_error = |source| WalkError {
         folder: folder.to_owned(),
         source,
@@ -68,13 +80,25 @@ pub fn walk(folder: &Path) -> Result<Walked, WalkError> {
     let root = folder.canonicalize().map_err(to_error)?;
     // Read the root once up front so an unreadable root is an error, not an empty library.
     std::fs::read_dir(&root).map_err(to_error)?;
+    let start = match sub {
+        None => root.clone(),
+        Some(sub) => {
+            let start = sub.canonicalize().map_err(to_error)?;
+            if !start.starts_with(&root) {
+                return Err(to_error(std::io::Error::other(
+                    "the folder to walk is outside the library folder",
+                )));
+            }
+            start
+        }
+    };
     let mut walked = Walked {
         root: root.clone(),
         ..Walked::default()
     };
-    let mut visited = HashSet::from([root.clone()]);
+    let mut visited = HashSet::from([root.clone(), start.clone()]);
     let mut seen_files = HashSet::new();
-    let mut pending = vec![root.clone()];
+    let mut pending = vec![start];
     let mut links = Vec::new();
     // Real entries first, links after (sorted): a file reachable both directly and through a
     // link inside the library is always recorded under its real path, whatever order the
@@ -304,9 +328,17 @@ pub struct Plan {
 }
 
 /// Compares the files on disk with the known ones (keyed by path).
-pub fn plan(found: &[FoundFile], known: &BTreeMap<PathBuf, KnownFile>) -> Plan {
+/// `found` is any walk over the files (several folders' lists chained, without copying them).
+pub fn plan<'a, I>(found: I, known: &BTreeMap<PathBuf, KnownFile>) -> Plan
+where
+    I: IntoIterator<Item = &'a FoundFile> + Clone,
+{
     let mut out = Plan::default();
-    let on_disk: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
+    let on_disk: HashSet<&Path> = found
+        .clone()
+        .into_iter()
+        .map(|f| f.path.as_path())
+        .collect();
     for file in found {
         match known.get(&file.path) {
             Some(k) if k.size == file.size && k.mtime_ms == file.mtime_ms => {

@@ -158,6 +158,28 @@ pub struct Job {
     pub created_at: i64,
     /// When it ended (unix ms).
     pub finished_at: Option<i64>,
+    /// What its worker last reported of its progress (migration `0013_job_progress`).
+    pub progress: Option<Progress>,
+}
+
+/// A running job's progress as its worker reports it: units done out of those known so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Units done (files scanned).
+    pub done: i64,
+    /// Units known so far; it may grow while the job runs (a scan finds each library's files
+    /// as it walks it).
+    pub total: i64,
+}
+
+impl Progress {
+    /// Done in percent, 0 to 100 (0 while nothing is known).
+    pub fn percent(self) -> f64 {
+        if self.total <= 0 {
+            return 0.0;
+        }
+        (self.done.clamp(0, self.total) as f64 * 100.0 / self.total as f64).clamp(0.0, 100.0)
+    }
 }
 
 /// A job a worker holds: the claim is (`id`, `worker`, `attempt`).
@@ -216,7 +238,7 @@ pub enum Enqueued {
 macro_rules! job_columns {
     () => {
         "id, kind, payload, state, dedupe_key, lane, attempts, max_attempts, worker, \
-         last_error, fencing_token, created_at, finished_at"
+         last_error, fencing_token, created_at, finished_at, progress_done, progress_total"
     };
 }
 
@@ -310,7 +332,8 @@ impl Store {
         }
         let updated = sqlx::query(
             "UPDATE jobs SET state = 'running', worker = $1, started_at = $2, heartbeat_at = $2, \
-             attempts = $3, updated_at = $2 WHERE id = $4 AND attempts = $5 AND state = $6",
+             attempts = $3, updated_at = $2, progress_done = NULL, progress_total = NULL \
+             WHERE id = $4 AND attempts = $5 AND state = $6",
         )
         .bind(worker)
         .bind(now)
@@ -371,6 +394,29 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        Ok(held)
+    }
+
+    /// Records `job`'s progress; like a heartbeat, only while this worker holds it. `false`:
+    /// the claim was lost and nothing was written.
+    pub async fn set_job_progress(
+        &self,
+        job: &ClaimedJob,
+        progress: Progress,
+    ) -> StoreResult<bool> {
+        let held = sqlx::query(
+            "UPDATE jobs SET progress_done = $1, progress_total = $2 \
+             WHERE id = $3 AND worker = $4 AND attempts = $5 AND state = 'running'",
+        )
+        .bind(progress.done)
+        .bind(progress.total)
+        .bind(job.id.to_n())
+        .bind(&job.worker)
+        .bind(job.attempt)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1;
         Ok(held)
     }
 
@@ -639,6 +685,13 @@ fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
         fencing_token: row.try_get("fencing_token")?,
         created_at: row.try_get("created_at")?,
         finished_at: row.try_get("finished_at")?,
+        progress: match (
+            row.try_get::<Option<i64>, _>("progress_done")?,
+            row.try_get::<Option<i64>, _>("progress_total")?,
+        ) {
+            (Some(done), Some(total)) => Some(Progress { done, total }),
+            _ => None,
+        },
     })
 }
 

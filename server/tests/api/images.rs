@@ -3,6 +3,9 @@
 use axum::body::Body;
 use http::{Request, StatusCode, header};
 
+use ephyra_server::jobs::FRAME_EXTRACTION;
+use ephyra_server::scan;
+
 use crate::with_library_on_both_providers;
 
 with_library_on_both_providers! {
@@ -31,7 +34,13 @@ with_library_on_both_providers! {
     }
 
     async fn films_and_episodes_without_artwork_get_a_frame_extracted_from_the_video(lib) {
-        assert_eq!(lib.report.extracted_images, 3, "Tiny Planet and two episodes");
+        // The scan records the frames without waiting for ffmpeg, and leaves the job that makes
+        // them in the queue.
+        assert_eq!(lib.report.frames_planned, 3, "Tiny Planet and two episodes");
+        let frames = lib.server.state.store.jobs_of_kind(FRAME_EXTRACTION).await?;
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert!(!lib.server.config.data_dir.join("images").exists(), "no frame made during the scan");
+        // Asked for before the job ran: made on request.
         for name in ["Tiny Planet", "Episode 1", "Episode 2"] {
             let id = lib.id_of(name).await?;
             let item = lib.json(&format!("/Items/{id}")).await?;
@@ -51,8 +60,43 @@ with_library_on_both_providers! {
             let reply = lib.server.get(&format!("/Items/{id}/Images/Primary"), None).await?;
             assert_eq!(reply.status, StatusCode::OK, "{name}");
         }
-        // A rescan keeps extracted frames instead of making them again.
-        assert_eq!(lib.rescan().await?.extracted_images, 0);
+        // The job finds them made; a rescan records nothing new and keeps every tag.
+        let done = scan::extract_planned_frames(&lib.server.config, &lib.server.state.store).await?;
+        assert_eq!((done.extracted, done.present, done.failed), (0, 3, 0));
+        assert_eq!(lib.rescan().await?.frames_planned, 0);
+        let again = lib.json(&format!("/Items/{}", lib.id_of("Episode 1").await?)).await?;
+        assert_eq!(again["ImageTags"]["Primary"], episode_tag);
+        Ok(())
+    }
+
+    async fn the_frame_job_makes_every_recorded_frame_once(lib) {
+        let done = scan::extract_planned_frames(&lib.server.config, &lib.server.state.store).await?;
+        assert_eq!((done.extracted, done.present, done.failed), (3, 0, 0));
+        let made = std::fs::read_dir(lib.server.config.data_dir.join("images"))?.count();
+        assert_eq!(made, 3);
+        let done = scan::extract_planned_frames(&lib.server.config, &lib.server.state.store).await?;
+        assert_eq!((done.extracted, done.present), (0, 3));
+        Ok(())
+    }
+
+    async fn a_video_that_gives_no_frame_loses_its_image_instead_of_serving_a_broken_one(lib) {
+        // Sound only, in a video container: ffprobe reads it, ffmpeg has no frame to give.
+        let film = lib.films_dir.join("Radio Play (1950).mkv");
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-y"])
+            .arg(&film)
+            .status()?;
+        assert!(status.success());
+        assert_eq!(lib.rescan().await?.frames_planned, 1);
+        let id = lib.id_of("Radio Play").await?;
+        let item = lib.json(&format!("/Items/{id}")).await?;
+        assert!(item["ImageTags"]["Primary"].is_string(), "{item}");
+        // Before the job: a request tries, fails, and answers 404 (never a broken body).
+        lib.server.get(&format!("/Items/{id}/Images/Primary"), None).await?.assert_error(StatusCode::NOT_FOUND)?;
+        let done = scan::extract_planned_frames(&lib.server.config, &lib.server.state.store).await?;
+        assert_eq!(done.failed, 1);
+        let item = lib.json(&format!("/Items/{id}")).await?;
+        assert!(item["ImageTags"].get("Primary").is_none(), "{item}");
         Ok(())
     }
 

@@ -125,3 +125,186 @@ async fn an_unreadable_file_is_reported_and_the_scan_goes_on() -> anyhow::Result
     }
     Ok(())
 }
+
+mod watched {
+    //! File system events: a new or removed film folder is scanned alone, through the job
+    //! queue, and a library folder that vanishes keeps its items.
+
+    use std::time::Duration;
+
+    use anyhow::Result;
+    use ephyra_server::jobs::{FOLDER_SCAN, WorkerSettings, default_handlers, spawn_workers};
+    use ephyra_server::store::jobs::{JobState, Progress};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::library::{FILMS, Scanned, names};
+    use crate::support::Provider;
+
+    /// The films, sorted, as a client lists them.
+    async fn films(lib: &Scanned) -> Result<Vec<String>> {
+        let films = lib
+            .json("/Items?Recursive=true&IncludeItemTypes=Movie&SortBy=SortName")
+            .await?;
+        Ok(names(&films))
+    }
+
+    async fn body(provider: Provider) -> Result<()> {
+        let lib = Scanned::new(provider).await?;
+        let state = lib.server.state.clone();
+        assert!(state.config.scan.watch, "watching is on by default");
+        let shutdown = CancellationToken::new();
+        let watcher = tokio::spawn(ephyra_server::scan::watch::run(
+            state.clone(),
+            shutdown.clone(),
+        ));
+        let mut settings = WorkerSettings::for_dialect(state.store.dialect());
+        settings.idle_poll = Duration::from_millis(100);
+        let workers = spawn_workers(
+            &state.store,
+            &default_handlers(&state),
+            &settings,
+            "replica-w",
+            &shutdown,
+        );
+        // The watch is set up on its own task: wait until a probe file's event is seen.
+        let added = lib.films_dir.join("Another Planet (2022)");
+        let last_touch = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+        ephyra_testsupport::wait::until("the watcher to start", Duration::from_secs(60), || {
+            let state = state.clone();
+            let added = added.clone();
+            let films_dir = lib.films_dir.clone();
+            let last_touch = last_touch.clone();
+            async move {
+                // Touched again only after a quiet spell, so the watcher's debounce can end.
+                let due = {
+                    let mut last = last_touch.lock().expect("lock");
+                    let due = last.is_none_or(|t| t.elapsed() > Duration::from_secs(8));
+                    if due {
+                        *last = Some(std::time::Instant::now());
+                    }
+                    due
+                };
+                if due && !added.exists() {
+                    std::fs::create_dir_all(&added)?;
+                    std::fs::copy(
+                        films_dir.join("Tiny Planet (2021).mp4"),
+                        added.join("Another Planet (2022).mp4"),
+                    )?;
+                } else if due {
+                    // Touch it again until the watcher (maybe not watching yet) sees a change.
+                    let file = added.join("Another Planet (2022).mp4");
+                    let bytes = std::fs::read(&file)?;
+                    std::fs::write(&file, bytes)?;
+                }
+                Ok((!state.store.jobs_of_kind(FOLDER_SCAN).await?.is_empty()).then_some(()))
+            }
+        })
+        .await?;
+        let done = ephyra_testsupport::wait::until(
+            "the folder scan to finish",
+            Duration::from_secs(60),
+            || async {
+                let scans = state.store.jobs_of_kind(FOLDER_SCAN).await?;
+                Ok(scans.into_iter().find(|j| j.state == JobState::Done))
+            },
+        )
+        .await?;
+        assert_eq!(
+            films(&lib).await?,
+            ["Another Planet", "Big Buck Test", "Tiny Planet"]
+        );
+        // Only its folder was walked: the folder scan found one file, not the library's three.
+        let scans = state.store.jobs_of_kind(FOLDER_SCAN).await?;
+        assert_eq!(
+            done.progress,
+            Some(Progress { done: 1, total: 1 }),
+            "{scans:?}"
+        );
+        assert_eq!(done.payload["folders"][0]["library"], FILMS);
+        assert!(
+            state
+                .store
+                .jobs_of_kind(ephyra_server::jobs::LIBRARY_SCAN)
+                .await?
+                .is_empty(),
+            "no full scan"
+        );
+
+        // Removed: the folder's film goes, the others stay.
+        std::fs::remove_dir_all(&added)?;
+        ephyra_testsupport::wait::until(
+            "the removed film to go",
+            Duration::from_secs(60),
+            || async { Ok((films(&lib).await? == ["Big Buck Test", "Tiny Planet"]).then_some(())) },
+        )
+        .await?;
+        shutdown.cancel();
+        watcher.await?;
+        for w in workers {
+            w.await?;
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_film_folder_added_or_removed_is_scanned_alone_sqlite() -> Result<()> {
+        body(Provider::Sqlite).await
+    }
+
+    #[tokio::test]
+    async fn a_film_folder_added_or_removed_is_scanned_alone_postgres() -> Result<()> {
+        body(Provider::Postgres).await
+    }
+
+    /// A library folder that vanishes (an unmounted share sends removal events for everything
+    /// under it) or reads as empty keeps its items when its folders are scanned.
+    async fn vanished(provider: Provider) -> Result<()> {
+        let lib = Scanned::new(provider).await?;
+        let state = &lib.server.state;
+        let show = lib.series_dir.join("Test Show");
+        let moved = lib.media.path().join("series-away");
+        std::fs::rename(&lib.series_dir, &moved)?;
+        let report = ephyra_server::scan::scan_folders(
+            state,
+            &[(crate::library::SHOWS.to_owned(), show.clone())],
+        )
+        .await?;
+        assert_eq!(report.removed, 0);
+        assert_eq!(report.unreadable_folders.len(), 1, "{report:?}");
+        // Mounted again but empty (the mount point left behind): still kept.
+        std::fs::create_dir_all(&lib.series_dir)?;
+        let report = ephyra_server::scan::scan_folders(
+            state,
+            &[(crate::library::SHOWS.to_owned(), show.clone())],
+        )
+        .await?;
+        assert_eq!(report.removed, 0, "{report:?}");
+        let episodes = lib
+            .json("/Items?Recursive=true&IncludeItemTypes=Episode")
+            .await?;
+        assert_eq!(episodes["TotalRecordCount"], 2, "{episodes}");
+        // Back: a scan of the show's folder walks only it and changes nothing.
+        std::fs::remove_dir(&lib.series_dir)?;
+        std::fs::rename(&moved, &lib.series_dir)?;
+        let report = ephyra_server::scan::scan_folders(
+            state,
+            &[(crate::library::SHOWS.to_owned(), show.clone())],
+        )
+        .await?;
+        assert_eq!((report.files, report.probed, report.removed), (2, 0, 0));
+        assert_eq!(report.walked_folders, [show.canonicalize()?]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_vanished_library_folder_keeps_its_items_when_its_folders_are_scanned_sqlite()
+    -> Result<()> {
+        vanished(Provider::Sqlite).await
+    }
+
+    #[tokio::test]
+    async fn a_vanished_library_folder_keeps_its_items_when_its_folders_are_scanned_postgres()
+    -> Result<()> {
+        vanished(Provider::Postgres).await
+    }
+}

@@ -186,3 +186,65 @@ async fn open_sockets_are_closed_when_the_server_shuts_down() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_administrator_subscribed_to_scheduled_tasks_gets_the_running_scans_progress()
+-> Result<()> {
+    for provider in [Provider::Sqlite, Provider::Postgres] {
+        let server = TestServer::new(provider).await?;
+        let store = &server.state.store;
+        store
+            .enqueue(&ephyra_server::jobs::kinds::library_scan())
+            .await?;
+        let job = store
+            .claim_job("replica-b/0", Duration::from_secs(30))
+            .await?
+            .context("a job")?;
+        let progress = ephyra_server::store::jobs::Progress {
+            done: 30,
+            total: 40,
+        };
+        assert!(store.set_job_progress(&job, progress).await?);
+        let (_, admin) = server.admin().await?;
+        let (_, viewer) = server.viewer().await?;
+        let addr = serve(server.state.clone()).await?;
+        let start = json!({"MessageType": "ScheduledTasksInfoStart", "Data": "0,500"}).to_string();
+
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/socket?api_key={admin}")).await?;
+        assert_eq!(
+            next_json(&mut socket).await?["MessageType"],
+            "ForceKeepAlive"
+        );
+        socket.send(Message::text(start.clone())).await?;
+        let info = next_json(&mut socket).await?;
+        assert_eq!(info["MessageType"], "ScheduledTasksInfo", "{info}");
+        let scan = &info["Data"][0];
+        assert_eq!(scan["Key"], "RefreshLibrary", "{info}");
+        assert_eq!(scan["State"], "Running", "{info}");
+        assert_eq!(scan["CurrentProgressPercentage"], 75.0, "{info}");
+        socket
+            .send(Message::text(
+                json!({"MessageType": "ScheduledTasksInfoStop"}).to_string(),
+            ))
+            .await?;
+        socket.close(None).await?;
+
+        // Not for other users: their socket answers KeepAlive and sends no task list.
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/socket?api_key={viewer}"))
+                .await?;
+        assert_eq!(
+            next_json(&mut socket).await?["MessageType"],
+            "ForceKeepAlive"
+        );
+        socket.send(Message::text(start)).await?;
+        socket
+            .send(Message::text(
+                json!({"MessageType": "KeepAlive"}).to_string(),
+            ))
+            .await?;
+        assert_eq!(next_json(&mut socket).await?["MessageType"], "KeepAlive");
+    }
+    Ok(())
+}
