@@ -20,9 +20,17 @@ CREATE INDEX items_listed_by_sort_key ON items (library_id, kind, sort_key)
 -- A library holds items of one or two kinds: without this the planner multiplies the two
 -- conditions' selectivities and expects half the rows a library page counts.
 CREATE STATISTICS items_library_kind (dependencies, mcv) ON library_id, kind FROM items;
--- Recently added per library: newest first within one library.
-CREATE INDEX items_listed_by_date_created ON items (library_id, date_created)
+-- Recently added per library: newest first within one library, in exactly the order Latest
+-- asks (`date_created DESC, sort_name, id`): a scan writes a batch of items with one time, and
+-- without the tie-breakers in the index every item of the newest batch would be read and
+-- sorted to return the first 128.
+CREATE INDEX items_listed_by_date_created ON items (library_id, date_created DESC, sort_name, id)
     WHERE probe_error IS NULL AND owner_id IS NULL;
+-- 0010's index by date alone goes: PostgreSQL preferred it for one library's Latest too (it
+-- expects the library's items spread evenly through time) and read every newer item of the
+-- other libraries first: 28 ms where the index above answers in 0.9 ms at 100,000 items.
+-- Latest across all libraries (no parentId) now sorts the films and episodes instead.
+DROP INDEX items_by_date_created;
 
 -- Search: a trigram index lets `search_name LIKE '%term%'` read only the matching rows. It
 -- needs the pg_trgm extension (part of PostgreSQL's contrib, trusted since PostgreSQL 13, so

@@ -72,7 +72,9 @@ async fn read(
              i.sort_key AS stored_sort_key, i.search_name AS stored_search_name \
              FROM items i LEFT JOIN item_metadata md ON md.item_id = i.id WHERE i.id IN (",
         );
-        sql.texts(chunk.iter().cloned()).push(")");
+        // In id order, so that two writers updating the same rows take their locks in the
+        // same order and never deadlock (replicas filling keys at once when they start).
+        sql.texts(chunk.iter().cloned()).push(") ORDER BY i.id");
         for row in sql.query().fetch_all(&mut **tx).await? {
             let name: String = row.try_get("name")?;
             let original: Option<String> = row.try_get("original_title")?;
@@ -100,7 +102,9 @@ pub(in crate::store) async fn refresh(
     tx: &mut Transaction<'static, Any>,
     ids: &[String],
 ) -> StoreResult<()> {
-    for (id, keys) in read(tx, ids).await? {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    for (id, keys) in read(tx, &ids).await? {
         let (sort_key, search) = keys.wanted;
         if keys.stored == (Some(sort_key.clone()), Some(search.clone())) {
             continue;
@@ -123,7 +127,8 @@ impl Store {
         let mut filled = 0;
         loop {
             let ids: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM items WHERE search_name IS NULL OR sort_key IS NULL LIMIT 500",
+                "SELECT id FROM items WHERE search_name IS NULL OR sort_key IS NULL \
+                 ORDER BY id LIMIT 500",
             )
             .fetch_all(self.pool())
             .await?;

@@ -334,12 +334,11 @@ impl Store {
         row.as_ref().map(item_from_row).transpose()
     }
 
-    /// A page of readable items matching `query`, and how many matched in all: one statement.
-    /// Its inner step filters and sorts with only the joins the filters and sort keys read
-    /// and keeps the page's ids (a library sorted by sort name reads them from an index,
-    /// page by page); an uncorrelated subquery counts the matches once; the outer step reads
-    /// the page's rows in full. A page past the end has no row to carry the total, so only
-    /// then is it counted on its own.
+    /// A page of readable items matching `query`, and how many matched in all (unless the
+    /// query says it needs no total). The page's ids come first, filtered and sorted with only
+    /// the joins the filters and sort keys read (a library sorted by sort name reads them from
+    /// an index, page by page), then their rows in full ([`Store::items_in_order`]); the
+    /// count runs beside them on another connection.
     pub async fn query_items(&self, query: &ItemQuery) -> StoreResult<ItemPage> {
         let resolved = self.narrowed(query).await?;
         let query = resolved.as_ref().unwrap_or(query);
@@ -354,42 +353,41 @@ impl Store {
                 total,
             });
         }
-        let mut sql = Sql::new("SELECT i.id AS page_id");
-        if query.without_total {
-            sql.push(", 0 AS total_count");
-        } else {
-            // Counted on its own (evaluated once, reading an index where one serves the
-            // filters) rather than with `COUNT(*) OVER ()`, which would read, join and sort
-            // every match to return one page.
-            sql.push(", (SELECT COUNT(*) FROM items i");
+        // The page and its total are read at once, on two connections: the count reads
+        // every match (from an index where one serves the filters), the page only its rows,
+        // and neither waits for the other.
+        let page = async {
+            let mut sql = Sql::new("SELECT i.id AS page_id FROM items i");
             push_filter_joins(&mut sql, query.user_id);
             push_filters(&mut sql, query);
-            sql.push(") AS total_count");
-        }
-        sql.push(" FROM items i");
-        push_filter_joins(&mut sql, query.user_id);
-        push_filters(&mut sql, query);
-        push_order(&mut sql, &query.sort);
-        // SQLite needs a LIMIT before OFFSET; -1 means none there, so spell out a large one.
-        let limit = query.limit.unwrap_or(i64::from(i32::MAX)).max(0);
-        sql.push(" LIMIT ")
-            .int(limit)
-            .push(" OFFSET ")
-            .int(query.start_index.max(0));
-        let rows = sql.query().fetch_all(self.pool()).await?;
-        let total = match rows.first() {
-            Some(_) if query.without_total => query.start_index.max(0) + rows.len() as i64,
-            Some(row) => row.try_get("total_count")?,
-            None if query.start_index > 0 && !query.without_total => {
-                self.count_items(query).await?
-            }
-            None => 0,
+            push_order(&mut sql, &query.sort);
+            // SQLite needs a LIMIT before OFFSET; -1 means none there, so spell out a large
+            // one.
+            let limit = query.limit.unwrap_or(i64::from(i32::MAX)).max(0);
+            sql.push(" LIMIT ")
+                .int(limit)
+                .push(" OFFSET ")
+                .int(query.start_index.max(0));
+            let rows = sql.query().fetch_all(self.pool()).await?;
+            let ids = rows
+                .iter()
+                .map(|row| get_id(row, "page_id"))
+                .collect::<StoreResult<Vec<_>>>()?;
+            self.items_in_order(&ids, query.user_id).await
         };
-        let ids = rows
-            .iter()
-            .map(|row| get_id(row, "page_id"))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let items = self.items_in_order(&ids, query.user_id).await?;
+        let count = async {
+            if query.without_total {
+                Ok(None)
+            } else {
+                self.count_items(query).await.map(Some)
+            }
+        };
+        let (items, counted) = futures::try_join!(page, count)?;
+        let total = match counted {
+            Some(total) => total,
+            None if items.is_empty() => 0,
+            None => query.start_index.max(0) + items.len() as i64,
+        };
         Ok(ItemPage { items, total })
     }
 
