@@ -13,7 +13,7 @@
 //! `docs/benchmarks.md` of this checkout), `BENCH_ONLY` (a comma list of `api`, `hls`,
 //! `floods`, `library`: a partial run, written only where `BENCH_OUT` says; its sections are
 //! printed on stdout too), `BENCH_LIBRARY_PERCENT` (the size of the generated 20,000-file
-//! library, default 100), `BENCH_LIBRARY_SEEDED=1` (its rows written with SQL instead of
+//! library, default 100, up to 500 for 100,000 items), `BENCH_LIBRARY_SEEDED=1` (its rows written with SQL instead of
 //! scanned: the list figures without the scan's hours on a loaded machine).
 
 mod api;

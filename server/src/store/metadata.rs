@@ -299,6 +299,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        // The item's sort and search keys follow its `.nfo` title and sort title.
+        crate::store::items::keys::refresh(&mut tx, std::slice::from_ref(&id)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -316,6 +318,7 @@ impl Store {
         ] {
             sqlx::query(table).bind(&id).execute(&mut *tx).await?;
         }
+        crate::store::items::keys::refresh(&mut tx, std::slice::from_ref(&id)).await?;
         tx.commit().await?;
         Ok(())
     }

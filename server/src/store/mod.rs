@@ -166,6 +166,11 @@ pub struct Store {
     ids: Arc<OnceLock<ids::ItemIds>>,
     /// Connections opened before the last failover error are closed instead of reused.
     epoch: Arc<failover::ConnectionEpoch>,
+    /// Ids seen to be libraries, so a listing's `parentId` narrows by the library column
+    /// (which an index serves) without asking the database what the id names. Only grows:
+    /// a library id is derived from the library's name and can never name an item, so an id
+    /// once seen stays right (a removed library simply has no items left).
+    library_ids: Arc<std::sync::RwLock<std::collections::HashSet<JfId>>>,
 }
 
 impl Store {
@@ -229,6 +234,7 @@ impl Store {
             dialect,
             ids: Arc::default(),
             epoch,
+            library_ids: Arc::default(),
         })
     }
 
@@ -254,6 +260,8 @@ impl Store {
         let ids = self.load_item_ids().await?;
         // A second `migrate` on the same store reads the same key: keep the first.
         let _ = self.ids.set(ids);
+        // Rows written before the read keys existed get them now, before anything lists them.
+        self.fill_read_keys().await?;
         Ok(())
     }
 
@@ -286,6 +294,25 @@ impl Store {
             Dialect::Postgres => self.pool.begin().await?,
         };
         Ok(tx)
+    }
+
+    /// Remembers `ids` as library ids (see [`Store::library_ids`]).
+    pub(crate) fn note_library_ids(&self, ids: impl IntoIterator<Item = JfId>) {
+        if let Ok(mut known) = self.library_ids.write() {
+            known.extend(ids);
+        }
+    }
+
+    /// Whether `id` was seen to be a library's id.
+    pub(crate) fn is_known_library(&self, id: JfId) -> bool {
+        self.library_ids
+            .read()
+            .is_ok_and(|known| known.contains(&id))
+    }
+
+    /// Whether any library id is known yet.
+    pub(crate) fn any_library_known(&self) -> bool {
+        self.library_ids.read().is_ok_and(|known| !known.is_empty())
     }
 
     /// A round trip for readiness: the database answers and accepts writes (on PostgreSQL,

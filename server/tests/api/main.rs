@@ -23,6 +23,7 @@ mod perf;
 mod playback;
 mod playstate;
 mod quickconnect;
+mod read_keys;
 mod scan;
 mod serving;
 mod sessions;

@@ -250,6 +250,18 @@ pub struct KnownFile {
     pub file_mtime: i64,
 }
 
+/// What a listing's first step knows of an item: enough to choose it (see
+/// `Store::query_keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemKey {
+    /// The item.
+    pub id: JfId,
+    /// What it is.
+    pub kind: ItemKind,
+    /// Its series, for seasons and episodes.
+    pub series_id: Option<JfId>,
+}
+
 /// A page of items and the total that matched.
 #[derive(Debug, Clone, Default)]
 pub struct ItemPage {

@@ -61,7 +61,7 @@ impl SortBy {
     /// order them alike.
     fn column(self) -> &'static str {
         match self {
-            SortBy::SortName => "COALESCE(md.sort_title, i.sort_name)",
+            SortBy::SortName => "i.sort_key",
             SortBy::Name => "COALESCE(md.title, i.name)",
             SortBy::DateCreated => "i.date_created",
             SortBy::DatePlayed => "COALESCE(ud.last_played_at, 0)",
@@ -99,7 +99,7 @@ pub struct ItemQuery {
     pub exclude_kinds: Vec<ItemKind>,
     /// Only these ids.
     pub ids: Vec<JfId>,
-    /// Name contains this text (case-insensitive).
+    /// Name or original title contains this text, without regard to case or accents.
     pub search_term: Option<String>,
     /// Played (true) or not (false).
     pub is_played: Option<bool>,
@@ -372,8 +372,10 @@ pub(in crate::store) fn push_filters(sql: &mut Sql, q: &ItemQuery) {
         .map(str::trim)
         .filter(|t| !t.is_empty())
     {
-        sql.push(" AND LOWER(COALESCE(md.title, i.name)) LIKE ")
-            .text(like_pattern(term))
+        // Folded as the stored key is: without regard to case or accents. On PostgreSQL a
+        // trigram index serves it where pg_trgm is installed (migration 0012).
+        sql.push(" AND i.search_name LIKE ")
+            .text(like_pattern(&super::keys::fold(term)))
             .push(" ESCAPE '\\'");
     }
     match q.is_played {
@@ -417,12 +419,12 @@ pub(in crate::store) fn push_filters(sql: &mut Sql, q: &ItemQuery) {
     if let Some(prefix) = q.name_starts_with.as_deref().filter(|p| !p.is_empty()) {
         let mut pattern = like_pattern(prefix);
         pattern.remove(0);
-        sql.push(" AND LOWER(COALESCE(md.sort_title, i.sort_name)) LIKE ")
+        sql.push(" AND LOWER(i.sort_key) LIKE ")
             .text(pattern)
             .push(" ESCAPE '\\'");
     }
     if let Some(bound) = q.name_less_than.as_deref().filter(|b| !b.is_empty()) {
-        sql.push(" AND LOWER(COALESCE(md.sort_title, i.sort_name)) < ")
+        sql.push(" AND LOWER(i.sort_key) < ")
             .text(bound.to_lowercase());
     }
     crate::store::metadata::push_metadata_filters(sql, &q.metadata);

@@ -9,8 +9,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::model::{
-    FolderCounts, Item, ItemImage, ItemKind, ItemPage, Library, Linked, LocalInfo, NamingRead,
-    OwnerRole, ScanSummaryRow, UserData,
+    FolderCounts, Item, ItemImage, ItemKey, ItemKind, ItemPage, Library, Linked, LocalInfo,
+    NamingRead, OwnerRole, ScanSummaryRow, UserData,
 };
 use super::query::{
     ItemQuery, Sql, push_filter_joins, push_filters, push_item_from, push_item_joins,
@@ -20,6 +20,9 @@ use crate::jf::JfId;
 use crate::store::metadata::PersonRead;
 use crate::store::streams::{StreamInfo, StreamKind};
 use crate::store::{Store, StoreError, StoreResult, get_bool, get_id, get_opt_id};
+
+/// Ids per statement when items are read by id (well under SQLite's limit on bound values).
+const ID_CHUNK: usize = 500;
 
 fn item_from_row(row: &AnyRow) -> StoreResult<Item> {
     let kind: String = row.try_get("kind")?;
@@ -295,7 +298,12 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(library_from_row).collect()
+        let libraries: Vec<Library> = rows
+            .iter()
+            .map(library_from_row)
+            .collect::<StoreResult<_>>()?;
+        self.note_library_ids(libraries.iter().map(|l| l.id));
+        Ok(libraries)
     }
 
     /// One library.
@@ -305,7 +313,9 @@ impl Store {
                 .bind(id.to_n())
                 .fetch_optional(self.pool())
                 .await?;
-        row.as_ref().map(library_from_row).transpose()
+        let library = row.as_ref().map(library_from_row).transpose()?;
+        self.note_library_ids(library.iter().map(|l| l.id));
+        Ok(library)
     }
 
     /// How many readable top-level items each library holds (a view's `ChildCount`): one
@@ -333,12 +343,14 @@ impl Store {
         row.as_ref().map(item_from_row).transpose()
     }
 
-    /// A page of readable items matching `query`, and how many matched in all: one statement.
-    /// Its inner step filters, sorts and counts (`COUNT(*) OVER ()`) with only the joins the
-    /// filters and sort keys read, and keeps the page's ids; the outer step reads those rows
-    /// in full. A page past the end has no row to carry the total, so only then is it counted
-    /// on its own.
+    /// A page of readable items matching `query`, and how many matched in all (unless the
+    /// query says it needs no total). The page's ids come first, filtered and sorted with only
+    /// the joins the filters and sort keys read (a library sorted by sort name reads them from
+    /// an index, page by page), then their rows in full ([`Store::items_in_order`]); the
+    /// count runs beside them on another connection.
     pub async fn query_items(&self, query: &ItemQuery) -> StoreResult<ItemPage> {
+        let resolved = self.narrowed(query).await?;
+        let query = resolved.as_ref().unwrap_or(query);
         if query.limit == Some(0) {
             let total = if query.without_total {
                 0
@@ -350,38 +362,116 @@ impl Store {
                 total,
             });
         }
-        let mut sql = Sql::new("");
-        push_item_select(&mut sql, query.user_id);
-        sql.push(if query.without_total {
-            ", 0 AS total_count FROM (SELECT i.id AS page_id"
-        } else {
-            ", p.total_count FROM (SELECT i.id AS page_id, COUNT(*) OVER () AS total_count"
-        });
-        sql.push(" FROM items i");
+        // The page and its total are read at once, on two connections: the count reads
+        // every match (from an index where one serves the filters), the page only its rows,
+        // and neither waits for the other.
+        let page = async {
+            let mut sql = Sql::new("SELECT i.id AS page_id FROM items i");
+            push_filter_joins(&mut sql, query.user_id);
+            push_filters(&mut sql, query);
+            push_order(&mut sql, &query.sort);
+            // SQLite needs a LIMIT before OFFSET; -1 means none there, so spell out a large
+            // one.
+            let limit = query.limit.unwrap_or(i64::from(i32::MAX)).max(0);
+            sql.push(" LIMIT ")
+                .int(limit)
+                .push(" OFFSET ")
+                .int(query.start_index.max(0));
+            let rows = sql.query().fetch_all(self.pool()).await?;
+            let ids = rows
+                .iter()
+                .map(|row| get_id(row, "page_id"))
+                .collect::<StoreResult<Vec<_>>>()?;
+            self.items_in_order(&ids, query.user_id).await
+        };
+        let count = async {
+            if query.without_total {
+                Ok(None)
+            } else {
+                self.count_items(query).await.map(Some)
+            }
+        };
+        let (items, counted) = futures::try_join!(page, count)?;
+        let total = match counted {
+            Some(total) => total,
+            None if items.is_empty() => 0,
+            None => query.start_index.max(0) + items.len() as i64,
+        };
+        Ok(ItemPage { items, total })
+    }
+
+    /// The readable items of `ids` with `user`'s data, in the order of `ids`: a listing's
+    /// second step. A statement whose plan does not depend on the values bound (the rows of
+    /// some ids, joined by primary keys), so PostgreSQL soon keeps one plan for it instead of
+    /// planning its joins and counts for every page. Read in chunks, so any number of ids
+    /// stays within the databases' limits on bound values.
+    pub async fn items_in_order(&self, ids: &[JfId], user: Option<JfId>) -> StoreResult<Vec<Item>> {
+        let mut by_id: HashMap<JfId, Item> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut sql = Sql::new("");
+            push_item_select(&mut sql, user);
+            push_item_from(&mut sql, user);
+            sql.push(" WHERE i.probe_error IS NULL AND i.id IN (")
+                .texts(chunk.iter().map(|i| i.to_n()))
+                .push(")");
+            for row in sql.query().fetch_all(self.pool()).await? {
+                let item = item_from_row(&row)?;
+                by_id.insert(item.id, item);
+            }
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    /// The ids, kinds and series of the items matching `query`, in its order, a page of them:
+    /// a listing's first step alone, for callers that choose among the matches before reading
+    /// the few they show in full (`Latest` folds new episodes into their series). The total
+    /// is not counted.
+    pub async fn query_keys(&self, query: &ItemQuery) -> StoreResult<Vec<ItemKey>> {
+        let resolved = self.narrowed(query).await?;
+        let query = resolved.as_ref().unwrap_or(query);
+        let mut sql = Sql::new("SELECT i.id, i.kind, i.series_id FROM items i");
         push_filter_joins(&mut sql, query.user_id);
         push_filters(&mut sql, query);
         push_order(&mut sql, &query.sort);
-        // SQLite needs a LIMIT before OFFSET; -1 means none there, so spell out a large one.
         let limit = query.limit.unwrap_or(i64::from(i32::MAX)).max(0);
         sql.push(" LIMIT ")
             .int(limit)
             .push(" OFFSET ")
-            .int(query.start_index.max(0))
-            .push(") p JOIN items i ON i.id = p.page_id");
-        push_item_joins(&mut sql, query.user_id);
-        // The page is re-sorted by the same keys (a random order is simply shuffled again).
-        push_order(&mut sql, &query.sort);
+            .int(query.start_index.max(0));
         let rows = sql.query().fetch_all(self.pool()).await?;
-        let total = match rows.first() {
-            Some(_) if query.without_total => query.start_index.max(0) + rows.len() as i64,
-            Some(row) => row.try_get("total_count")?,
-            None if query.start_index > 0 && !query.without_total => {
-                self.count_items(query).await?
-            }
-            None => 0,
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                Ok(ItemKey {
+                    id: get_id(row, "id")?,
+                    kind: ItemKind::parse(&kind).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown item kind `{kind}`"))
+                    })?,
+                    series_id: get_opt_id(row, "series_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// `query` with a `parentId` known to be a library turned into the library condition
+    /// (which the listing indexes serve, where the either-or condition of an unknown id
+    /// cannot use them); `None` when nothing changes. The library ids are read once per
+    /// store when none is known yet.
+    async fn narrowed(&self, query: &ItemQuery) -> StoreResult<Option<ItemQuery>> {
+        let Some(parent) = query.parent_id else {
+            return Ok(None);
         };
-        let items = rows.iter().map(item_from_row).collect::<StoreResult<_>>()?;
-        Ok(ItemPage { items, total })
+        if !self.is_known_library(parent) && !self.any_library_known() {
+            self.libraries().await?;
+        }
+        if !self.is_known_library(parent) || query.library_id.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(ItemQuery {
+            parent_id: None,
+            library_id: Some(parent),
+            ..query.clone()
+        }))
     }
 
     /// How many readable items match `query` (paging and sorting ignored).

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sqlx::Row;
 
+use super::keys;
 use super::model::{ItemImage, ItemNaming, KnownFile, Library, NewItem};
 use super::query::Sql;
 use super::read::group_images;
@@ -54,6 +55,7 @@ impl Store {
         }
         delete.query().execute(&mut *tx).await?;
         tx.commit().await?;
+        self.note_library_ids(libraries.iter().map(|l| l.id));
         Ok(())
     }
 
@@ -95,9 +97,9 @@ impl Store {
                 "INSERT INTO items (id, library_id, parent_id, kind, name, sort_name, path, \
                  series_id, season_id, index_number, parent_index_number, production_year, \
                  run_time_ticks, container, size_bytes, bitrate, file_mtime, probe_error, \
-                 date_created, date_modified) \
+                 date_created, date_modified, sort_key, search_name) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $19) \
+                 $17, $18, $19, $19, $6, $20) \
                  ON CONFLICT (id) DO UPDATE SET library_id = excluded.library_id, \
                  parent_id = excluded.parent_id, kind = excluded.kind, name = excluded.name, \
                  sort_name = excluded.sort_name, path = excluded.path, \
@@ -108,7 +110,8 @@ impl Store {
                  run_time_ticks = excluded.run_time_ticks, container = excluded.container, \
                  size_bytes = excluded.size_bytes, bitrate = excluded.bitrate, \
                  file_mtime = excluded.file_mtime, probe_error = excluded.probe_error, \
-                 date_modified = excluded.date_modified",
+                 date_modified = excluded.date_modified, sort_key = excluded.sort_key, \
+                 search_name = excluded.search_name",
             )
             .bind(item.id.to_n())
             .bind(item.library_id.to_n())
@@ -129,6 +132,8 @@ impl Store {
             .bind(item.file_mtime)
             .bind(item.probe_error.clone())
             .bind(now)
+            // The keys without an `.nfo`; `keys::refresh` below applies one where it exists.
+            .bind(keys::fold(&item.name))
             .execute(&mut *tx)
             .await?;
             if let Some(streams) = streams {
@@ -173,6 +178,8 @@ impl Store {
                 }
             }
         }
+        let ids: Vec<String> = items.iter().map(|(item, _)| item.id.to_n()).collect();
+        keys::refresh(&mut tx, &ids).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -348,6 +355,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let ids: Vec<String> = items.iter().map(|(item, _)| item.id.to_n()).collect();
+        keys::refresh(&mut tx, &ids).await?;
         tx.commit().await?;
         self.set_naming(
             &items
