@@ -45,33 +45,13 @@ async fn with_artwork(provider: Provider) -> Result<Scanned> {
     .await
 }
 
-macro_rules! with_artwork_on_both_providers {
-    ($(async fn $name:ident($lib:ident) $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body($lib: Scanned) -> anyhow::Result<()> $body
-
-            #[tokio::test]
-            async fn sqlite() -> anyhow::Result<()> {
-                body(with_artwork(Provider::Sqlite).await?).await
-            }
-
-            #[tokio::test]
-            async fn postgres() -> anyhow::Result<()> {
-                body(with_artwork(Provider::Postgres).await?).await
-            }
-        }
-    )*};
-}
-
 fn dimensions(bytes: &[u8]) -> (u32, u32) {
     let image = image::load_from_memory(bytes).expect("a decodable image");
     (image.width(), image.height())
 }
 
-with_artwork_on_both_providers! {
+crate::with_library_on_both_providers! {
+    fixture = with_artwork;
     async fn posters_are_resized_as_asked_cached_and_the_same_on_every_replica(lib) {
         let id = lib.id_of("Big Buck Test").await?;
         let item = lib.json(&format!("/Items/{id}")).await?;

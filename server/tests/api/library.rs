@@ -168,10 +168,12 @@ pub fn names(result: &Value) -> Vec<String> {
 }
 
 /// Runs each test body on SQLite and on PostgreSQL with a freshly scanned library, as two
-/// tests named `<body>::sqlite` and `<body>::postgres`.
+/// tests named `<body>::sqlite` and `<body>::postgres`. With `fixture = f;` first, the library
+/// is `f(provider)` (an `async fn(Provider) -> Result<Scanned>`, say a sample library with
+/// files added before its scan) instead of the plain sample library.
 #[macro_export]
 macro_rules! with_library_on_both_providers {
-    ($(async fn $name:ident($lib:ident) $body:block)*) => {$(
+    (fixture = $fixture:expr; $(async fn $name:ident($lib:ident) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -180,13 +182,19 @@ macro_rules! with_library_on_both_providers {
 
             #[tokio::test]
             async fn sqlite() -> anyhow::Result<()> {
-                body($crate::library::Scanned::new($crate::support::Provider::Sqlite).await?).await
+                body(($fixture)($crate::support::Provider::Sqlite).await?).await
             }
 
             #[tokio::test]
             async fn postgres() -> anyhow::Result<()> {
-                body($crate::library::Scanned::new($crate::support::Provider::Postgres).await?).await
+                body(($fixture)($crate::support::Provider::Postgres).await?).await
             }
         }
     )*};
+    ($(async fn $name:ident($lib:ident) $body:block)*) => {
+        $crate::with_library_on_both_providers! {
+            fixture = $crate::library::Scanned::new;
+            $(async fn $name($lib) $body)*
+        }
+    };
 }

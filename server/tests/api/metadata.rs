@@ -85,28 +85,8 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-macro_rules! with_nfo_on_both_providers {
-    ($(async fn $name:ident($lib:ident) $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body($lib: Scanned) -> anyhow::Result<()> $body
-
-            #[tokio::test]
-            async fn sqlite() -> anyhow::Result<()> {
-                body(with_nfo(Provider::Sqlite).await?).await
-            }
-
-            #[tokio::test]
-            async fn postgres() -> anyhow::Result<()> {
-                body(with_nfo(Provider::Postgres).await?).await
-            }
-        }
-    )*};
-}
-
-with_nfo_on_both_providers! {
+crate::with_library_on_both_providers! {
+    fixture = with_nfo;
     async fn a_film_nfo_fills_the_item_dto_as_jellyfin_shapes_it(lib) {
         let id = lib.id_of("Big Buck Test").await?;
         let item = lib.json(&format!("/Items/{id}")).await?;

@@ -294,7 +294,8 @@ async fn a_link_inside_the_library_pointing_outside_is_never_scanned_nor_served(
     Ok(())
 }
 
-crate::with_subtitle_library_on_both_providers! {
+crate::with_library_on_both_providers! {
+    fixture = crate::subtitles::with_subtitle_media;
     async fn chrome_plays_the_mp4_as_it_is_and_gets_hls_for_the_hevc_ac3_matroska(lib) {
         use crate::subtitles::{HEVC_FILM, playback_info};
         let mp4 = lib.id_of("Tiny Planet").await?;

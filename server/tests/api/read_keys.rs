@@ -54,28 +54,8 @@ async fn search(lib: &Scanned, term: &str) -> Result<Vec<String>> {
     Ok(names(&found))
 }
 
-macro_rules! with_more_films_on_both_providers {
-    ($(async fn $name:ident($lib:ident) $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body($lib: Scanned) -> anyhow::Result<()> $body
-
-            #[tokio::test]
-            async fn sqlite() -> anyhow::Result<()> {
-                body(with_more_films(Provider::Sqlite).await?).await
-            }
-
-            #[tokio::test]
-            async fn postgres() -> anyhow::Result<()> {
-                body(with_more_films(Provider::Postgres).await?).await
-            }
-        }
-    )*};
-}
-
-with_more_films_on_both_providers! {
+crate::with_library_on_both_providers! {
+    fixture = with_more_films;
     async fn a_library_sorted_by_sort_name_follows_nfo_sort_titles_then_sort_names(lib) {
         let films = lib.library_id(FILMS).await?;
         // Through the library (its id narrows by the library column) and across libraries.

@@ -11,6 +11,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::library::Scanned;
+use crate::support::Provider;
 
 /// Three cues: 1-2 s, 5-6.5 s, 9-10 s.
 pub const EN_SRT: &str = "1\n00:00:01,000 --> 00:00:02,000\nOne\n\n2\n00:00:05,000 --> 00:00:06,500\nTwo\n\n3\n00:00:09,000 --> 00:00:10,000\nThree\n";
@@ -87,35 +88,9 @@ pub fn add_subtitle_media(media: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs each body on SQLite and PostgreSQL over the sample library with [`add_subtitle_media`].
-#[macro_export]
-macro_rules! with_subtitle_library_on_both_providers {
-    ($(async fn $name:ident($lib:ident) $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body($lib: $crate::library::Scanned) -> anyhow::Result<()> $body
-
-            #[tokio::test]
-            async fn sqlite() -> anyhow::Result<()> {
-                let lib = $crate::library::Scanned::prepared(
-                    $crate::support::Provider::Sqlite,
-                    $crate::subtitles::add_subtitle_media,
-                ).await?;
-                body(lib).await
-            }
-
-            #[tokio::test]
-            async fn postgres() -> anyhow::Result<()> {
-                let lib = $crate::library::Scanned::prepared(
-                    $crate::support::Provider::Postgres,
-                    $crate::subtitles::add_subtitle_media,
-                ).await?;
-                body(lib).await
-            }
-        }
-    )*};
+/// The sample library with [`add_subtitle_media`], scanned.
+pub async fn with_subtitle_media(provider: Provider) -> Result<Scanned> {
+    Scanned::prepared(provider, add_subtitle_media).await
 }
 
 /// Chrome's profile as jellyfin-web sends it (trimmed to what decides subtitles and video).
@@ -215,7 +190,8 @@ async fn text(lib: &Scanned, uri: &str) -> Result<(String, String)> {
     Ok((String::from_utf8(reply.body.to_vec())?, content_type))
 }
 
-with_subtitle_library_on_both_providers! {
+crate::with_library_on_both_providers! {
+    fixture = with_subtitle_media;
     async fn external_subtitles_are_listed_after_the_files_streams_with_their_flags(lib) {
         let id = lib.id_of("Big Buck Test").await?;
         let item = lib.json(&format!("/Users/{}/Items/{id}", lib.user_id())).await?;

@@ -370,13 +370,7 @@ impl Store {
             push_filter_joins(&mut sql, query.user_id);
             push_filters(&mut sql, query);
             push_order(&mut sql, &query.sort);
-            // SQLite needs a LIMIT before OFFSET; -1 means none there, so spell out a large
-            // one.
-            let limit = query.limit.unwrap_or(i64::from(i32::MAX)).max(0);
-            sql.push(" LIMIT ")
-                .int(limit)
-                .push(" OFFSET ")
-                .int(query.start_index.max(0));
+            push_page(&mut sql, query);
             let rows = sql.query().fetch_all(self.pool()).await?;
             let ids = rows
                 .iter()
@@ -433,11 +427,7 @@ impl Store {
         push_filter_joins(&mut sql, query.user_id);
         push_filters(&mut sql, query);
         push_order(&mut sql, &query.sort);
-        let limit = query.limit.unwrap_or(i64::from(i32::MAX)).max(0);
-        sql.push(" LIMIT ")
-            .int(limit)
-            .push(" OFFSET ")
-            .int(query.start_index.max(0));
+        push_page(&mut sql, query);
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
@@ -788,4 +778,14 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// `LIMIT`/`OFFSET` of a listing. SQLite needs a LIMIT before OFFSET (-1 means none there),
+/// so a listing without a limit spells out a large one.
+fn push_page(sql: &mut Sql, query: &ItemQuery) {
+    let limit = query.limit.unwrap_or(i64::from(i32::MAX)).max(0);
+    sql.push(" LIMIT ")
+        .int(limit)
+        .push(" OFFSET ")
+        .int(query.start_index.max(0));
 }
