@@ -398,8 +398,9 @@ pub async fn dtos(
         .map(|i| i.id)
         .collect();
     // Width, Height and HasSubtitles come from the streams too, so single items and listings
-    // asking for sources read them; other listings skip the query. Both reads go out at once
-    // (two pooled connections), so a page waits for one round trip, not two.
+    // asking for sources read them; other listings skip the query, as they skip chapters
+    // unless asked. The reads go out at once (pooled connections), so a page waits for one
+    // round trip, not one per read.
     let streams = async {
         if fields.needs_streams() {
             state.store.media_streams(&playable).await
@@ -407,8 +408,18 @@ pub async fn dtos(
             Ok(HashMap::new())
         }
     };
-    let (PageRelated { images, names }, streams) =
-        futures::try_join!(state.store.images_and_names(&image_ids, &ids), streams)?;
+    let chapters = async {
+        if fields.chapters {
+            state.store.chapters(&playable).await
+        } else {
+            Ok(HashMap::new())
+        }
+    };
+    let (PageRelated { images, names }, streams, chapters) = futures::try_join!(
+        state.store.images_and_names(&image_ids, &ids),
+        streams,
+        chapters
+    )?;
     let mut related = Related {
         images,
         streams,
@@ -419,11 +430,7 @@ pub async fn dtos(
         naming: items.iter().map(|i| (i.id, i.naming.clone())).collect(),
         names,
         linked: HashMap::new(),
-        chapters: if fields.chapters {
-            state.store.chapters(&playable).await?
-        } else {
-            HashMap::new()
-        },
+        chapters,
         // The caller decided: `fields.path` is set for administrators only.
         show_paths: fields.path,
     };
