@@ -21,17 +21,19 @@ pub struct Chapter {
 
 impl Store {
     /// Replaces the chapters of each item listed (an empty list removes them), in one
-    /// transaction. Items that do not exist are skipped.
+    /// transaction (a scan writes a batch of files at once). Items that do not exist are
+    /// skipped.
     pub async fn replace_chapters(&self, items: &[(JfId, &[Chapter])]) -> StoreResult<()> {
         if items.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
+        // One statement clears the whole batch (most files have no chapters, so most items
+        // need nothing else).
+        let mut clear = Sql::new("DELETE FROM chapters WHERE item_id IN (");
+        clear.texts(items.iter().map(|(id, _)| id.to_n())).push(")");
+        clear.query().execute(&mut *tx).await?;
         for (id, chapters) in items {
-            sqlx::query("DELETE FROM chapters WHERE item_id = $1")
-                .bind(id.to_n())
-                .execute(&mut *tx)
-                .await?;
             for (index, chapter) in chapters.iter().enumerate() {
                 // An item the scan did not write (its file belongs to another library) gets
                 // none.
