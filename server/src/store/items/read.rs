@@ -24,10 +24,14 @@ use crate::store::{Store, StoreError, StoreResult, get_bool, get_id, get_opt_id}
 /// Ids per statement when items are read by id (well under SQLite's limit on bound values).
 const ID_CHUNK: usize = 500;
 
-fn item_from_row(row: &AnyRow) -> StoreResult<Item> {
+/// The row's `kind` column; a kind this version does not know is a corrupt row.
+fn kind_from_row(row: &AnyRow) -> StoreResult<ItemKind> {
     let kind: String = row.try_get("kind")?;
-    let kind = ItemKind::parse(&kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown item kind `{kind}`")))?;
+    ItemKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown item kind `{kind}`")))
+}
+
+fn item_from_row(row: &AnyRow) -> StoreResult<Item> {
+    let kind = kind_from_row(row)?;
     let opt_flag = |column: &str| -> StoreResult<bool> {
         let v: Option<i64> = row.try_get(column)?;
         Ok(v.unwrap_or(0) != 0)
@@ -431,12 +435,9 @@ impl Store {
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
-                let kind: String = row.try_get("kind")?;
                 Ok(ItemKey {
                     id: get_id(row, "id")?,
-                    kind: ItemKind::parse(&kind).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown item kind `{kind}`"))
-                    })?,
+                    kind: kind_from_row(row)?,
                     series_id: get_opt_id(row, "series_id")?,
                 })
             })
