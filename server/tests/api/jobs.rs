@@ -49,21 +49,43 @@ where
     ephyra_testsupport::wait::until(what, deadline, check).await
 }
 
-/// Waits until every job of `kind` has ended (done or failed).
+/// Waits until every job of `kind` has ended (done or failed). On a timeout the error says
+/// where each job was (state, attempts, last error), so a failure on a slow machine explains
+/// itself.
 async fn all_ended(store: &Store, kind: &str, count: usize) -> Result<()> {
-    eventually(Duration::from_secs(60), "every job to end", || async {
-        // SQLite's writers (workers polling, heartbeats, a scan, the frame job it enqueues)
-        // can hold every pooled connection for a while on a loaded machine: a read that times
-        // out is asked again, not a failure.
-        let Ok(jobs) = store.jobs_of_kind(kind).await else {
-            return Ok(None);
-        };
-        let ended = jobs
-            .iter()
-            .filter(|j| matches!(j.state, JobState::Done | JobState::Failed))
-            .count();
-        Ok((jobs.len() == count && ended == count).then_some(()))
-    })
+    ephyra_testsupport::wait::eventually(
+        "every job to end",
+        // A bound for a failure only: a scan on SQLite on a machine whose disk is busy (each
+        // commit waits for its fsync) has taken most of a minute.
+        Duration::from_secs(180),
+        ephyra_testsupport::wait::POLL,
+        || async {
+            // SQLite's writers (workers polling, heartbeats, a scan, the frame job it
+            // enqueues) can hold every pooled connection for a while on a loaded machine: a
+            // read that times out is asked again, not a failure.
+            let jobs = store
+                .jobs_of_kind(kind)
+                .await
+                .map_err(|e| format!("cannot read the jobs: {e}"))?;
+            let ended = jobs
+                .iter()
+                .filter(|j| matches!(j.state, JobState::Done | JobState::Failed))
+                .count();
+            if jobs.len() == count && ended == count {
+                return Ok(());
+            }
+            let states: Vec<String> = jobs
+                .iter()
+                .map(|j| {
+                    format!(
+                        "{:?} after {} attempt(s), last error {:?}, progress {:?}",
+                        j.state, j.attempts, j.last_error, j.progress
+                    )
+                })
+                .collect();
+            Err(format!("{} of {count} ended: {states:?}", ended))
+        },
+    )
     .await
 }
 
@@ -458,10 +480,18 @@ mod refresh {
         assert_eq!(items["TotalRecordCount"], 0);
 
         let shutdown = CancellationToken::new();
+        // The heartbeat and visibility of a real replica, not `fast`'s: this test is about the
+        // scan running once, and on SQLite a heartbeat every 100 ms (each commit an fsync)
+        // can keep a busy disk's write lock from the scan long enough for a 5 s claim to lapse.
+        let settings = WorkerSettings {
+            workers: 2,
+            idle_poll: Duration::from_millis(20),
+            ..WorkerSettings::for_dialect(store.dialect())
+        };
         let workers = spawn_workers(
             &store,
             &default_handlers(&server.state),
-            &fast(2),
+            &settings,
             "replica-r",
             &shutdown,
         );
