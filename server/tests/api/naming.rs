@@ -930,3 +930,118 @@ async fn a_library_root_that_reads_empty_keeps_its_items_and_play_history() -> R
     }
     Ok(())
 }
+
+/// The counts the database keeps per library, kind and level (migration 0016) are the rows'
+/// own counts, and a library page's total (read from them) is what the page lists, what a
+/// filtered listing counts row by row, and what a one-item page says.
+async fn assert_counts_follow_the_rows(lib: &NamingLibrary, when: &str) -> Result<()> {
+    let pool = lib.server.state.store.pool();
+    let read = |sql: &'static str| async move {
+        let rows = sqlx::query(sql).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("library_id")?,
+                    r.try_get::<String, _>("kind")?,
+                    r.try_get::<i64, _>("top_level")?,
+                    r.try_get::<i64, _>("n")?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()
+    };
+    let kept = read(
+        "SELECT library_id, kind, top_level, n FROM item_counts WHERE n <> 0 \
+         ORDER BY library_id, kind, top_level",
+    )
+    .await?;
+    let recounted = read(
+        "SELECT library_id, kind, \
+         CAST(CASE WHEN parent_id IS NULL THEN 1 ELSE 0 END AS BIGINT) AS top_level, \
+         COUNT(*) AS n FROM items WHERE probe_error IS NULL AND owner_id IS NULL \
+         GROUP BY library_id, kind, CASE WHEN parent_id IS NULL THEN 1 ELSE 0 END \
+         ORDER BY library_id, kind, top_level",
+    )
+    .await?;
+    assert_eq!(kept, recounted, "{when}");
+    assert!(!kept.is_empty(), "{when}: something is counted");
+
+    let views = lib.json("/UserViews", &lib.viewer_token).await?;
+    let views = views["Items"].as_array().context("views")?;
+    assert_eq!(views.len(), 2, "{when}: {views:?}");
+    for view in views {
+        let id = view["Id"].as_str().context("view id")?;
+        for (types, recursive) in [
+            ("Movie", true),
+            ("Series", true),
+            ("Season,Episode", true),
+            ("Episode", true),
+            ("", true),
+            ("", false),
+        ] {
+            let uri = format!(
+                "/Items?ParentId={id}&Recursive={recursive}&IncludeItemTypes={types}&SortBy=SortName"
+            );
+            let page = lib.json(&uri, &lib.viewer_token).await?;
+            let total = page["TotalRecordCount"].as_i64().context("total")?;
+            let listed = page["Items"].as_array().context("items")?.len();
+            assert_eq!(total, listed as i64, "{when}: {uri}");
+            // A filter that keeps every item (the viewer has no favourites) is counted row by
+            // row; a page of one still carries the whole total.
+            for narrowed in [format!("{uri}&IsFavorite=false"), format!("{uri}&Limit=1")] {
+                let other = lib.json(&narrowed, &lib.viewer_token).await?;
+                assert_eq!(other["TotalRecordCount"], total, "{when}: {narrowed}");
+            }
+        }
+        // The view's own child count reads the top-level counts.
+        let children = lib
+            .json(&format!("/Items?ParentId={id}"), &lib.viewer_token)
+            .await?;
+        assert_eq!(
+            view["ChildCount"], children["TotalRecordCount"],
+            "{when}: {view}"
+        );
+    }
+    Ok(())
+}
+
+async fn kept_counts_follow_scans_that_add_remove_break_and_mend_files(
+    provider: Provider,
+) -> Result<()> {
+    let lib = NamingLibrary::new(provider).await?;
+    assert_counts_follow_the_rows(&lib, "after the first scan").await?;
+    let films = canonical(&lib.media.path().join("films"));
+    let shows = canonical(&lib.media.path().join("shows"));
+    let matrix = films
+        .join("The Matrix (1999) [imdbid-tt0133093]/The.Matrix.1999.1080p.BluRay.x264-GRP.mkv");
+    let good = std::fs::read(&matrix)?;
+    // A film and its extras go, a version goes (its sibling is listed in its place), a whole
+    // series goes, a new film comes, and a film becomes unreadable.
+    std::fs::remove_dir_all(films.join("Heat (1995)"))?;
+    std::fs::remove_file(films.join("Film (2021)/Film (2021) - 1080p.mkv"))?;
+    std::fs::remove_dir_all(shows.join("Breaking Bad (2008)"))?;
+    std::fs::write(films.join("A New Film (2024).mkv"), &good)?;
+    // Every video is a hard link to one clip: unlinked first, so only this one changes.
+    std::fs::remove_file(&matrix)?;
+    std::fs::write(&matrix, b"not a video at all")?;
+    let report = scan::scan_all(&lib.server.state).await?;
+    assert!(report.removed > 0, "{report:?}");
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_counts_follow_the_rows(&lib, "after files went, came and broke").await?;
+    // Mended: the film is listed again.
+    std::fs::remove_file(&matrix)?;
+    std::fs::write(&matrix, &good)?;
+    let report = scan::scan_all(&lib.server.state).await?;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_counts_follow_the_rows(&lib, "after the broken film was mended").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn kept_counts_follow_scans_that_add_remove_break_and_mend_files_on_sqlite() -> Result<()> {
+    kept_counts_follow_scans_that_add_remove_break_and_mend_files(Provider::Sqlite).await
+}
+
+#[tokio::test]
+async fn kept_counts_follow_scans_that_add_remove_break_and_mend_files_on_postgres() -> Result<()> {
+    kept_counts_follow_scans_that_add_remove_break_and_mend_files(Provider::Postgres).await
+}

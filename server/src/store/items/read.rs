@@ -326,8 +326,8 @@ impl Store {
     /// query for every library.
     pub async fn library_child_counts(&self) -> StoreResult<HashMap<JfId, i64>> {
         let rows = sqlx::query(
-            "SELECT library_id, COUNT(*) AS n FROM items WHERE parent_id IS NULL \
-             AND probe_error IS NULL AND owner_id IS NULL GROUP BY library_id",
+            "SELECT library_id, CAST(SUM(n) AS BIGINT) AS n FROM item_counts \
+             WHERE top_level = 1 GROUP BY library_id",
         )
         .fetch_all(self.pool())
         .await?;
@@ -465,8 +465,13 @@ impl Store {
         }))
     }
 
-    /// How many readable items match `query` (paging and sorting ignored).
+    /// How many readable items match `query` (paging and sorting ignored). A query that
+    /// narrows by library and kinds only (a library page) sums the counts the database keeps
+    /// (migration 0016) instead of reading every match.
     async fn count_items(&self, query: &ItemQuery) -> StoreResult<i64> {
+        if let Some(kept) = kept_count(query) {
+            return Ok(kept.query().fetch_one(self.pool()).await?.try_get("n")?);
+        }
         let mut count = Sql::new("SELECT COUNT(*) AS n FROM items i");
         push_filter_joins(&mut count, query.user_id);
         push_filters(&mut count, query);
@@ -779,6 +784,85 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The statement summing the kept counts (`item_counts`) that answer `query`'s total, or
+/// `None` when the query filters by more than a library, its level and kinds. The fields are
+/// spelled out so that a filter added to [`ItemQuery`] must be considered here.
+fn kept_count(query: &ItemQuery) -> Option<Sql> {
+    let ItemQuery {
+        user_id: _,
+        library_id,
+        ancestor_id,
+        parent_id,
+        recursive,
+        include_kinds,
+        exclude_kinds,
+        ids,
+        search_term,
+        is_played,
+        is_favorite,
+        is_resumable,
+        sort: _,
+        start_index: _,
+        limit: _,
+        exclude_ids,
+        years,
+        name_starts_with,
+        name_less_than,
+        metadata,
+        without_total: _,
+    } = query;
+    let crate::store::metadata::MetadataFilter {
+        genres,
+        genre_ids,
+        studios,
+        studio_ids,
+        person_ids,
+        persons,
+        person_kinds,
+        official_ratings,
+        tags,
+    } = metadata;
+    let filtered = ancestor_id.is_some()
+        || parent_id.is_some()
+        || !ids.is_empty()
+        || search_term.as_deref().is_some_and(|t| !t.trim().is_empty())
+        || is_played.is_some()
+        || is_favorite.is_some()
+        || *is_resumable
+        || !exclude_ids.is_empty()
+        || !years.is_empty()
+        || name_starts_with.as_deref().is_some_and(|p| !p.is_empty())
+        || name_less_than.as_deref().is_some_and(|b| !b.is_empty())
+        || !(genres.is_empty()
+            && genre_ids.is_empty()
+            && studios.is_empty()
+            && studio_ids.is_empty()
+            && person_ids.is_empty()
+            && persons.is_empty()
+            && person_kinds.is_empty()
+            && official_ratings.is_empty()
+            && tags.is_empty());
+    let library = (*library_id).filter(|_| !filtered)?;
+    let mut sql = Sql::new(
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM item_counts WHERE library_id = ",
+    );
+    sql.text(library.to_n());
+    if !recursive {
+        sql.push(" AND top_level = 1");
+    }
+    if !include_kinds.is_empty() {
+        sql.push(" AND kind IN (")
+            .texts(include_kinds.iter().map(|k| k.as_str().to_owned()))
+            .push(")");
+    }
+    if !exclude_kinds.is_empty() {
+        sql.push(" AND kind NOT IN (")
+            .texts(exclude_kinds.iter().map(|k| k.as_str().to_owned()))
+            .push(")");
+    }
+    Some(sql)
 }
 
 /// `LIMIT`/`OFFSET` of a listing. SQLite needs a LIMIT before OFFSET (-1 means none there),
