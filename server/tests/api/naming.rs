@@ -965,6 +965,19 @@ async fn assert_counts_follow_the_rows(lib: &NamingLibrary, when: &str) -> Resul
     assert_eq!(kept, recounted, "{when}");
     assert!(!kept.is_empty(), "{when}: something is counted");
 
+    // Across every library, with and without kinds.
+    for types in ["", "Movie", "Episode,Series"] {
+        let uri = format!("/Items?Recursive=true&IncludeItemTypes={types}");
+        let all = lib.json(&uri, &lib.viewer_token).await?;
+        let listed = all["Items"].as_array().context("items")?.len();
+        for limited in [
+            format!("{uri}&Limit=1"),
+            format!("{uri}&IsPlayed=false&Limit=1"),
+        ] {
+            let page = lib.json(&limited, &lib.viewer_token).await?;
+            assert_eq!(page["TotalRecordCount"], listed, "{when}: {limited}");
+        }
+    }
     let views = lib.json("/UserViews", &lib.viewer_token).await?;
     let views = views["Items"].as_array().context("views")?;
     assert_eq!(views.len(), 2, "{when}: {views:?}");
@@ -981,13 +994,22 @@ async fn assert_counts_follow_the_rows(lib: &NamingLibrary, when: &str) -> Resul
             let uri = format!(
                 "/Items?ParentId={id}&Recursive={recursive}&IncludeItemTypes={types}&SortBy=SortName"
             );
-            let page = lib.json(&uri, &lib.viewer_token).await?;
+            // A limited page is counted (an unlimited one is its own total).
+            let page = lib
+                .json(&format!("{uri}&Limit=1000"), &lib.viewer_token)
+                .await?;
             let total = page["TotalRecordCount"].as_i64().context("total")?;
             let listed = page["Items"].as_array().context("items")?.len();
             assert_eq!(total, listed as i64, "{when}: {uri}");
             // A filter that keeps every item (the viewer has no favourites) is counted row by
-            // row; a page of one still carries the whole total.
-            for narrowed in [format!("{uri}&IsFavorite=false"), format!("{uri}&Limit=1")] {
+            // row; a page of one still carries the whole total, and so does a page without a
+            // limit, whether it lists everything or starts past the end.
+            for narrowed in [
+                format!("{uri}&IsFavorite=false&Limit=1000"),
+                format!("{uri}&Limit=1"),
+                uri.clone(),
+                format!("{uri}&StartIndex=100000"),
+            ] {
                 let other = lib.json(&narrowed, &lib.viewer_token).await?;
                 assert_eq!(other["TotalRecordCount"], total, "{when}: {narrowed}");
             }

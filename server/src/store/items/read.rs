@@ -382,18 +382,24 @@ impl Store {
                 .collect::<StoreResult<Vec<_>>>()?;
             self.items_in_order(&ids, query.user_id).await
         };
+        // A page without a limit holds every match from its start: its length is the total,
+        // unless it starts past the end (counted then).
+        let unlimited = query.limit.is_none();
         let count = async {
-            if query.without_total {
+            if query.without_total || unlimited {
                 Ok(None)
             } else {
                 self.count_items(query).await.map(Some)
             }
         };
         let (items, counted) = futures::try_join!(page, count)?;
+        let start = query.start_index.max(0);
         let total = match counted {
             Some(total) => total,
-            None if items.is_empty() => 0,
-            None => query.start_index.max(0) + items.len() as i64,
+            None if !items.is_empty() => start + items.len() as i64,
+            None if start == 0 || query.without_total => 0,
+            // An unlimited page that starts past the last match.
+            None => self.count_items(query).await?,
         };
         Ok(ItemPage { items, total })
     }
@@ -844,13 +850,22 @@ fn kept_count(query: &ItemQuery) -> Option<Sql> {
             && person_kinds.is_empty()
             && official_ratings.is_empty()
             && tags.is_empty());
-    let library = (*library_id).filter(|_| !filtered)?;
-    let mut sql = Sql::new(
-        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM item_counts WHERE library_id = ",
-    );
-    sql.text(library.to_n());
-    if !recursive {
-        sql.push(" AND top_level = 1");
+    if filtered {
+        return None;
+    }
+    let mut sql = Sql::new("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM item_counts");
+    match library_id {
+        Some(library) => {
+            sql.push(" WHERE library_id = ").text(library.to_n());
+            if !recursive {
+                sql.push(" AND top_level = 1");
+            }
+        }
+        // Every library, every level: without a library or parent, `recursive` narrows
+        // nothing (see `push_filters`).
+        None => {
+            sql.push(" WHERE 1 = 1");
+        }
     }
     if !include_kinds.is_empty() {
         sql.push(" AND kind IN (")
