@@ -369,7 +369,20 @@ impl Store {
         // The page and its total are read at once, on two connections: the count reads
         // every match (from an index where one serves the filters), the page only its rows,
         // and neither waits for the other.
+        // A page without a limit is every match: its rows are read in one statement, as
+        // finding their ids first would read the same rows twice.
+        let unlimited = query.limit.is_none();
         let page = async {
+            if unlimited {
+                let mut sql = Sql::new("");
+                push_item_select(&mut sql, query.user_id);
+                push_item_from(&mut sql, query.user_id);
+                push_filters(&mut sql, query);
+                push_order(&mut sql, &query.sort);
+                push_page(&mut sql, query);
+                let rows = sql.query().fetch_all(self.pool()).await?;
+                return rows.iter().map(item_from_row).collect::<StoreResult<Vec<_>>>();
+            }
             let mut sql = Sql::new("SELECT i.id AS page_id FROM items i");
             push_filter_joins(&mut sql, query.user_id);
             push_filters(&mut sql, query);
@@ -384,7 +397,6 @@ impl Store {
         };
         // A page without a limit holds every match from its start: its length is the total,
         // unless it starts past the end (counted then).
-        let unlimited = query.limit.is_none();
         let count = async {
             if query.without_total || unlimited {
                 Ok(None)
