@@ -10,7 +10,6 @@ use sqlx::Row;
 use super::keys;
 use super::model::{ItemImage, ItemNaming, KnownFile, Library, NewItem};
 use super::query::Sql;
-use super::read::group_images;
 use crate::jf::JfId;
 use crate::store::streams::StreamInfo;
 use crate::store::{Store, StoreError, StoreResult, flag, get_id};
@@ -296,19 +295,38 @@ impl Store {
         Ok(())
     }
 
-    /// Every image of a library's items, by item (the scanner compares them with the disk).
-    pub async fn library_images(
+    /// One page of a library's Primary images (item id, stored path), in the order of their
+    /// paths then item ids, after `after` (the last row of the previous page; `None` for the
+    /// first): the frame job reads a library's images this way, so that items sharing one
+    /// frame (an episode, its season and series) come one after the other and its memory does
+    /// not grow with the library.
+    pub async fn primary_images_page(
         &self,
         library_id: JfId,
-    ) -> StoreResult<HashMap<JfId, Vec<ItemImage>>> {
+        after: Option<(&Path, JfId)>,
+        limit: i64,
+    ) -> StoreResult<Vec<(JfId, PathBuf)>> {
+        let (after_path, after_id) = after.map_or((None, String::new()), |(path, id)| {
+            (Some(path_text(path)), id.to_n())
+        });
         let rows = sqlx::query(
-            "SELECT m.item_id, m.image_type, m.image_index, m.path, m.tag, m.file_mtime \
-             FROM images m JOIN items i ON i.id = m.item_id WHERE i.library_id = $1",
+            "SELECT m.item_id, m.path FROM images m JOIN items i ON i.id = m.item_id \
+             WHERE i.library_id = $1 AND m.image_type = 'Primary' AND m.image_index = 0 \
+             AND ($2 IS NULL OR m.path > $2 OR (m.path = $2 AND m.item_id > $3)) \
+             ORDER BY m.path, m.item_id LIMIT $4",
         )
         .bind(library_id.to_n())
+        .bind(after_path)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        group_images(&rows)
+        rows.iter()
+            .map(|row| {
+                let path: String = row.try_get("path")?;
+                Ok((get_id(row, "item_id")?, PathBuf::from(path)))
+            })
+            .collect()
     }
 
     /// Writes items with their naming details.
