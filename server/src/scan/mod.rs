@@ -41,9 +41,7 @@ use crate::jf::JfId;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::ids::ItemIds;
-use crate::store::items::{
-    ItemImage, ItemKind, ItemNaming, ItemQuery, Library, NewItem, OwnerRole,
-};
+use crate::store::items::{ItemImage, ItemKind, ItemNaming, Library, NewItem, OwnerRole};
 use crate::store::{Store, StoreError};
 
 /// How long ffprobe may take on one file.
@@ -549,35 +547,26 @@ struct Named {
 }
 
 impl LibraryScan<'_> {
-    /// Page `start / SCAN_PAGE` of the library's items (of `kinds`, or all): the passes over
-    /// every item read the library a page at a time, so their memory does not grow with it.
+    /// The page of the library's items (of `kinds`, or all) after `after` (`None`: the
+    /// first): the passes over every item read the library a page at a time, in id order, so
+    /// their memory does not grow with it.
     async fn items_page(
         &self,
         kinds: &[ItemKind],
-        start: i64,
-    ) -> Result<Vec<crate::store::items::Item>, StoreError> {
-        let page = self
-            .store
-            .query_items(&ItemQuery {
-                library_id: Some(self.library_id),
-                recursive: true,
-                include_kinds: kinds.to_vec(),
-                start_index: start,
-                limit: Some(self.page),
-                without_total: true,
-                ..ItemQuery::default()
-            })
-            .await?;
-        Ok(page.items)
+        after: Option<JfId>,
+    ) -> Result<Vec<crate::store::items::ScanItem>, StoreError> {
+        self.store
+            .scan_items_page(self.library_id, kinds, after, self.page)
+            .await
     }
 
     /// Every series' folder, by id.
     async fn series_dirs(&self) -> Result<HashMap<JfId, PathBuf>, StoreError> {
         let mut dirs = HashMap::new();
-        let mut start = 0;
+        let mut after = None;
         loop {
-            let items = self.items_page(&[ItemKind::Series], start).await?;
-            start += self.page;
+            let items = self.items_page(&[ItemKind::Series], after).await?;
+            after = items.last().map(|i| i.id);
             let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
             dirs.extend(
                 items
@@ -1209,10 +1198,10 @@ impl LibraryScan<'_> {
     /// changes); the item keeps what its file name says.
     async fn refresh_metadata(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
         let stamps = self.store.nfo_stamps(self.library_id).await?;
-        let mut start = 0;
+        let mut after = None;
         loop {
-            let items = self.items_page(&[], start).await?;
-            start += self.page;
+            let items = self.items_page(&[], after).await?;
+            after = items.last().map(|i| i.id);
             let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
             for item in &items {
                 self.refresh_item_metadata(item, walked, &stamps).await?;
@@ -1226,7 +1215,7 @@ impl LibraryScan<'_> {
     /// [`Self::refresh_metadata`] for one item.
     async fn refresh_item_metadata(
         &self,
-        item: &crate::store::items::Item,
+        item: &crate::store::items::ScanItem,
         walked: &[walk::Walked],
         stamps: &HashMap<JfId, crate::store::metadata::NfoStamp>,
     ) -> Result<(), StoreError> {
@@ -1294,10 +1283,10 @@ impl LibraryScan<'_> {
         let index = images::ImageIndex::new(&all_images);
         let series_dirs = self.series_dirs().await?;
         let kinds = [ItemKind::Movie, ItemKind::Series, ItemKind::Season];
-        let mut start = 0;
+        let mut after = None;
         loop {
-            let items = self.items_page(&kinds, start).await?;
-            start += self.page;
+            let items = self.items_page(&kinds, after).await?;
+            after = items.last().map(|i| i.id);
             let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
             // The page's stored images only: the library's would grow with it.
             let ids: Vec<JfId> = items.iter().map(|i| i.id).collect();
@@ -1395,10 +1384,10 @@ impl LibraryScan<'_> {
         // series or season without its own borrows.
         type EpisodeKey = (Option<i64>, Option<i64>, JfId);
         let mut first_episodes: HashMap<JfId, EpisodeKey> = HashMap::new();
-        let mut start = 0;
+        let mut after = None;
         loop {
-            let items = self.items_page(&[], start).await?;
-            start += self.page;
+            let items = self.items_page(&[], after).await?;
+            after = items.last().map(|i| i.id);
             let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
             // The page's stored images only: the library's would grow with it.
             let ids: Vec<JfId> = items.iter().map(|i| i.id).collect();

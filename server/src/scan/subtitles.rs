@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::jf::JfId;
-use crate::store::items::{ItemKind, ItemQuery};
+use crate::store::items::ItemKind;
 use crate::store::{Store, StoreError};
 
 use super::probe::{StreamInfo, StreamKind};
@@ -280,23 +280,19 @@ pub async fn refresh(
     // A page of videos at a time: the library's whole list of items would hold every row
     // (tens of megabytes at 20,000 files) for a pass that looks at one folder at a time.
     let mut changed = 0;
-    let mut start = 0;
+    let mut after = None;
     loop {
         let page = store
-            .query_items(&ItemQuery {
-                library_id: Some(library_id),
-                recursive: true,
-                include_kinds: vec![ItemKind::Movie, ItemKind::Episode],
-                start_index: start,
-                limit: Some(page_size),
-                without_total: true,
-                ..ItemQuery::default()
-            })
+            .scan_items_page(
+                library_id,
+                &[ItemKind::Movie, ItemKind::Episode],
+                after,
+                page_size,
+            )
             .await?;
-        start += page_size;
-        let last_page = page.items.len() < usize::try_from(page_size).unwrap_or(usize::MAX);
+        after = page.last().map(|i| i.id);
+        let last_page = page.len() < usize::try_from(page_size).unwrap_or(usize::MAX);
         let videos: Vec<(JfId, PathBuf, PathBuf)> = page
-            .items
             .iter()
             .filter_map(|i| {
                 let path = PathBuf::from(i.path.as_ref()?);
