@@ -41,9 +41,7 @@ use crate::jf::JfId;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::ids::ItemIds;
-use crate::store::items::{
-    ItemImage, ItemKind, ItemNaming, ItemQuery, Library, NewItem, OwnerRole,
-};
+use crate::store::items::{ItemImage, ItemKind, ItemNaming, Library, NewItem, OwnerRole};
 use crate::store::{Store, StoreError};
 
 /// How long ffprobe may take on one file.
@@ -117,6 +115,24 @@ pub async fn scan_with(
     config: &ServerConfig,
     metrics: &Arc<Metrics>,
 ) -> Result<ScanReport, ScanError> {
+    scan_paged(store, config, metrics, SCAN_PAGE).await
+}
+
+/// [`scan_all`] with the passes over every item reading `page` items at a time instead of
+/// [`SCAN_PAGE`]: tests use a page smaller than their library to show that the passes page
+/// (the result must not depend on it).
+pub async fn scan_all_paged(state: &AppState, page: i64) -> Result<ScanReport, ScanError> {
+    let report = scan_paged(&state.store, &state.config, &state.metrics, page.max(1)).await?;
+    finish(state, &report).await;
+    Ok(report)
+}
+
+async fn scan_paged(
+    store: &Store,
+    config: &ServerConfig,
+    metrics: &Arc<Metrics>,
+    page: i64,
+) -> Result<ScanReport, ScanError> {
     // The gauge doubles as the lock: `set` swaps atomically and returns the old value.
     if metrics.scan_running.set(1) == 1 {
         return Err(ScanError::AlreadyRunning);
@@ -148,6 +164,7 @@ pub async fn scan_with(
             library,
             library_id: store.ids().library(&library.name),
             scope: None,
+            page,
         };
         scanner.run(&mut report).await?;
         report.libraries += 1;
@@ -205,6 +222,7 @@ pub async fn scan_folders(
             library,
             library_id: state.store.ids().library(&library.name),
             scope: Some(scope),
+            page: SCAN_PAGE,
         };
         scanner.run(&mut report).await?;
     }
@@ -389,44 +407,113 @@ pub async fn extract_planned_frames(
     config: &ServerConfig,
     store: &Store,
 ) -> Result<FramesReport, StoreError> {
+    extract_planned_frames_paged(config, store, SCAN_PAGE).await
+}
+
+/// [`extract_planned_frames`] reading `page` image records at a time instead of
+/// [`SCAN_PAGE`] (tests: a frame's holders split over pages are still one frame).
+pub async fn extract_planned_frames_paged(
+    config: &ServerConfig,
+    store: &Store,
+    page: i64,
+) -> Result<FramesReport, StoreError> {
+    let page_size = page.max(1);
     let mut report = FramesReport::default();
+    let dir = extracted_images_dir(config);
     for library in store.libraries().await? {
-        let stored = store.library_images(library.id).await?;
-        // Series and seasons borrow an episode's record: one frame, several holders.
-        let mut holders: BTreeMap<PathBuf, Vec<JfId>> = BTreeMap::new();
-        for (item_id, images) in &stored {
-            for image in images {
-                if image.image_type == PRIMARY
-                    && image.image_index == 0
-                    && frame_source(&image.path).is_some()
-                    && let Some(name) = image.path.file_name()
-                {
-                    holders
-                        .entry(PathBuf::from(name))
-                        .or_default()
-                        .push(*item_id);
+        // A page of records at a time, in the order of their paths: series and seasons borrow
+        // an episode's record (one frame, several holders), and those holders come one after
+        // the other, so a frame is looked at once with all its holders while the job holds
+        // one page, not the library's every image.
+        let mut holders: Option<(PathBuf, Vec<JfId>)> = None;
+        let mut after: Option<(PathBuf, JfId)> = None;
+        loop {
+            let page = store
+                .primary_images_page(
+                    library.id,
+                    after.as_ref().map(|(p, id)| (p.as_path(), *id)),
+                    page_size,
+                )
+                .await?;
+            let last_page = page.len() < usize::try_from(page_size).unwrap_or(usize::MAX);
+            after = page.last().map(|(id, path)| (path.clone(), *id));
+            for (item_id, path) in page {
+                if frame_source(&path).is_none() {
+                    continue;
+                }
+                let Some(name) = path.file_name().map(PathBuf::from) else {
+                    continue;
+                };
+                match &mut holders {
+                    Some((current, items)) if *current == name => items.push(item_id),
+                    _ => {
+                        if let Some((name, items)) = holders.take() {
+                            make_frame(config, store, &dir.join(name), items, &mut report).await?;
+                        }
+                        holders = Some((name, vec![item_id]));
+                    }
                 }
             }
-        }
-        drop(stored);
-        let dir = extracted_images_dir(config);
-        for (name, items) in holders {
-            let local = dir.join(&name);
-            if tokio::fs::metadata(&local).await.is_ok() {
-                report.present += 1;
-                continue;
-            }
-            if local_extracted_frame(config, store, &local).await.is_some() {
-                report.extracted += 1;
-                continue;
-            }
-            report.failed += 1;
-            for item in items {
-                store.remove_image(item, PRIMARY, 0).await?;
+            if last_page {
+                break;
             }
         }
+        if let Some((name, items)) = holders {
+            make_frame(config, store, &dir.join(name), items, &mut report).await?;
+        }
+        log_phase_memory(&library.name, "frames");
     }
     Ok(report)
+}
+
+/// The frame job's work for one frame file `local` and the items whose records name it.
+async fn make_frame(
+    config: &ServerConfig,
+    store: &Store,
+    local: &Path,
+    items: Vec<JfId>,
+    report: &mut FramesReport,
+) -> Result<(), StoreError> {
+    if tokio::fs::metadata(local).await.is_ok() {
+        report.present += 1;
+        return Ok(());
+    }
+    if local_extracted_frame(config, store, local).await.is_some() {
+        report.extracted += 1;
+        return Ok(());
+    }
+    report.failed += 1;
+    for item in items {
+        store.remove_image(item, PRIMARY, 0).await?;
+    }
+    Ok(())
+}
+
+/// Logs (at debug level) the process's resident set now and its peak so far after a scan
+/// phase, so a run with `EPHYRA_LOG=info,ephyra_server::scan=debug` shows which phase holds
+/// memory (Linux only: elsewhere nothing is logged).
+fn log_phase_memory(library: &str, phase: &'static str) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return;
+    };
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    tracing::debug!(
+        library,
+        phase,
+        rss_kib = field("VmRSS:"),
+        peak_kib = field("VmHWM:"),
+        "scan phase done"
+    );
 }
 
 /// One library's scan.
@@ -439,6 +526,8 @@ struct LibraryScan<'a> {
     /// Scan only this folder (canonical, inside one of the library's folders): a film's or a
     /// series' folder where a file system event said something changed. `None`: everything.
     scope: Option<PathBuf>,
+    /// Items read at once by the passes over every item ([`SCAN_PAGE`] but in tests).
+    page: i64,
 }
 
 /// One item's row as the scan writes it: the item, its streams when probed, its naming.
@@ -458,36 +547,27 @@ struct Named {
 }
 
 impl LibraryScan<'_> {
-    /// Page `start / SCAN_PAGE` of the library's items (of `kinds`, or all): the passes over
-    /// every item read the library a page at a time, so their memory does not grow with it.
+    /// The page of the library's items (of `kinds`, or all) after `after` (`None`: the
+    /// first): the passes over every item read the library a page at a time, in id order, so
+    /// their memory does not grow with it.
     async fn items_page(
         &self,
         kinds: &[ItemKind],
-        start: i64,
-    ) -> Result<Vec<crate::store::items::Item>, StoreError> {
-        let page = self
-            .store
-            .query_items(&ItemQuery {
-                library_id: Some(self.library_id),
-                recursive: true,
-                include_kinds: kinds.to_vec(),
-                start_index: start,
-                limit: Some(SCAN_PAGE),
-                without_total: true,
-                ..ItemQuery::default()
-            })
-            .await?;
-        Ok(page.items)
+        after: Option<JfId>,
+    ) -> Result<Vec<crate::store::items::ScanItem>, StoreError> {
+        self.store
+            .scan_items_page(self.library_id, kinds, after, self.page)
+            .await
     }
 
     /// Every series' folder, by id.
     async fn series_dirs(&self) -> Result<HashMap<JfId, PathBuf>, StoreError> {
         let mut dirs = HashMap::new();
-        let mut start = 0;
+        let mut after = None;
         loop {
-            let items = self.items_page(&[ItemKind::Series], start).await?;
-            start += SCAN_PAGE;
-            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            let items = self.items_page(&[ItemKind::Series], after).await?;
+            after = items.last().map(|i| i.id);
+            let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
             dirs.extend(
                 items
                     .into_iter()
@@ -648,6 +728,9 @@ impl LibraryScan<'_> {
             .scan_files_done
             .inc_by(i64::try_from(plan.unchanged.len()).unwrap_or(i64::MAX));
 
+        let name = self.library.name.as_str();
+        log_phase_memory(name, "walk");
+
         // 3. Remove items of vanished files (and seasons/series left empty).
         if !plan.removed.is_empty() {
             report.removed += self
@@ -722,6 +805,8 @@ impl LibraryScan<'_> {
             self.store.relink_items(&relink).await?;
         }
 
+        log_phase_memory(name, "place");
+
         // 5. Probe new or changed files, a bounded number at once, writing them in batches as
         //    they complete. Disc images are not probed (ffprobe cannot read them) but listed.
         let mut to_probe = Vec::new();
@@ -739,14 +824,25 @@ impl LibraryScan<'_> {
                 role: role.clone(),
             });
         }
+        // The per-file maps of the whole library are not needed past this point: the probes
+        // and the passes after them must not hold them too.
+        drop((roles, considered, placements, plan.unchanged, plan.removed));
         self.probe_and_write(to_probe, report).await?;
+        log_phase_memory(name, "probe");
         self.store.remove_empty_folders(self.library_id).await?;
         self.store.sum_stacked_runtimes(self.library_id).await?;
+        log_phase_memory(name, "folders");
         if self.scope.is_none() {
             // A scoped scan saw one folder: the library's summary stays the last full scan's.
             self.store
                 .set_scan_summary(self.library_id, &summary_json(report, &placed, &walked))
                 .await?;
+        }
+        // The passes below need the walked folders' roots and images, not their file lists.
+        for w in &mut walked {
+            w.videos = Vec::new();
+            w.ignored = Vec::new();
+            w.skipped = Vec::new();
         }
 
         // 5b. External subtitles beside every video, changed or not.
@@ -754,14 +850,18 @@ impl LibraryScan<'_> {
             Some(scope) => vec![scope.clone()],
             None => walked.iter().map(|w| w.root.clone()).collect(),
         };
-        subtitles::refresh(self.store, self.library_id, &roots).await?;
+        subtitles::refresh(self.store, self.library_id, &roots, self.page).await?;
+        log_phase_memory(name, "subtitles");
 
         // 5c. Local metadata from .nfo files beside the media, re-read when they change.
         self.refresh_metadata(&walked).await?;
+        log_phase_memory(name, "metadata");
 
         // 6. Artwork.
         report.frames_planned += self.refresh_images(&walked).await?;
+        log_phase_memory(name, "images");
         self.refresh_artwork(&walked).await?;
+        log_phase_memory(name, "artwork");
         Ok(())
     }
 
@@ -1098,11 +1198,11 @@ impl LibraryScan<'_> {
     /// changes); the item keeps what its file name says.
     async fn refresh_metadata(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
         let stamps = self.store.nfo_stamps(self.library_id).await?;
-        let mut start = 0;
+        let mut after = None;
         loop {
-            let items = self.items_page(&[], start).await?;
-            start += SCAN_PAGE;
-            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            let items = self.items_page(&[], after).await?;
+            after = items.last().map(|i| i.id);
+            let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
             for item in &items {
                 self.refresh_item_metadata(item, walked, &stamps).await?;
             }
@@ -1115,7 +1215,7 @@ impl LibraryScan<'_> {
     /// [`Self::refresh_metadata`] for one item.
     async fn refresh_item_metadata(
         &self,
-        item: &crate::store::items::Item,
+        item: &crate::store::items::ScanItem,
         walked: &[walk::Walked],
         stamps: &HashMap<JfId, crate::store::metadata::NfoStamp>,
     ) -> Result<(), StoreError> {
@@ -1182,13 +1282,15 @@ impl LibraryScan<'_> {
         let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
         let index = images::ImageIndex::new(&all_images);
         let series_dirs = self.series_dirs().await?;
-        let stored = self.store.library_images(self.library_id).await?;
         let kinds = [ItemKind::Movie, ItemKind::Series, ItemKind::Season];
-        let mut start = 0;
+        let mut after = None;
         loop {
-            let items = self.items_page(&kinds, start).await?;
-            start += SCAN_PAGE;
-            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            let items = self.items_page(&kinds, after).await?;
+            after = items.last().map(|i| i.id);
+            let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
+            // The page's stored images only: the library's would grow with it.
+            let ids: Vec<JfId> = items.iter().map(|i| i.id).collect();
+            let stored = self.store.images(&ids).await?;
             for item in &items {
                 let path = item.path.as_ref().map(PathBuf::from);
                 if !self.in_scope(path.as_deref()) {
@@ -1276,18 +1378,20 @@ impl LibraryScan<'_> {
         let all_images: HashSet<PathBuf> = walked.iter().flat_map(|w| w.images.clone()).collect();
         let index = images::ImageIndex::new(&all_images);
         let folder_paths = self.series_dirs().await?;
-        let stored = self.store.library_images(self.library_id).await?;
         let mut planned = 0;
         let mut borrowers = Vec::new();
         // The first episode of each series and season (season, episode, id): whose image a
         // series or season without its own borrows.
         type EpisodeKey = (Option<i64>, Option<i64>, JfId);
         let mut first_episodes: HashMap<JfId, EpisodeKey> = HashMap::new();
-        let mut start = 0;
+        let mut after = None;
         loop {
-            let items = self.items_page(&[], start).await?;
-            start += SCAN_PAGE;
-            let last_page = items.len() < usize::try_from(SCAN_PAGE).unwrap_or(usize::MAX);
+            let items = self.items_page(&[], after).await?;
+            after = items.last().map(|i| i.id);
+            let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
+            // The page's stored images only: the library's would grow with it.
+            let ids: Vec<JfId> = items.iter().map(|i| i.id).collect();
+            let stored = self.store.images(&ids).await?;
             for item in &items {
                 if item.kind == ItemKind::Episode {
                     let key = (item.parent_index_number, item.index_number, item.id);
@@ -1365,9 +1469,18 @@ impl LibraryScan<'_> {
             }
         }
 
-        // Series and seasons without artwork of their own show their first episode's.
-        if !borrowers.is_empty() {
-            let stored = self.store.library_images(self.library_id).await?;
+        // Series and seasons without artwork of their own show their first episode's; their
+        // images and their episodes' are read a page of series and seasons at a time.
+        for page in borrowers.chunks(usize::try_from(self.page / 2).unwrap_or(1).max(1)) {
+            let ids: Vec<JfId> = page
+                .iter()
+                .copied()
+                .chain(
+                    page.iter()
+                        .filter_map(|f| first_episodes.get(f).map(|(_, _, e)| *e)),
+                )
+                .collect();
+            let stored = self.store.images(&ids).await?;
             let primary = |id: JfId| {
                 stored.get(&id).and_then(|images| {
                     images
@@ -1375,7 +1488,7 @@ impl LibraryScan<'_> {
                         .find(|i| i.image_type == PRIMARY && i.image_index == 0)
                 })
             };
-            for folder in borrowers {
+            for &folder in page {
                 let wanted = first_episodes
                     .get(&folder)
                     .and_then(|(_, _, episode)| primary(*episode));

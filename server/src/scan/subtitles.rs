@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::jf::JfId;
-use crate::store::items::{ItemKind, ItemQuery};
+use crate::store::items::ItemKind;
 use crate::store::{Store, StoreError};
 
 use super::probe::{StreamInfo, StreamKind};
@@ -269,30 +269,54 @@ fn subtitle_files(dir: &Path, root: &Path) -> Vec<PathBuf> {
 }
 
 /// Brings the stored external subtitles of every film and episode under `roots` (the library
-/// folders that could be read in this scan) in line with the files on disk. Returns how many
-/// items' subtitles changed.
+/// folders that could be read in this scan) in line with the files on disk, reading `page_size`
+/// videos at a time. Returns how many items' subtitles changed.
 pub async fn refresh(
     store: &Store,
     library_id: JfId,
     roots: &[PathBuf],
+    page_size: i64,
 ) -> Result<usize, StoreError> {
-    let page = store
-        .query_items(&ItemQuery {
-            library_id: Some(library_id),
-            recursive: true,
-            include_kinds: vec![ItemKind::Movie, ItemKind::Episode],
-            ..ItemQuery::default()
-        })
-        .await?;
-    let videos: Vec<(JfId, PathBuf, PathBuf)> = page
-        .items
-        .iter()
-        .filter_map(|i| {
-            let path = PathBuf::from(i.path.as_ref()?);
-            let root = roots.iter().find(|r| path.starts_with(r))?.clone();
-            Some((i.id, path, root))
-        })
-        .collect();
+    // A page of videos at a time: the library's whole list of items would hold every row
+    // (tens of megabytes at 20,000 files) for a pass that looks at one folder at a time.
+    let mut changed = 0;
+    let mut after = None;
+    loop {
+        let page = store
+            .scan_items_page(
+                library_id,
+                &[ItemKind::Movie, ItemKind::Episode],
+                after,
+                page_size,
+            )
+            .await?;
+        after = page.last().map(|i| i.id);
+        let last_page = page.len() < usize::try_from(page_size).unwrap_or(usize::MAX);
+        let videos: Vec<(JfId, PathBuf, PathBuf)> = page
+            .iter()
+            .filter_map(|i| {
+                let path = PathBuf::from(i.path.as_ref()?);
+                let root = roots.iter().find(|r| path.starts_with(r))?.clone();
+                Some((i.id, path, root))
+            })
+            .collect();
+        drop(page);
+        changed += refresh_page(store, &videos).await?;
+        if last_page {
+            break;
+        }
+    }
+    if changed > 0 {
+        tracing::info!(%library_id, items = changed, "external subtitles updated");
+    }
+    Ok(changed)
+}
+
+/// [`refresh`] for one page of videos (id, file, library folder): returns how many changed.
+async fn refresh_page(
+    store: &Store,
+    videos: &[(JfId, PathBuf, PathBuf)],
+) -> Result<usize, StoreError> {
     if videos.is_empty() {
         return Ok(0);
     }
@@ -337,9 +361,6 @@ pub async fn refresh(
                 changed += 1;
             }
         }
-    }
-    if changed > 0 {
-        tracing::info!(%library_id, items = changed, "external subtitles updated");
     }
     Ok(changed)
 }

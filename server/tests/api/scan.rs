@@ -308,3 +308,126 @@ mod watched {
         vanished(Provider::Postgres).await
     }
 }
+
+mod paged {
+    //! The passes over every item of a library (subtitles, `.nfo`, artwork, frames) read it a
+    //! page at a time; a library bigger than a page scans to what one page gives.
+
+    use anyhow::Result;
+    use ephyra_server::scan;
+    use ephyra_server::store::Store;
+    use ephyra_server::store::items::ItemQuery;
+
+    use crate::library::{Scanned, test_libraries};
+    use crate::support::{Provider, TestServer, test_config};
+
+    /// What a scan wrote, without what differs between two servers: dates, the data folder,
+    /// and ids (keyed per server): an id is written as its item's kind and name, and a frame
+    /// (named and tagged after its item's id) as the item it comes from.
+    async fn written(store: &Store) -> Result<Vec<String>> {
+        let items = store
+            .query_items(&ItemQuery {
+                recursive: true,
+                ..ItemQuery::default()
+            })
+            .await?
+            .items;
+        let ids: Vec<_> = items.iter().map(|i| i.id).collect();
+        let names: Vec<(String, String)> = items
+            .iter()
+            .map(|i| (i.id.to_n(), format!("<{:?} {}>", i.kind, i.name)))
+            .collect();
+        let named = |text: String| {
+            names
+                .iter()
+                .fold(text, |text, (id, name)| text.replace(id.as_str(), name))
+        };
+        let images = store.images(&ids).await?;
+        let streams = store.media_streams(&ids).await?;
+        let mut out = Vec::new();
+        for item in &items {
+            out.push(named(format!(
+                "{} {:?} {:?} {:?} {:?} {:?} {:?}",
+                item.id,
+                item.parent_id,
+                item.path,
+                item.run_time_ticks,
+                item.overview,
+                item.local,
+                item.naming,
+            )));
+            for image in images.get(&item.id).into_iter().flatten() {
+                let file = image
+                    .path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let frame = names.iter().any(|(id, _)| file.starts_with(id.as_str()));
+                let what = if frame {
+                    let of = file.split('-').next().unwrap_or_default().to_owned();
+                    format!("frame of {of}")
+                } else {
+                    format!("{file} {}", image.tag)
+                };
+                out.push(named(format!(
+                    "{} image {} {} {what}",
+                    item.id, image.image_type, image.image_index
+                )));
+            }
+            for stream in streams.get(&item.id).into_iter().flatten() {
+                out.push(named(format!("{} stream {stream:?}", item.id)));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn body(provider: Provider) -> Result<()> {
+        let lib = Scanned::new(provider).await?;
+        let whole = written(&lib.server.state.store).await?;
+        assert!(whole.len() > 10, "{whole:?}");
+
+        // The same folders on a store of its own, read one and two items at a time.
+        for page in [1, 2] {
+            let data = tempfile::tempdir()?;
+            let mut config = test_config(provider, data.path()).await?;
+            config.libraries = test_libraries(&lib.films_dir, &lib.series_dir);
+            config.scan.concurrency = 2;
+            let paged = TestServer::from_config(config, data).await?;
+            let report = scan::scan_all_paged(&paged.state, page).await?;
+            assert_eq!(
+                report.frames_planned, lib.report.frames_planned,
+                "page {page}"
+            );
+            assert_eq!(written(&paged.state.store).await?, whole, "page {page}");
+            // An episode's frame is held by its season and series too: split over pages,
+            // it is still made once.
+            let frames =
+                scan::extract_planned_frames_paged(&paged.config, &paged.state.store, page).await?;
+            assert_eq!(
+                (frames.extracted, frames.present, frames.failed),
+                (3, 0, 0),
+                "page {page}"
+            );
+            let rescan = scan::scan_all_paged(&paged.state, page).await?;
+            assert_eq!(
+                (rescan.probed, rescan.frames_planned),
+                (0, 0),
+                "page {page}"
+            );
+            assert_eq!(written(&paged.state.store).await?, whole, "page {page}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_library_bigger_than_a_page_scans_as_in_one_page_sqlite() -> Result<()> {
+        body(Provider::Sqlite).await
+    }
+
+    #[tokio::test]
+    async fn a_library_bigger_than_a_page_scans_as_in_one_page_postgres() -> Result<()> {
+        body(Provider::Postgres).await
+    }
+}

@@ -8,12 +8,36 @@ use std::path::{Path, PathBuf};
 use sqlx::Row;
 
 use super::keys;
-use super::model::{ItemImage, ItemNaming, KnownFile, Library, NewItem};
+use super::model::{ItemImage, ItemKind, ItemNaming, KnownFile, Library, NewItem};
 use super::query::Sql;
-use super::read::group_images;
 use crate::jf::JfId;
 use crate::store::streams::StreamInfo;
-use crate::store::{Store, StoreError, StoreResult, flag, get_id};
+use crate::store::{Store, StoreError, StoreResult, flag, get_id, get_opt_id};
+
+/// The columns of an item the scan's passes over a library read ([`Store::scan_items_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanItem {
+    /// Stable id.
+    pub id: JfId,
+    /// What it is.
+    pub kind: ItemKind,
+    /// The file (films, episodes) or folder (series, seasons).
+    pub path: Option<String>,
+    /// Season of an episode, series of a season.
+    pub parent_id: Option<JfId>,
+    /// Series of a season or episode.
+    pub series_id: Option<JfId>,
+    /// Season of an episode.
+    pub season_id: Option<JfId>,
+    /// Episode number, or season number for a season.
+    pub index_number: Option<i64>,
+    /// Season number of an episode.
+    pub parent_index_number: Option<i64>,
+    /// File size in bytes.
+    pub size_bytes: Option<i64>,
+    /// File modification time at the last probe (unix ms).
+    pub file_mtime: Option<i64>,
+}
 
 fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -296,19 +320,86 @@ impl Store {
         Ok(())
     }
 
-    /// Every image of a library's items, by item (the scanner compares them with the disk).
-    pub async fn library_images(
+    /// One page of the items a scan's passes look at: a library's readable films, series,
+    /// seasons and episodes (of `kinds`, or all), not its extras, versions and parts, in id
+    /// order after `after`. Only the columns the passes read, and no joins: what a client's
+    /// listing costs (names, user data, counts) is not paid 40 times per rescan.
+    pub async fn scan_items_page(
         &self,
         library_id: JfId,
-    ) -> StoreResult<HashMap<JfId, Vec<ItemImage>>> {
+        kinds: &[ItemKind],
+        after: Option<JfId>,
+        limit: i64,
+    ) -> StoreResult<Vec<ScanItem>> {
+        let mut sql = Sql::new(
+            "SELECT id, kind, path, parent_id, series_id, season_id, index_number, \
+             parent_index_number, size_bytes, file_mtime FROM items WHERE library_id = ",
+        );
+        sql.text(library_id.to_n())
+            .push(" AND probe_error IS NULL AND owner_id IS NULL");
+        if !kinds.is_empty() {
+            sql.push(" AND kind IN (")
+                .texts(kinds.iter().map(|k| k.as_str().to_owned()))
+                .push(")");
+        }
+        if let Some(after) = after {
+            sql.push(" AND id > ").text(after.to_n());
+        }
+        sql.push(" ORDER BY id LIMIT ").int(limit);
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                Ok(ScanItem {
+                    id: get_id(row, "id")?,
+                    kind: ItemKind::parse(&kind).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown item kind `{kind}`"))
+                    })?,
+                    path: row.try_get("path")?,
+                    parent_id: get_opt_id(row, "parent_id")?,
+                    series_id: get_opt_id(row, "series_id")?,
+                    season_id: get_opt_id(row, "season_id")?,
+                    index_number: row.try_get("index_number")?,
+                    parent_index_number: row.try_get("parent_index_number")?,
+                    size_bytes: row.try_get("size_bytes")?,
+                    file_mtime: row.try_get("file_mtime")?,
+                })
+            })
+            .collect()
+    }
+
+    /// One page of a library's Primary images (item id, stored path), in the order of their
+    /// paths then item ids, after `after` (the last row of the previous page; `None` for the
+    /// first): the frame job reads a library's images this way, so that items sharing one
+    /// frame (an episode, its season and series) come one after the other and its memory does
+    /// not grow with the library.
+    pub async fn primary_images_page(
+        &self,
+        library_id: JfId,
+        after: Option<(&Path, JfId)>,
+        limit: i64,
+    ) -> StoreResult<Vec<(JfId, PathBuf)>> {
+        let (after_path, after_id) = after.map_or((None, String::new()), |(path, id)| {
+            (Some(path_text(path)), id.to_n())
+        });
         let rows = sqlx::query(
-            "SELECT m.item_id, m.image_type, m.image_index, m.path, m.tag, m.file_mtime \
-             FROM images m JOIN items i ON i.id = m.item_id WHERE i.library_id = $1",
+            "SELECT m.item_id, m.path FROM images m JOIN items i ON i.id = m.item_id \
+             WHERE i.library_id = $1 AND m.image_type = 'Primary' AND m.image_index = 0 \
+             AND ($2 IS NULL OR m.path > $2 OR (m.path = $2 AND m.item_id > $3)) \
+             ORDER BY m.path, m.item_id LIMIT $4",
         )
         .bind(library_id.to_n())
+        .bind(after_path)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        group_images(&rows)
+        rows.iter()
+            .map(|row| {
+                let path: String = row.try_get("path")?;
+                Ok((get_id(row, "item_id")?, PathBuf::from(path)))
+            })
+            .collect()
     }
 
     /// Writes items with their naming details.
