@@ -381,7 +381,10 @@ impl Store {
                 push_order(&mut sql, &query.sort);
                 push_page(&mut sql, query);
                 let rows = sql.query().fetch_all(self.pool()).await?;
-                return rows.iter().map(item_from_row).collect::<StoreResult<Vec<_>>>();
+                return rows
+                    .iter()
+                    .map(item_from_row)
+                    .collect::<StoreResult<Vec<_>>>();
             }
             let mut sql = Sql::new("SELECT i.id AS page_id FROM items i");
             push_filter_joins(&mut sql, query.user_id);
