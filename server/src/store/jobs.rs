@@ -330,6 +330,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        // The claim's time is read after the candidate was found, not before the transaction
+        // began: a lane's previous job whose completion this select saw was stamped before
+        // its commit, so the new run never appears to start before the last one ended (with
+        // `now`, taken while waiting for a connection, it could by a few milliseconds).
+        let now = Store::now().max(now);
         let updated = sqlx::query(
             "UPDATE jobs SET state = 'running', worker = $1, started_at = $2, heartbeat_at = $2, \
              attempts = $3, updated_at = $2, progress_done = NULL, progress_total = NULL \
