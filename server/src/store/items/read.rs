@@ -25,7 +25,7 @@ use crate::store::{Store, StoreError, StoreResult, get_bool, get_id, get_opt_id}
 const ID_CHUNK: usize = 500;
 
 /// The row's `kind` column; a kind this version does not know is a corrupt row.
-fn kind_from_row(row: &AnyRow) -> StoreResult<ItemKind> {
+pub(super) fn kind_from_row(row: &AnyRow) -> StoreResult<ItemKind> {
     let kind: String = row.try_get("kind")?;
     ItemKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown item kind `{kind}`")))
 }

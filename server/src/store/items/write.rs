@@ -349,12 +349,9 @@ impl Store {
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
-                let kind: String = row.try_get("kind")?;
                 Ok(ScanItem {
                     id: get_id(row, "id")?,
-                    kind: ItemKind::parse(&kind).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown item kind `{kind}`"))
-                    })?,
+                    kind: super::read::kind_from_row(row)?,
                     path: row.try_get("path")?,
                     parent_id: get_opt_id(row, "parent_id")?,
                     series_id: get_opt_id(row, "series_id")?,
