@@ -41,7 +41,9 @@ use crate::jf::JfId;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::ids::ItemIds;
-use crate::store::items::{ItemImage, ItemKind, ItemNaming, Library, NewItem, OwnerRole};
+use crate::store::items::{
+    ItemImage, ItemKind, ItemNaming, Library, NewItem, OwnerRole, ScanItemPages,
+};
 use crate::store::{Store, StoreError};
 
 /// How long ffprobe may take on one file.
@@ -547,36 +549,25 @@ struct Named {
 }
 
 impl LibraryScan<'_> {
-    /// The page of the library's items (of `kinds`, or all) after `after` (`None`: the
-    /// first): the passes over every item read the library a page at a time, in id order, so
-    /// their memory does not grow with it.
-    async fn items_page(
-        &self,
-        kinds: &[ItemKind],
-        after: Option<JfId>,
-    ) -> Result<Vec<crate::store::items::ScanItem>, StoreError> {
+    /// The library's items (of `kinds`, or all), a page at a time in id order: the passes
+    /// over every item read the library this way, so their memory does not grow with it.
+    fn item_pages<'k>(&'k self, kinds: &'k [ItemKind]) -> ScanItemPages<'k> {
         self.store
-            .scan_items_page(self.library_id, kinds, after, self.page)
-            .await
+            .scan_item_pages(self.library_id, kinds, self.page)
     }
 
     /// Every series' folder, by id.
     async fn series_dirs(&self) -> Result<HashMap<JfId, PathBuf>, StoreError> {
         let mut dirs = HashMap::new();
-        let mut after = None;
-        loop {
-            let items = self.items_page(&[ItemKind::Series], after).await?;
-            after = items.last().map(|i| i.id);
-            let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
+        let mut pages = self.item_pages(&[ItemKind::Series]);
+        while let Some(items) = pages.next().await? {
             dirs.extend(
                 items
                     .into_iter()
                     .filter_map(|i| Some((i.id, PathBuf::from(i.path?)))),
             );
-            if last_page {
-                return Ok(dirs);
-            }
         }
+        Ok(dirs)
     }
 
     /// Whether the scan looks at an item with this path: every item for a full scan; for a
@@ -1198,18 +1189,13 @@ impl LibraryScan<'_> {
     /// changes); the item keeps what its file name says.
     async fn refresh_metadata(&self, walked: &[walk::Walked]) -> Result<(), StoreError> {
         let stamps = self.store.nfo_stamps(self.library_id).await?;
-        let mut after = None;
-        loop {
-            let items = self.items_page(&[], after).await?;
-            after = items.last().map(|i| i.id);
-            let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
+        let mut pages = self.item_pages(&[]);
+        while let Some(items) = pages.next().await? {
             for item in &items {
                 self.refresh_item_metadata(item, walked, &stamps).await?;
             }
-            if last_page {
-                return Ok(());
-            }
         }
+        Ok(())
     }
 
     /// [`Self::refresh_metadata`] for one item.
@@ -1283,11 +1269,8 @@ impl LibraryScan<'_> {
         let index = images::ImageIndex::new(&all_images);
         let series_dirs = self.series_dirs().await?;
         let kinds = [ItemKind::Movie, ItemKind::Series, ItemKind::Season];
-        let mut after = None;
-        loop {
-            let items = self.items_page(&kinds, after).await?;
-            after = items.last().map(|i| i.id);
-            let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
+        let mut pages = self.item_pages(&kinds);
+        while let Some(items) = pages.next().await? {
             // The page's stored images only: the library's would grow with it.
             let ids: Vec<JfId> = items.iter().map(|i| i.id).collect();
             let stored = self.store.images(&ids).await?;
@@ -1363,9 +1346,6 @@ impl LibraryScan<'_> {
                         .await?;
                 }
             }
-            if last_page {
-                break;
-            }
         }
         Ok(())
     }
@@ -1384,11 +1364,8 @@ impl LibraryScan<'_> {
         // series or season without its own borrows.
         type EpisodeKey = (Option<i64>, Option<i64>, JfId);
         let mut first_episodes: HashMap<JfId, EpisodeKey> = HashMap::new();
-        let mut after = None;
-        loop {
-            let items = self.items_page(&[], after).await?;
-            after = items.last().map(|i| i.id);
-            let last_page = items.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
+        let mut pages = self.item_pages(&[]);
+        while let Some(items) = pages.next().await? {
             // The page's stored images only: the library's would grow with it.
             let ids: Vec<JfId> = items.iter().map(|i| i.id).collect();
             let stored = self.store.images(&ids).await?;
@@ -1463,9 +1440,6 @@ impl LibraryScan<'_> {
                     self.store.set_image(&frame).await?;
                     planned += 1;
                 }
-            }
-            if last_page {
-                break;
             }
         }
 

@@ -280,18 +280,9 @@ pub async fn refresh(
     // A page of videos at a time: the library's whole list of items would hold every row
     // (tens of megabytes at 20,000 files) for a pass that looks at one folder at a time.
     let mut changed = 0;
-    let mut after = None;
-    loop {
-        let page = store
-            .scan_items_page(
-                library_id,
-                &[ItemKind::Movie, ItemKind::Episode],
-                after,
-                page_size,
-            )
-            .await?;
-        after = page.last().map(|i| i.id);
-        let last_page = page.len() < usize::try_from(page_size).unwrap_or(usize::MAX);
+    let mut pages =
+        store.scan_item_pages(library_id, &[ItemKind::Movie, ItemKind::Episode], page_size);
+    while let Some(page) = pages.next().await? {
         let videos: Vec<(JfId, PathBuf, PathBuf)> = page
             .iter()
             .filter_map(|i| {
@@ -302,9 +293,6 @@ pub async fn refresh(
             .collect();
         drop(page);
         changed += refresh_page(store, &videos).await?;
-        if last_page {
-            break;
-        }
     }
     if changed > 0 {
         tracing::info!(%library_id, items = changed, "external subtitles updated");

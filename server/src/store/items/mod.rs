@@ -25,4 +25,4 @@ pub use model::{
 pub use query::{ItemQuery, SortBy};
 pub(super) use query::{Sql, push_filters, push_item_from};
 pub use read::{ItemNames, PageRelated};
-pub use write::ScanItem;
+pub use write::{ScanItem, ScanItemPages};

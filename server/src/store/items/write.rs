@@ -39,6 +39,34 @@ pub struct ScanItem {
     pub file_mtime: Option<i64>,
 }
 
+/// Keyset paging over [`Store::scan_items_page`] (see [`Store::scan_item_pages`]).
+#[derive(Debug)]
+pub struct ScanItemPages<'a> {
+    store: &'a Store,
+    library_id: JfId,
+    kinds: &'a [ItemKind],
+    page_size: i64,
+    after: Option<JfId>,
+    done: bool,
+}
+
+impl ScanItemPages<'_> {
+    /// The next page, or `None` after the last (a page shorter than the page size is the
+    /// last one).
+    pub async fn next(&mut self) -> StoreResult<Option<Vec<ScanItem>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .store
+            .scan_items_page(self.library_id, self.kinds, self.after, self.page_size)
+            .await?;
+        self.after = page.last().map(|i| i.id);
+        self.done = page.len() < usize::try_from(self.page_size).unwrap_or(usize::MAX);
+        Ok((!page.is_empty()).then_some(page))
+    }
+}
+
 fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
@@ -318,6 +346,24 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// The items a scan's passes look at ([`Store::scan_items_page`]), `page_size` at a time:
+    /// call [`ScanItemPages::next`] until it answers `None`.
+    pub fn scan_item_pages<'a>(
+        &'a self,
+        library_id: JfId,
+        kinds: &'a [ItemKind],
+        page_size: i64,
+    ) -> ScanItemPages<'a> {
+        ScanItemPages {
+            store: self,
+            library_id,
+            kinds,
+            page_size: page_size.max(1),
+            after: None,
+            done: false,
+        }
     }
 
     /// One page of the items a scan's passes look at: a library's readable films, series,
