@@ -132,6 +132,9 @@ pub(crate) fn apply(config: &mut ServerConfig, env: &dyn Source) -> Result<(), C
     if let Some(v) = boolean(env, "EPHYRA_SCAN_WATCH")? {
         config.scan.watch = v;
     }
+    if let Some(v) = boolean(env, "EPHYRA_SCAN_FORK_SERVER")? {
+        config.scan.fork_server = v;
+    }
     let admin_user = env.get("EPHYRA_ADMIN_USER");
     let admin_password = env.get("EPHYRA_ADMIN_PASSWORD").map(Secret::new);
     match (admin_user, admin_password, config.admin.as_mut()) {

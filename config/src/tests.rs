@@ -95,6 +95,7 @@ fn case(key: &str) -> Case {
         "EPHYRA_LIBRARIES" => ("movies:F=/f", &[], |c| c.libraries.len() == 1),
         "EPHYRA_SCAN_INTERVAL_SECONDS" => ("60", &[], |c| c.scan.interval_seconds == 60),
         "EPHYRA_SCAN_WATCH" => ("false", &[], |c| !c.scan.watch),
+        "EPHYRA_SCAN_FORK_SERVER" => ("false", &[], |c| !c.scan.fork_server),
         "EPHYRA_ADMIN_USER" => ("root", &[("EPHYRA_ADMIN_PASSWORD", "pw")], |c| {
             c.admin.as_ref().is_some_and(|a| a.user == "root")
         }),

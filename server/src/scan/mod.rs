@@ -4,7 +4,7 @@
 //!
 //! The parts are separate so each can be tested alone: [`walk`] (filesystem, containment of
 //! links, ignored folders, disc folders), [`names`] (pure parsing), [`place`] (pure: films,
-//! versions, stacks, extras and episodes over a whole folder tree), [`probe`] (ffprobe),
+//! versions, stacks, extras and episodes over a whole folder tree), [`probe`] (ffprobe), [`prober`] (ffprobe without its start-up per file),
 //! [`images`] (artwork), [`ids`] (stable item ids). This module ties them together and is the
 //! only one that writes scan results.
 //!
@@ -25,6 +25,7 @@ pub mod names;
 pub mod nfo;
 pub mod place;
 pub mod probe;
+pub mod prober;
 pub mod subtitles;
 pub mod walk;
 pub mod watch;
@@ -865,13 +866,17 @@ impl LibraryScan<'_> {
         files: Vec<Named>,
         report: &mut ScanReport,
     ) -> Result<(), ScanError> {
-        let ffprobe = self.config.ffmpeg.ffprobe.clone();
+        let prober = prober::Prober::new(
+            &self.config.ffmpeg.ffprobe,
+            self.config.scan.fork_server,
+            &self.config.data_dir,
+        );
+        let prober = &prober;
         let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
         let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(WRITE_BATCH * 2);
         let probing = async move {
             let mut probed = futures::stream::iter(files)
                 .map(|named| {
-                    let ffprobe = ffprobe.clone();
                     async move {
                         let info = if names::is_disc_image(&named.file.path) {
                             Ok(probe::MediaInfo {
@@ -883,7 +888,7 @@ impl LibraryScan<'_> {
                                 chapters: Vec::new(),
                             })
                         } else {
-                            probe::probe(&ffprobe, &named.file.path, PROBE_TIMEOUT).await
+                            prober.probe(&named.file.path, PROBE_TIMEOUT).await
                         };
                         (named, info)
                     }

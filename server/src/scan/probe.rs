@@ -3,8 +3,10 @@
 //!
 //! [`probe`] runs `ffprobe -v error -print_format json -show_entries …` (the format, stream
 //! and chapter fields [`parse`] reads) with a time limit; [`parse`] turns its JSON into a
-//! [`MediaInfo`] and is pure, so the mapping is tested without ffprobe. A file ffprobe cannot read is a [`ProbeError`], never a panic: the scanner
-//! records it and moves on.
+//! [`MediaInfo`] and is pure, so the mapping is tested without ffprobe. A file ffprobe cannot
+//! read is a [`ProbeError`], never a panic: the scanner records it and moves on. Scans reach
+//! ffprobe through [`super::prober`], which runs the same arguments without paying ffprobe's
+//! start-up per file.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -69,23 +71,15 @@ const SHOWN_ENTRIES: &str = "format=format_name,duration,size,bit_rate:\
      stream_tags=language,title:\
      chapter=start_time:chapter_tags=title";
 
-/// Runs ffprobe on `file`, killing it after `timeout`.
+/// Runs ffprobe on `file`, killing it after `timeout`. A scan probes through a
+/// [`Prober`](super::prober::Prober), which answers the same without starting ffprobe per file.
 pub async fn probe(
     ffprobe: &Path,
     file: &Path,
     timeout: Duration,
 ) -> Result<MediaInfo, ProbeError> {
     let child = tokio::process::Command::new(ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_entries",
-            SHOWN_ENTRIES,
-        ])
-        // `file:` keeps a file whose name looks like a protocol (`http:x.mkv`) a plain file.
-        .arg(prefixed_file_arg(file))
+        .args(arguments(file))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -96,13 +90,41 @@ pub async fn probe(
         .await
         .map_err(|_| ProbeError::Timeout(timeout))?
         .map_err(ProbeError::Spawn)?;
-    if !output.status.success() {
-        let message = String::from_utf8_lossy(&output.stderr);
+    answer(file, output.status.success(), &output.stdout, &output.stderr)
+}
+
+/// ffprobe's arguments for probing `file` (after the program name).
+pub fn arguments(file: &Path) -> Vec<std::ffi::OsString> {
+    let mut arguments: Vec<std::ffi::OsString> = [
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_entries",
+        SHOWN_ENTRIES,
+    ]
+    .into_iter()
+    .map(Into::into)
+    .collect();
+    // `file:` keeps a file whose name looks like a protocol (`http:x.mkv`) a plain file.
+    arguments.push(prefixed_file_arg(file));
+    arguments
+}
+
+/// What an ffprobe run on `file` found: its JSON when it succeeded, else the last line it
+/// printed on stderr, which names the reason.
+pub fn answer(
+    file: &Path,
+    succeeded: bool,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<MediaInfo, ProbeError> {
+    if !succeeded {
+        let message = String::from_utf8_lossy(stderr);
         let message = message.lines().last().unwrap_or("no message").trim();
         return Err(ProbeError::Unreadable(message.to_owned()));
     }
-    let info = parse(&output.stdout, file.extension().and_then(|e| e.to_str()))?;
-    Ok(info)
+    parse(stdout, file.extension().and_then(|e| e.to_str()))
 }
 
 /// The input argument for ffmpeg tools: the path with the `file:` protocol prefix.

@@ -22,6 +22,7 @@ mod naming;
 mod perf;
 mod playback;
 mod playstate;
+mod probing;
 mod quickconnect;
 mod read_keys;
 mod scan;
