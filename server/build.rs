@@ -27,5 +27,8 @@ fn main() {
     let status = command
         .status()
         .unwrap_or_else(|e| panic!("cannot run the C compiler for {SOURCE}: {e}"));
-    assert!(status.success(), "the C compiler failed on {SOURCE}: {status}");
+    assert!(
+        status.success(),
+        "the C compiler failed on {SOURCE}: {status}"
+    );
 }

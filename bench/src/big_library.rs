@@ -73,6 +73,10 @@ pub struct ScanRun {
     pub frames_after_scan: Option<Duration>,
     /// Peak resident set up to the end of the frame job (`VmHWM`), when it was waited for.
     pub frames_peak_kib: Option<u64>,
+    /// The same first scan by a second server on a fresh database with one ffprobe per file
+    /// (`EPHYRA_SCAN_FORK_SERVER=false`), as scans probed before the fork servers: the
+    /// baseline of the same run. `None` with `BENCH_LIBRARY_BASELINE=skip`.
+    pub per_file_first_scan: Option<Duration>,
 }
 
 /// Everything this module measures.
@@ -121,6 +125,12 @@ pub fn wait_for_frames_from_env() -> bool {
     std::env::var("BENCH_LIBRARY_FRAMES").map_or(true, |v| v != "skip")
 }
 
+/// Whether to run the per-file first scan as a baseline (default) or not
+/// (`BENCH_LIBRARY_BASELINE=skip`, which saves its 12 minutes at 20,000 files).
+pub fn per_file_baseline_from_env() -> bool {
+    std::env::var("BENCH_LIBRARY_BASELINE").map_or(true, |v| v != "skip")
+}
+
 /// Runs the measurements in `scratch`.
 pub async fn run(
     wrk: &Wrk,
@@ -151,7 +161,7 @@ pub async fn run(
     let mut admin_sql = PgConnection::connect(&postgres.url_for("postgres")).await?;
     let dir = scratch.join("big-library-server");
     std::fs::create_dir_all(&dir)?;
-    let env = [
+    let mut env = vec![
         ("EPHYRA_DATA_DIR", dir.join("data").display().to_string()),
         (
             "EPHYRA_LIBRARIES",
@@ -221,11 +231,35 @@ pub async fn run(
             rescan_peak_kib,
             frames_after_scan,
             frames_peak_kib,
+            per_file_first_scan: None,
         })
     };
 
     let lists = list_runs(wrk, &server, &client, &mut admin_sql, &database_url).await?;
     drop(server);
+    let mut scans = scans;
+    if let Some(scans) = scans.as_mut().filter(|_| per_file_baseline_from_env()) {
+        // After the lists, so they never share the cores with it.
+        let baseline_dir = scratch.join("big-library-per-file");
+        std::fs::create_dir_all(&baseline_dir)?;
+        let baseline_url = postgres.fresh_database().await?;
+        for (key, value) in &mut env {
+            match *key {
+                "EPHYRA_DATA_DIR" => *value = baseline_dir.join("data").display().to_string(),
+                "EPHYRA_DATABASE_URL" => value.clone_from(&baseline_url),
+                "EPHYRA_TRANSCODE_DIR" => {
+                    *value = baseline_dir.join("transcode").display().to_string();
+                }
+                _ => {}
+            }
+        }
+        env.push(("EPHYRA_SCAN_FORK_SERVER", "false".to_owned()));
+        eprintln!("bench: big library: the same first scan with one ffprobe per file");
+        let baseline = ServerProcess::start("big-library-per-file", &env, &baseline_dir).await?;
+        let per_file = scan_finished(&baseline, 1).await?;
+        eprintln!("bench: big library: first scan with one ffprobe per file {per_file:?}");
+        scans.per_file_first_scan = Some(per_file);
+    }
     Ok(BigLibraryResults {
         files: if seeded {
             films + series * SEASONS * EPISODES_PER_SEASON

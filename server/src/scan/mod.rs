@@ -876,22 +876,20 @@ impl LibraryScan<'_> {
         let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(WRITE_BATCH * 2);
         let probing = async move {
             let mut probed = futures::stream::iter(files)
-                .map(|named| {
-                    async move {
-                        let info = if names::is_disc_image(&named.file.path) {
-                            Ok(probe::MediaInfo {
-                                container: "iso".to_owned(),
-                                duration_ticks: None,
-                                bitrate: None,
-                                size: i64::try_from(named.file.size).ok(),
-                                streams: Vec::new(),
-                                chapters: Vec::new(),
-                            })
-                        } else {
-                            prober.probe(&named.file.path, PROBE_TIMEOUT).await
-                        };
-                        (named, info)
-                    }
+                .map(|named| async move {
+                    let info = if names::is_disc_image(&named.file.path) {
+                        Ok(probe::MediaInfo {
+                            container: "iso".to_owned(),
+                            duration_ticks: None,
+                            bitrate: None,
+                            size: i64::try_from(named.file.size).ok(),
+                            streams: Vec::new(),
+                            chapters: Vec::new(),
+                        })
+                    } else {
+                        prober.probe(&named.file.path, PROBE_TIMEOUT).await
+                    };
+                    (named, info)
                 })
                 .buffer_unordered(concurrency);
             while let Some(done) = probed.next().await {

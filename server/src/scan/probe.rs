@@ -90,7 +90,12 @@ pub async fn probe(
         .await
         .map_err(|_| ProbeError::Timeout(timeout))?
         .map_err(ProbeError::Spawn)?;
-    answer(file, output.status.success(), &output.stdout, &output.stderr)
+    answer(
+        file,
+        output.status.success(),
+        &output.stdout,
+        &output.stderr,
+    )
 }
 
 /// ffprobe's arguments for probing `file` (after the program name).

@@ -261,10 +261,7 @@ fn invalid(message: String) -> std::io::Error {
 /// sharing a folder never load each other's, and skips the write when it is already there.
 fn write_library(data_dir: &Path) -> std::io::Result<PathBuf> {
     let dir = data_dir.join("lib");
-    let path = dir.join(format!(
-        "ffprobe-fork-server-{:016x}.so",
-        fnv1a(LIBRARY)
-    ));
+    let path = dir.join(format!("ffprobe-fork-server-{:016x}.so", fnv1a(LIBRARY)));
     if std::fs::metadata(&path).is_ok_and(|m| m.len() == LIBRARY.len() as u64) {
         return Ok(path);
     }

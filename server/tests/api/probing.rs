@@ -41,11 +41,32 @@ async fn varied_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .arg("-i")
         .arg(&chapters)
         .args([
-            "-map", "0:v", "-map", "0:a", "-map", "1:a", "-map", "2:s", "-map_chapters", "3",
-            "-c:v", "copy", "-c:a", "aac", "-c:s", "srt",
-            "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fre",
-            "-metadata:s:a:1", "title=Commentary", "-metadata:s:s:0", "language=ger",
-            "-disposition:s:0", "forced",
+            "-map",
+            "0:v",
+            "-map",
+            "0:a",
+            "-map",
+            "1:a",
+            "-map",
+            "2:s",
+            "-map_chapters",
+            "3",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-c:s",
+            "srt",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-metadata:s:a:1",
+            "language=fre",
+            "-metadata:s:a:1",
+            "title=Commentary",
+            "-metadata:s:s:0",
+            "language=ger",
+            "-disposition:s:0",
+            "forced",
         ])
         .arg(&rich)
         .status()?;
@@ -73,11 +94,18 @@ async fn varied_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Both answers, compared as the scanner sees them: the same info, or the same error.
-fn same(file: &Path, alone: &Result<MediaInfo, ProbeError>, forked: &Result<MediaInfo, ProbeError>) {
+fn same(
+    file: &Path,
+    alone: &Result<MediaInfo, ProbeError>,
+    forked: &Result<MediaInfo, ProbeError>,
+) {
     match (alone, forked) {
         (Ok(a), Ok(f)) => assert_eq!(a, f, "{}", file.display()),
         (Err(a), Err(f)) => assert_eq!(a.to_string(), f.to_string(), "{}", file.display()),
-        _ => panic!("{}: one ffprobe gave {alone:?}, the fork server {forked:?}", file.display()),
+        _ => panic!(
+            "{}: one ffprobe gave {alone:?}, the fork server {forked:?}",
+            file.display()
+        ),
     }
 }
 
@@ -101,7 +129,11 @@ async fn fork_servers_answer_every_kind_of_file_as_one_ffprobe_per_file_does() -
     for (file, alone) in files.iter().zip(&alone) {
         same(file, alone, &prober.probe(file, TIMEOUT).await);
     }
-    assert_eq!(prober.forked(), files.len() as u64, "every answer came from a fork server");
+    assert_eq!(
+        prober.forked(),
+        files.len() as u64,
+        "every answer came from a fork server"
+    );
 
     // Several at once, as a scan probes: each fork server answers its own file.
     let forked: Vec<_> = futures::stream::iter(files.iter().cycle().take(files.len() * 3))
@@ -120,7 +152,8 @@ async fn fork_servers_answer_every_kind_of_file_as_one_ffprobe_per_file_does() -
 }
 
 #[tokio::test]
-async fn a_probe_that_never_ends_is_stopped_at_its_limit_and_the_fork_server_goes_on() -> Result<()> {
+async fn a_probe_that_never_ends_is_stopped_at_its_limit_and_the_fork_server_goes_on() -> Result<()>
+{
     let dir = tempfile::tempdir()?;
     let film = dir.path().join("Film.mkv");
     generate_video(&film, 2, Container::Mkv).await?;
@@ -132,10 +165,17 @@ async fn a_probe_that_never_ends_is_stopped_at_its_limit_and_the_fork_server_goe
     let prober = Prober::new(Path::new("ffprobe"), true, &dir.path().join("data"));
     let limit = Duration::from_secs(1);
     let stuck = prober.probe(&fifo, limit).await;
-    assert!(matches!(stuck, Err(ProbeError::Timeout(d)) if d == limit), "{stuck:?}");
+    assert!(
+        matches!(stuck, Err(ProbeError::Timeout(d)) if d == limit),
+        "{stuck:?}"
+    );
     let after = prober.probe(&film, TIMEOUT).await;
     assert!(after.is_ok(), "{after:?}");
-    assert_eq!(prober.forked(), 2, "the fork server answered both and survived its stuck child");
+    assert_eq!(
+        prober.forked(),
+        2,
+        "the fork server answered both and survived its stuck child"
+    );
     Ok(())
 }
 
@@ -148,13 +188,24 @@ async fn a_wrapper_script_as_ffprobe_gets_one_ffprobe_per_file() -> Result<()> {
     // refuses it, and every file is probed by the script, as configured.
     let wrapper = dir.path().join("ffprobe-wrapper");
     std::fs::write(&wrapper, "#!/bin/sh\nexec ffprobe \"$@\"\n")?;
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
 
     let prober = Prober::new(&wrapper, true, &dir.path().join("data"));
     let found = prober.probe(&film, TIMEOUT).await;
-    same(&film, &probe::probe(Path::new("ffprobe"), &film, TIMEOUT).await, &found);
+    same(
+        &film,
+        &probe::probe(Path::new("ffprobe"), &film, TIMEOUT).await,
+        &found,
+    );
     assert!(found.is_ok(), "{found:?}");
-    assert_eq!(prober.forked(), 0, "the wrapper is not taken for a fork server");
+    assert_eq!(
+        prober.forked(),
+        0,
+        "the wrapper is not taken for a fork server"
+    );
 
     // Turned off by configuration, nothing forks either.
     let off = Prober::new(Path::new("ffprobe"), false, &dir.path().join("data"));
