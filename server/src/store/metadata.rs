@@ -39,6 +39,8 @@ pub struct MetadataFilter {
     pub official_ratings: Vec<String>,
     /// Tags (`Tags=Christmas|Favourites`).
     pub tags: Vec<String>,
+    /// Only the films of this collection (a BoxSet's children, `ParentId={boxset}`).
+    pub collection_id: Option<JfId>,
 }
 
 /// Appends the `AND ...` conditions of `filter` (items are `i`, their metadata `md`).
@@ -97,6 +99,9 @@ pub(super) fn push_metadata_filters(sql: &mut Sql, filter: &MetadataFilter) {
         sql.push(" AND LOWER(md.official_rating) IN (")
             .texts(lower(&filter.official_ratings))
             .push(")");
+    }
+    if let Some(set) = filter.collection_id {
+        sql.push(" AND md.collection_id = ").text(set.to_n());
     }
 }
 
@@ -220,15 +225,20 @@ impl Store {
             .sort_title
             .clone()
             .or_else(|| meta.title.as_deref().map(crate::scan::names::sort_name));
+        // The set's name as a BoxSet shows it; its id follows from it (see `store::boxsets`).
+        let collection = meta
+            .collection
+            .as_deref()
+            .and_then(crate::store::boxsets::collection_name);
         let provider_ids = (!meta.provider_ids.is_empty())
             .then(|| serde_json::to_string(&meta.provider_ids).unwrap_or_default());
         sqlx::query(
             "INSERT INTO item_metadata (item_id, source, nfo_path, nfo_size, nfo_mtime, \
              parse_error, title, original_title, sort_title, production_year, premiere_date, \
              overview, tagline, official_rating, community_rating, run_time_ticks, \
-             provider_ids, collection) \
+             provider_ids, collection, collection_id) \
              VALUES ($1, 'nfo', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             CAST($14 AS DOUBLE PRECISION), $15, $16, $17) \
+             CAST($14 AS DOUBLE PRECISION), $15, $16, $17, $18) \
              ON CONFLICT (item_id) DO UPDATE SET source = excluded.source, \
              nfo_path = excluded.nfo_path, nfo_size = excluded.nfo_size, \
              nfo_mtime = excluded.nfo_mtime, parse_error = excluded.parse_error, \
@@ -238,7 +248,7 @@ impl Store {
              tagline = excluded.tagline, official_rating = excluded.official_rating, \
              community_rating = excluded.community_rating, \
              run_time_ticks = excluded.run_time_ticks, provider_ids = excluded.provider_ids, \
-             collection = excluded.collection",
+             collection = excluded.collection, collection_id = excluded.collection_id",
         )
         .bind(&id)
         .bind(&stamp.path)
@@ -258,7 +268,12 @@ impl Store {
         .bind(meta.community_rating.map(|r| r.to_string()))
         .bind(meta.run_time_ticks)
         .bind(provider_ids)
-        .bind(meta.collection.clone())
+        .bind(collection.clone())
+        .bind(
+            collection
+                .as_deref()
+                .map(|name| self.ids().boxset(name).to_n()),
+        )
         .execute(&mut *tx)
         .await?;
         insert_names(

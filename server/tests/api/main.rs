@@ -6,6 +6,7 @@ mod support;
 mod library;
 
 mod artwork;
+mod boxsets;
 mod conventions;
 mod coord;
 mod discovery;
