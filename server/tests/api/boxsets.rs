@@ -216,6 +216,24 @@ crate::with_library_on_both_providers! {
         assert!(collections_view(&lib).await?.is_none());
         Ok(())
     }
+
+    async fn sets_read_before_their_ids_existed_get_them_when_the_store_opens(lib) {
+        // As a database from before migration 0017 holds them: names, no ids.
+        let store = &lib.server.state.store;
+        sqlx::query("UPDATE item_metadata SET collection_id = NULL")
+            .execute(store.pool())
+            .await?;
+        assert_eq!(sets(&lib, "").await?["TotalRecordCount"], 0);
+        // What `Store::migrate` runs at start: Big Buck Test, Tiny Planet and the long name
+        // (the empty `<set>` was never stored), then nothing more.
+        store.migrate().await?;
+        assert_eq!(store.fill_collection_ids().await?, 0);
+        let all = sets(&lib, "").await?;
+        assert_eq!(all["TotalRecordCount"], 2, "{all}");
+        assert_eq!(named(&all, "Test Saga")?["ChildCount"], 2);
+        assert_eq!(id(named(&all, "Test Saga")?), store.ids().boxset("test saga").to_n());
+        Ok(())
+    }
 }
 
 crate::with_library_on_both_providers! {
