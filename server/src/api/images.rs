@@ -5,7 +5,8 @@
 //! images the scanner recorded are served, and only while their file still resolves inside
 //! the item's library folders or the extracted-images folder (a replica that did not scan
 //! extracts a missing frame again, from the item's video). A collection (BoxSet) has no
-//! images of its own and answers with its first film's (see `store::boxsets`). Resizing
+//! images of its own and answers with its first film's (see `store::boxsets`); a person
+//! answers with the local image an actor's `<thumb>` names (see `scan::nfo`). Resizing
 //! parameters (`maxWidth`, `fillHeight`, `quality`, `format`, ...) are honoured by
 //! [`resize`], which caches each size in this replica's data folder.
 
@@ -113,17 +114,27 @@ async fn serve_image(
                 .ok_or_else(not_found)?;
             (item.library_id, image)
         }
-        // A collection (BoxSet) shows the image of its first film that has one.
+        // A collection (BoxSet) shows the image of its first film that has one; a person
+        // the local image an actor's `<thumb>` names.
         None if index == 0 => {
-            let borrowed = state
+            let set = state
                 .store
                 .boxset_images(&[item_id])
                 .await?
                 .remove(&item_id)
                 .unwrap_or_default()
                 .into_iter()
-                .find(|b| b.image.image_type == *image_type)
-                .ok_or_else(not_found)?;
+                .find(|b| b.image.image_type == *image_type);
+            let borrowed = match set {
+                Some(borrowed) => borrowed,
+                None if *image_type == "Primary" => state
+                    .store
+                    .person_images(&[item_id])
+                    .await?
+                    .remove(&item_id)
+                    .ok_or_else(not_found)?,
+                None => return Err(not_found()),
+            };
             (borrowed.library_id, borrowed.image)
         }
         None => return Err(not_found()),

@@ -435,7 +435,25 @@ pub async fn dtos(
         chapters,
         // The caller decided: `fields.path` is set for administrators only.
         show_paths: fields.path,
+        person_images: HashMap::new(),
     };
+    // Only pages that credit people (an item's details, mostly) look up their images.
+    let mut people: Vec<JfId> = related
+        .names
+        .values()
+        .flat_map(|n| n.people.iter().map(|p| p.id))
+        .collect();
+    if !people.is_empty() {
+        people.sort();
+        people.dedup();
+        related.person_images = state
+            .store
+            .person_images(&people)
+            .await?
+            .into_iter()
+            .map(|(id, b)| (id, b.image.tag))
+            .collect();
+    }
     let any_linked = items.iter().any(|i| i.linked_sources > 0);
     if (fields.media_sources || fields.needs_streams()) && any_linked {
         related.linked = state.store.linked_of(&playable).await?;

@@ -61,8 +61,8 @@ pub struct BoxSet {
     pub production_year: Option<i64>,
 }
 
-/// An image a set borrows from one of its films, with the film's library (the image is
-/// served only while its file resolves inside that library).
+/// An image a set borrows from one of its films (or a person from one of its credits), with
+/// that item's library (the image is served only while its file resolves inside it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BorrowedImage {
     /// The film's image.

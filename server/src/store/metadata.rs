@@ -302,8 +302,8 @@ impl Store {
         .await?;
         for (position, person) in meta.people.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO item_people (item_id, position, person_id, name, role, kind) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO item_people (item_id, position, person_id, name, role, kind, \
+                 image_path, image_tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&id)
             .bind(position as i64)
@@ -311,6 +311,13 @@ impl Store {
             .bind(&person.name)
             .bind(person.role.clone())
             .bind(person.kind.as_str())
+            .bind(
+                person
+                    .image
+                    .as_ref()
+                    .map(|i| i.path.to_string_lossy().into_owned()),
+            )
+            .bind(person.image.as_ref().map(|i| i.tag.clone()))
             .execute(&mut *tx)
             .await?;
         }
@@ -411,6 +418,49 @@ impl Store {
         rows.iter()
             .map(|r| r.try_get::<String, _>("name").map_err(Into::into))
             .collect()
+    }
+
+    /// The local images of `people` (from an actor's `<thumb>`, see `scan::nfo`): for each,
+    /// the image of its first credit (by item, then position) that has one, with that item's
+    /// library, so a person shows one image whichever film lists it.
+    pub async fn person_images(
+        &self,
+        people: &[JfId],
+    ) -> StoreResult<HashMap<JfId, crate::store::boxsets::BorrowedImage>> {
+        let mut out = HashMap::new();
+        if people.is_empty() {
+            return Ok(out);
+        }
+        let mut sql = Sql::new(
+            "SELECT p.person_id, p.item_id, p.image_path, p.image_tag, i.library_id \
+             FROM item_people p JOIN items i ON i.id = p.item_id \
+             WHERE p.image_path IS NOT NULL AND p.image_tag IS NOT NULL \
+             AND i.probe_error IS NULL AND p.person_id IN (",
+        );
+        sql.texts(people.iter().map(JfId::to_n))
+            .push(") ORDER BY p.person_id, p.item_id, p.position");
+        for row in sql.query().fetch_all(self.pool()).await? {
+            let person = get_id(&row, "person_id")?;
+            if out.contains_key(&person) {
+                continue;
+            }
+            let path: String = row.try_get("image_path")?;
+            out.insert(
+                person,
+                crate::store::boxsets::BorrowedImage {
+                    image: crate::store::items::ItemImage {
+                        item_id: get_id(&row, "item_id")?,
+                        image_type: "Primary".to_owned(),
+                        image_index: 0,
+                        path: std::path::PathBuf::from(path),
+                        tag: row.try_get("image_tag")?,
+                        file_mtime: None,
+                    },
+                    library_id: get_id(&row, "library_id")?,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// The name of a genre, studio or person by id, when any item carries it.

@@ -21,6 +21,7 @@ mod keyed_ids;
 mod metadata;
 mod naming;
 mod perf;
+mod person_images;
 mod playback;
 mod playstate;
 mod quickconnect;

@@ -8,3 +8,9 @@ ALTER TABLE item_metadata ADD COLUMN collection_id TEXT;
 
 CREATE INDEX item_metadata_by_collection ON item_metadata (collection_id)
 WHERE collection_id IS NOT NULL;
+
+-- A person's local image, from an actor's `<thumb>` naming a file inside the library (Jellyfin
+-- sets it as the person's Primary image): the canonical file and its cache tag, recorded when
+-- the `.nfo` is read. A person shows the image of its first credit that has one.
+ALTER TABLE item_people ADD COLUMN image_path TEXT;
+ALTER TABLE item_people ADD COLUMN image_tag TEXT;
