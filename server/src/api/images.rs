@@ -127,11 +127,14 @@ async fn serve_image(
                 .find(|b| b.image.image_type == *image_type);
             let borrowed = match set {
                 Some(borrowed) => borrowed,
+                // Only with its tag: a person's id follows from the name alone, so without
+                // the tag anyone could ask whether the library credits someone.
                 None if *image_type == "Primary" => state
                     .store
                     .person_images(&[item_id])
                     .await?
                     .remove(&item_id)
+                    .filter(|b| params.tag.as_deref() == Some(b.image.tag.as_str()))
                     .ok_or_else(not_found)?,
                 None => return Err(not_found()),
             };

@@ -1,7 +1,8 @@
 //! People's local images: an actor's `<thumb>` naming an image file inside the library is the
 //! person's Primary image, as Jellyfin takes `PersonInfo.ImageUrl` (`PrimaryImageTag` on the
-//! item's `People`, `ImageTags` on the person, `/Items/{personId}/Images/Primary`). URLs, files
-//! outside the library, missing files and non-images give no image.
+//! item's `People`, `ImageTags` on the person, `/Items/{personId}/Images/Primary?tag=`, served
+//! only with its tag). URLs, files outside the library, missing files and non-images give no
+//! image.
 
 use std::path::Path;
 
@@ -67,6 +68,11 @@ crate::with_library_on_both_providers! {
         let image = lib.server.get(&format!("/Items/{ann_id}/Images/Primary?tag={tag}"), None).await?;
         assert_eq!(image.status, StatusCode::OK);
         assert_eq!(image.body.as_ref(), portrait.as_slice());
+        // Without its tag (which only a logged-in client learns) it is not served: a
+        // person's id follows from the name, and would tell anyone who is credited.
+        for uri in [format!("/Items/{ann_id}/Images/Primary"), format!("/Items/{ann_id}/Images/Primary?tag=0123")] {
+            assert_eq!(lib.server.get(&uri, None).await?.status, StatusCode::NOT_FOUND, "{uri}");
+        }
         // The person's page and the people list carry it too.
         assert_eq!(lib.json(&format!("/Items/{ann_id}")).await?["ImageTags"]["Primary"], tag.as_str());
         let listed = lib.json("/Persons?SearchTerm=squirrel").await?;
