@@ -170,6 +170,14 @@ impl Store {
         Ok(self.boxsets(user, None, Some(id)).await?.pop())
     }
 
+    /// How many sets have a film: one aggregate over the partial index, for `BoxSetCount`
+    /// and whether the Collections view shows (read on every home screen).
+    pub async fn boxset_count(&self) -> StoreResult<i64> {
+        let mut sql = Sql::new("SELECT COUNT(DISTINCT md.collection_id) AS n");
+        sql.push(SET_FILMS);
+        Ok(sql.query().fetch_one(self.pool()).await?.try_get("n")?)
+    }
+
     /// Whether `id` names a set with a film: one indexed probe, so a listing's `ParentId` can
     /// be told apart from a library or folder cheaply.
     pub async fn is_boxset(&self, id: JfId) -> StoreResult<bool> {

@@ -122,8 +122,7 @@ pub(super) async fn boxset_item(
 
 /// How many sets exist (`BoxSetCount`, and whether the Collections view shows).
 pub(super) async fn count(state: &AppState) -> Result<i64, ApiError> {
-    let sets = state.store.boxsets(None, None, None).await?;
-    Ok(i64::try_from(sets.len()).unwrap_or(i64::MAX))
+    Ok(state.store.boxset_count().await?)
 }
 
 /// Sets listed as `/Items` lists items: every set, or with `library` those with a film in it;
