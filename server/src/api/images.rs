@@ -4,9 +4,11 @@
 //! `tag` the answer may be cached for a year: the tag changes whenever the image does. Only
 //! images the scanner recorded are served, and only while their file still resolves inside
 //! the item's library folders or the extracted-images folder (a replica that did not scan
-//! extracts a missing frame again, from the item's video). Resizing parameters
-//! (`maxWidth`, `fillHeight`, `quality`, `format`, ...) are honoured by [`resize`], which
-//! caches each size in this replica's data folder.
+//! extracts a missing frame again, from the item's video). A collection (BoxSet) has no
+//! images of its own and answers with its first film's (see `store::boxsets`); a person
+//! answers with the local image an actor's `<thumb>` names (see `scan::nfo`). Resizing
+//! parameters (`maxWidth`, `fillHeight`, `quality`, `format`, ...) are honoured by
+//! [`resize`], which caches each size in this replica's data folder.
 
 pub mod cache;
 pub mod resize;
@@ -103,17 +105,44 @@ async fn serve_image(
         .find(|t| t.eq_ignore_ascii_case(image_type))
         .ok_or_else(|| ApiError::bad_request("Unknown image type."))?;
     let not_found = || ApiError::not_found("Image not found.");
-    let item = state
-        .store
-        .item(item_id, None)
-        .await?
-        .ok_or_else(not_found)?;
-    let image = state
-        .store
-        .image(item_id, image_type, index)
-        .await?
-        .ok_or_else(not_found)?;
-    let path = match media_path_for_serving(&state.config, state.store.ids(), item.library_id, &image.path) {
+    let (library_id, image) = match state.store.item(item_id, None).await? {
+        Some(item) => {
+            let image = state
+                .store
+                .image(item_id, image_type, index)
+                .await?
+                .ok_or_else(not_found)?;
+            (item.library_id, image)
+        }
+        // A collection (BoxSet) shows the image of its first film that has one; a person
+        // the local image an actor's `<thumb>` names.
+        None if index == 0 => {
+            let set = state
+                .store
+                .boxset_images(&[item_id])
+                .await?
+                .remove(&item_id)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|b| b.image.image_type == *image_type);
+            let borrowed = match set {
+                Some(borrowed) => borrowed,
+                // Only with its tag: a person's id follows from the name alone, so without
+                // the tag anyone could ask whether the library credits someone.
+                None if *image_type == "Primary" => state
+                    .store
+                    .person_images(&[item_id])
+                    .await?
+                    .remove(&item_id)
+                    .filter(|b| params.tag.as_deref() == Some(b.image.tag.as_str()))
+                    .ok_or_else(not_found)?,
+                None => return Err(not_found()),
+            };
+            (borrowed.library_id, borrowed.image)
+        }
+        None => return Err(not_found()),
+    };
+    let path = match media_path_for_serving(&state.config, state.store.ids(), library_id, &image.path) {
         Some(path) => path,
         // An extracted frame lives in the data folder of the replica that scanned.
         None => local_extracted_frame(&state.config, &state.store, &image.path)

@@ -13,6 +13,7 @@
 //! Listings include `MediaSources`, `MediaStreams` and `Chapters` only when `fields=` asks;
 //! `GET /Items/{id}` always includes them. `/Items/Latest` answers a bare array.
 
+mod boxsets;
 pub mod dto;
 pub mod names;
 
@@ -235,6 +236,7 @@ impl ListParams {
             person_kinds: self.person_kinds(),
             official_ratings: names(&self.official_ratings),
             tags: names(&self.tags),
+            collection_id: None,
         })
     }
 
@@ -433,7 +435,25 @@ pub async fn dtos(
         chapters,
         // The caller decided: `fields.path` is set for administrators only.
         show_paths: fields.path,
+        person_images: HashMap::new(),
     };
+    // Only pages that credit people (an item's details, mostly) look up their images.
+    let mut people: Vec<JfId> = related
+        .names
+        .values()
+        .flat_map(|n| n.people.iter().map(|p| p.id))
+        .collect();
+    if !people.is_empty() {
+        people.sort();
+        people.dedup();
+        related.person_images = state
+            .store
+            .person_images(&people)
+            .await?
+            .into_iter()
+            .map(|(id, b)| (id, b.image.tag))
+            .collect();
+    }
     let any_linked = items.iter().any(|i| i.linked_sources > 0);
     if (fields.media_sources || fields.needs_streams()) && any_linked {
         related.linked = state.store.linked_of(&playable).await?;
@@ -470,10 +490,48 @@ async fn views(
     State(state): State<AppState>,
     user: ActingUser,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    let libraries = user_libraries(&state, user.id).await?;
-    let views = library_dtos(&state, &libraries).await?;
+    let views = view_dtos(&state, user.id).await?;
     let total = i64::try_from(views.len()).unwrap_or(0);
     Ok(Page::default().result(views, total))
+}
+
+/// The user's views: their libraries and, once a collection exists, the Collections view
+/// (as Jellyfin lists its `boxsets` folder only when it holds a set), in the order of
+/// `OrderedViews`, then by name, without those left out of "My media".
+async fn view_dtos(state: &AppState, user: JfId) -> Result<Vec<BaseItemDto>, ApiError> {
+    let libraries = user_libraries(state, user).await?;
+    let mut views = library_dtos(state, &libraries).await?;
+    let sets = boxsets::count(state).await?;
+    if sets == 0 {
+        return Ok(views);
+    }
+    let collections = boxsets::collections_view_dto(state, sets);
+    let config = match state.store.user_by_id(user).await? {
+        Some(user) => Some(
+            crate::api::users::user_dto(state, &user)
+                .await?
+                .configuration,
+        ),
+        None => None,
+    };
+    let named = |list: &[String], id: &str| {
+        list.iter()
+            .position(|v| v.parse::<JfId>().ok().map(|i| i.to_n()).as_deref() == Some(id))
+    };
+    let (ordered, excluded): (&[String], &[String]) = config
+        .as_ref()
+        .map_or((&[], &[]), |c| (&c.ordered_views, &c.my_media_excludes));
+    if named(excluded, &collections.id).is_some() {
+        return Ok(views);
+    }
+    let rank = |id: &str| named(ordered, id).unwrap_or(usize::MAX);
+    let key = (rank(&collections.id), collections.sort_name.to_lowercase());
+    let at = views
+        .iter()
+        .position(|v| (rank(&v.id), v.sort_name.to_lowercase()) > key)
+        .unwrap_or(views.len());
+    views.insert(at, collections);
+    Ok(views)
 }
 
 async fn user_libraries(state: &AppState, user: JfId) -> Result<Vec<Library>, ApiError> {
@@ -531,17 +589,42 @@ async fn items(
     let fields = allowed(&state, &user, params.fields()).await?;
     let user = user.id;
     let page = params.page();
+    // Collections: the Collections folder holds the sets; `IncludeItemTypes=BoxSet` lists
+    // them wherever the parent points (a library narrows them to sets with a film in it, as
+    // Jellyfin 12 does; the movies "Collections" tab sends its library).
+    if let Some(parent) = params.parent_id
+        && boxsets::is_collections_folder(&state, parent)
+    {
+        let types = params.include_item_types.as_slice();
+        if !types.is_empty() && !boxsets::asks_for_sets_only(&params) {
+            return Ok(page.empty());
+        }
+        return boxsets::list(&state, user, &params, None).await;
+    }
+    if boxsets::asks_for_sets_only(&params) {
+        let library = match params.parent_id {
+            None => None,
+            Some(parent) if state.store.library(parent).await?.is_some() => Some(parent),
+            // Sets hold films only: no other item has one below it.
+            Some(_) => return Ok(page.empty()),
+        };
+        return boxsets::list(&state, user, &params, library).await;
+    }
     let Some(mut query) = params.to_query(user) else {
         return Ok(page.empty());
     };
     match params.parent_id {
+        // A set: its films.
+        Some(parent) if state.store.is_boxset(parent).await? => {
+            boxsets::children_query(&mut query, parent);
+        }
         // A library or an item: the store narrows to either without asking which.
         Some(parent) => query.parent_id = Some(parent),
-        // The user's root: its children are the libraries (Jellyfin lists the views).
+        // The user's root: its children are the views (libraries, Collections).
         None if !query.recursive && query.ids.is_empty() && query.search_term.is_none() => {
-            let libraries = user_libraries(&state, user).await?;
-            let (shown, total) = page.slice(libraries);
-            return Ok(page.result(library_dtos(&state, &shown).await?, total));
+            let views = view_dtos(&state, user).await?;
+            let (shown, total) = page.slice(views);
+            return Ok(page.result(shown, total));
         }
         None => {
             // Searching by id or text looks everywhere.
@@ -568,6 +651,15 @@ async fn item(
                 .map(Json)
                 .ok_or_else(|| ApiError::not_found("Item not found."));
         }
+        if boxsets::is_collections_folder(&state, id) {
+            let sets = boxsets::count(&state).await?;
+            if sets > 0 {
+                return Ok(Json(boxsets::collections_view_dto(&state, sets)));
+            }
+        }
+        if let Some(set) = boxsets::boxset_item(&state, user.id, id).await? {
+            return Ok(Json(set));
+        }
         // A person, genre or studio page asks for its name as an item.
         return names::name_item(&state, id)
             .await?
@@ -588,6 +680,16 @@ async fn existing_item(state: &AppState, user: JfId, id: JfId) -> Result<Item, A
         .item(id, Some(user))
         .await?
         .ok_or_else(|| ApiError::not_found("Item not found."))
+}
+
+/// 404 unless `id` is an item or a collection (the pages of both ask for theme media and
+/// intros).
+async fn existing_item_or_set(state: &AppState, user: JfId, id: JfId) -> Result<(), ApiError> {
+    if state.store.item(id, Some(user)).await?.is_some() || state.store.is_boxset(id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("Item not found."))
+    }
 }
 
 /// Most candidates `similar` reads to choose from.
@@ -639,7 +741,7 @@ async fn theme_media(
     user: ActingUser,
     ItemId(id): ItemId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    existing_item(&state, user.id, id).await?;
+    existing_item_or_set(&state, user.id, id).await?;
     let empty = || serde_json::json!({ "OwnerId": id, "Items": [], "TotalRecordCount": 0, "StartIndex": 0 });
     Ok(Json(serde_json::json!({
         "ThemeVideosResult": empty(),
@@ -653,7 +755,7 @@ async fn theme_list(
     user: ActingUser,
     ItemId(id): ItemId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    existing_item(&state, user.id, id).await?;
+    existing_item_or_set(&state, user.id, id).await?;
     Ok(Json(
         serde_json::json!({ "OwnerId": id, "Items": [], "TotalRecordCount": 0, "StartIndex": 0 }),
     ))
@@ -665,7 +767,7 @@ async fn no_extras_page(
     user: ActingUser,
     ItemId(id): ItemId,
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
-    existing_item(&state, user.id, id).await?;
+    existing_item_or_set(&state, user.id, id).await?;
     Ok(Page::default().empty())
 }
 
@@ -707,6 +809,7 @@ async fn counts(
     let movies = count(ItemKind::Movie).await?;
     let series = count(ItemKind::Series).await?;
     let episodes = count(ItemKind::Episode).await?;
+    let sets = boxsets::count(&state).await?;
     Ok(Json(serde_json::json!({
         "MovieCount": movies,
         "SeriesCount": series,
@@ -717,9 +820,9 @@ async fn counts(
         "SongCount": 0,
         "AlbumCount": 0,
         "MusicVideoCount": 0,
-        "BoxSetCount": 0,
+        "BoxSetCount": sets,
         "BookCount": 0,
-        "ItemCount": movies + series + episodes,
+        "ItemCount": movies + series + episodes + sets,
     })))
 }
 

@@ -1251,7 +1251,10 @@ impl LibraryScan<'_> {
                 return Ok(());
             }
             let (local, error) = match nfo::read(&nfo_path).await {
-                Ok(local) => (local, None),
+                Ok(mut local) => {
+                    nfo::resolve_person_images(&mut local, &nfo_path, &root.root).await;
+                    (local, None)
+                }
                 Err(e) => {
                     tracing::warn!(library = %self.library.name, path = %nfo_path.display(), error = %e, ".nfo unreadable; the item keeps its other data");
                     self.metrics.scan_errors.inc();

@@ -50,6 +50,20 @@ pub struct Person {
     pub role: Option<String>,
     /// Actor, director or writer.
     pub kind: PersonKind,
+    /// An actor's `<thumb>` as written (a URL or a path); see [`resolve_person_images`].
+    pub thumb: Option<String>,
+    /// The local image file `thumb` names, once resolved inside the library.
+    pub image: Option<PersonImage>,
+}
+
+/// A person's local image: what Jellyfin makes of an `<actor><thumb>` naming a file
+/// (`PersonInfo.ImageUrl`, set as the person's Primary image).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonImage {
+    /// The file, canonical, inside the library folder.
+    pub path: PathBuf,
+    /// Its cache tag (changes with the file).
+    pub tag: String,
 }
 
 /// What an `.nfo` says about an item. Every field is optional: an `.nfo` may hold only ids.
@@ -135,6 +149,51 @@ pub async fn read(path: &Path) -> Result<LocalMetadata, NfoError> {
         return Err(NfoError::TooLarge(bytes.len() as u64));
     }
     parse(&String::from_utf8_lossy(&bytes))
+}
+
+/// Largest actor image accepted, in bytes: a portrait is a few hundred KiB.
+const MAX_PERSON_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Resolves the actors' `<thumb>` paths of an `.nfo` at `nfo_path` to local image files, as
+/// Jellyfin takes them for the person's Primary image. Only files count: a relative path is
+/// read from the `.nfo`'s folder, and the file must resolve (links followed) inside
+/// `library_root`, be an image by its extension and be of a sane size; URLs are left alone
+/// (Ephyra fetches nothing remote). Anything else leaves the person without an image.
+pub async fn resolve_person_images(meta: &mut LocalMetadata, nfo_path: &Path, library_root: &Path) {
+    let Some(dir) = nfo_path.parent() else { return };
+    let Ok(root) = tokio::fs::canonicalize(library_root).await else {
+        return;
+    };
+    for person in &mut meta.people {
+        person.image = None;
+        let Some(thumb) = person.thumb.as_deref().map(str::trim) else {
+            continue;
+        };
+        if thumb.is_empty() || thumb.contains("://") {
+            continue;
+        }
+        let candidate = dir.join(thumb);
+        let Ok(path) = tokio::fs::canonicalize(&candidate).await else {
+            continue;
+        };
+        let is_image = path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            ["jpg", "jpeg", "png", "webp"]
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(e))
+        });
+        if !path.starts_with(&root) || !is_image {
+            continue;
+        }
+        let Ok(file) = tokio::fs::metadata(&path).await else {
+            continue;
+        };
+        if !file.is_file() || file.len() > MAX_PERSON_IMAGE_BYTES {
+            continue;
+        }
+        let tag =
+            crate::scan::images::image_tag(&path, file.len(), crate::scan::walk::mtime_ms(&file));
+        person.image = Some(PersonImage { path, tag });
+    }
 }
 
 /// Parses an `.nfo`'s text. Kodi writes a URL or free text after the XML sometimes; only the
@@ -270,6 +329,8 @@ fn from_root(root: roxmltree::Node<'_, '_>) -> LocalMetadata {
                             name,
                             role: field("role"),
                             kind: PersonKind::Actor,
+                            thumb: field("thumb"),
+                            image: None,
                         },
                     ));
                 }
@@ -325,6 +386,8 @@ fn push_person(people: &mut Vec<Person>, value: Option<String>, kind: PersonKind
             name,
             role: None,
             kind,
+            thumb: None,
+            image: None,
         });
     }
 }

@@ -122,6 +122,18 @@ impl ItemIds {
         ]))
     }
 
+    /// A collection (BoxSet), from its name ignoring case and surrounding space: the films of
+    /// every library naming one set share it. Keyed like items: a set's image needs no login,
+    /// so an unkeyed id would tell anyone whether the server holds a given collection.
+    pub fn boxset(&self, name: &str) -> JfId {
+        self.keyed(unkeyed(&[b"boxset", name.trim().to_lowercase().as_bytes()]))
+    }
+
+    /// The "Collections" folder (Jellyfin's `boxsets` collection folder) that holds every set.
+    pub fn collections_folder(&self) -> JfId {
+        self.keyed(unkeyed(&[b"collections-folder"]))
+    }
+
     /// A season, from its series' id and its number: what `?season=N` finds.
     pub fn season(&self, series: JfId, season: u32) -> JfId {
         self.keyed(unkeyed(&[

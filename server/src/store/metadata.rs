@@ -39,6 +39,8 @@ pub struct MetadataFilter {
     pub official_ratings: Vec<String>,
     /// Tags (`Tags=Christmas|Favourites`).
     pub tags: Vec<String>,
+    /// Only the films of this collection (a BoxSet's children, `ParentId={boxset}`).
+    pub collection_id: Option<JfId>,
 }
 
 /// Appends the `AND ...` conditions of `filter` (items are `i`, their metadata `md`).
@@ -97,6 +99,9 @@ pub(super) fn push_metadata_filters(sql: &mut Sql, filter: &MetadataFilter) {
         sql.push(" AND LOWER(md.official_rating) IN (")
             .texts(lower(&filter.official_ratings))
             .push(")");
+    }
+    if let Some(set) = filter.collection_id {
+        sql.push(" AND md.collection_id = ").text(set.to_n());
     }
 }
 
@@ -220,15 +225,20 @@ impl Store {
             .sort_title
             .clone()
             .or_else(|| meta.title.as_deref().map(crate::scan::names::sort_name));
+        // The set's name as a BoxSet shows it; its id follows from it (see `store::boxsets`).
+        let collection = meta
+            .collection
+            .as_deref()
+            .and_then(crate::store::boxsets::collection_name);
         let provider_ids = (!meta.provider_ids.is_empty())
             .then(|| serde_json::to_string(&meta.provider_ids).unwrap_or_default());
         sqlx::query(
             "INSERT INTO item_metadata (item_id, source, nfo_path, nfo_size, nfo_mtime, \
              parse_error, title, original_title, sort_title, production_year, premiere_date, \
              overview, tagline, official_rating, community_rating, run_time_ticks, \
-             provider_ids, collection) \
+             provider_ids, collection, collection_id) \
              VALUES ($1, 'nfo', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             CAST($14 AS DOUBLE PRECISION), $15, $16, $17) \
+             CAST($14 AS DOUBLE PRECISION), $15, $16, $17, $18) \
              ON CONFLICT (item_id) DO UPDATE SET source = excluded.source, \
              nfo_path = excluded.nfo_path, nfo_size = excluded.nfo_size, \
              nfo_mtime = excluded.nfo_mtime, parse_error = excluded.parse_error, \
@@ -238,7 +248,7 @@ impl Store {
              tagline = excluded.tagline, official_rating = excluded.official_rating, \
              community_rating = excluded.community_rating, \
              run_time_ticks = excluded.run_time_ticks, provider_ids = excluded.provider_ids, \
-             collection = excluded.collection",
+             collection = excluded.collection, collection_id = excluded.collection_id",
         )
         .bind(&id)
         .bind(&stamp.path)
@@ -258,7 +268,12 @@ impl Store {
         .bind(meta.community_rating.map(|r| r.to_string()))
         .bind(meta.run_time_ticks)
         .bind(provider_ids)
-        .bind(meta.collection.clone())
+        .bind(collection.clone())
+        .bind(
+            collection
+                .as_deref()
+                .map(|name| self.ids().boxset(name).to_n()),
+        )
         .execute(&mut *tx)
         .await?;
         insert_names(
@@ -287,8 +302,8 @@ impl Store {
         .await?;
         for (position, person) in meta.people.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO item_people (item_id, position, person_id, name, role, kind) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO item_people (item_id, position, person_id, name, role, kind, \
+                 image_path, image_tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&id)
             .bind(position as i64)
@@ -296,6 +311,13 @@ impl Store {
             .bind(&person.name)
             .bind(person.role.clone())
             .bind(person.kind.as_str())
+            .bind(
+                person
+                    .image
+                    .as_ref()
+                    .map(|i| i.path.to_string_lossy().into_owned()),
+            )
+            .bind(person.image.as_ref().map(|i| i.tag.clone()))
             .execute(&mut *tx)
             .await?;
         }
@@ -396,6 +418,49 @@ impl Store {
         rows.iter()
             .map(|r| r.try_get::<String, _>("name").map_err(Into::into))
             .collect()
+    }
+
+    /// The local images of `people` (from an actor's `<thumb>`, see `scan::nfo`): for each,
+    /// the image of its first credit (by item, then position) that has one, with that item's
+    /// library, so a person shows one image whichever film lists it.
+    pub async fn person_images(
+        &self,
+        people: &[JfId],
+    ) -> StoreResult<HashMap<JfId, crate::store::boxsets::BorrowedImage>> {
+        let mut out = HashMap::new();
+        if people.is_empty() {
+            return Ok(out);
+        }
+        let mut sql = Sql::new(
+            "SELECT p.person_id, p.item_id, p.image_path, p.image_tag, i.library_id \
+             FROM item_people p JOIN items i ON i.id = p.item_id \
+             WHERE p.image_path IS NOT NULL AND p.image_tag IS NOT NULL \
+             AND i.probe_error IS NULL AND p.person_id IN (",
+        );
+        sql.texts(people.iter().map(JfId::to_n))
+            .push(") ORDER BY p.person_id, p.item_id, p.position");
+        for row in sql.query().fetch_all(self.pool()).await? {
+            let person = get_id(&row, "person_id")?;
+            if out.contains_key(&person) {
+                continue;
+            }
+            let path: String = row.try_get("image_path")?;
+            out.insert(
+                person,
+                crate::store::boxsets::BorrowedImage {
+                    image: crate::store::items::ItemImage {
+                        item_id: get_id(&row, "item_id")?,
+                        image_type: "Primary".to_owned(),
+                        image_index: 0,
+                        path: std::path::PathBuf::from(path),
+                        tag: row.try_get("image_tag")?,
+                        file_mtime: None,
+                    },
+                    library_id: get_id(&row, "library_id")?,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// The name of a genre, studio or person by id, when any item carries it.

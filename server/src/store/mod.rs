@@ -24,6 +24,7 @@
 //! [`StoreError::Unreachable`] (503), and [`Store::recycle_connections`] drops every connection
 //! opened before such an error.
 
+pub mod boxsets;
 pub mod chapters;
 pub mod failover;
 pub mod ids;
@@ -262,6 +263,8 @@ impl Store {
         let _ = self.ids.set(ids);
         // Rows written before the read keys existed get them now, before anything lists them.
         self.fill_read_keys().await?;
+        // Sets read before migration 0017 get their ids, so they are listed before a rescan.
+        self.fill_collection_ids().await?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ mod support;
 mod library;
 
 mod artwork;
+mod boxsets;
 mod conventions;
 mod coord;
 mod discovery;
@@ -20,6 +21,7 @@ mod keyed_ids;
 mod metadata;
 mod naming;
 mod perf;
+mod person_images;
 mod playback;
 mod playstate;
 mod probing;

@@ -147,6 +147,9 @@ pub struct BaseItemPerson {
     pub role: Option<String>,
     #[serde(rename = "Type")]
     pub kind: String,
+    /// The person's local image (an actor's `<thumb>`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_image_tag: Option<String>,
 }
 
 /// `UserItemDataDto`; the Kotlin SDK requires the six unconditional fields.
@@ -364,6 +367,8 @@ pub struct Related {
     pub chapters: HashMap<JfId, Vec<Chapter>>,
     /// Whether the asking user may see paths (an administrator).
     pub show_paths: bool,
+    /// Image tags of the people credited, by person (only those with a local image).
+    pub person_images: HashMap<JfId, String>,
 }
 
 impl Related {
@@ -583,6 +588,7 @@ pub fn item_dto(item: &Item, server_id: JfId, fields: Fields, related: &Related)
                     id: p.id.to_n(),
                     role: p.role.clone(),
                     kind: p.kind.clone(),
+                    primary_image_tag: related.person_images.get(&p.id).cloned(),
                 })
                 .collect()
         }),

@@ -113,7 +113,23 @@ async fn list(
         .store
         .name_counts(kind, &query, &params.person_kinds())
         .await?;
-    Ok(page_of_names(state, kind, params, names))
+    let mut page = page_of_names(state, kind, params, names);
+    if kind == NameKind::Person {
+        // The page's people with a local image (an actor's `<thumb>`) show it.
+        let ids: Vec<JfId> = page
+            .0
+            .items
+            .iter()
+            .filter_map(|d| d.id.parse().ok())
+            .collect();
+        let images = state.store.person_images(&ids).await?;
+        for dto in &mut page.0.items {
+            if let Some(image) = dto.id.parse::<JfId>().ok().and_then(|id| images.get(&id)) {
+                dto.image_tags.insert("Primary", image.image.tag.clone());
+            }
+        }
+    }
+    Ok(page)
 }
 
 /// `/Genres`.
@@ -189,7 +205,13 @@ pub(super) async fn person(
 pub(super) async fn name_item(state: &AppState, id: JfId) -> Result<Option<BaseItemDto>, ApiError> {
     for kind in [NameKind::Person, NameKind::Genre, NameKind::Studio] {
         if let Some(name) = state.store.name_of(kind, id).await? {
-            return Ok(Some(name_dto(state, kind, id, &name, None)));
+            let mut dto = name_dto(state, kind, id, &name, None);
+            if kind == NameKind::Person
+                && let Some(image) = state.store.person_images(&[id]).await?.remove(&id)
+            {
+                dto.image_tags.insert("Primary", image.image.tag);
+            }
+            return Ok(Some(dto));
         }
     }
     Ok(None)

@@ -844,6 +844,7 @@ fn kept_count(query: &ItemQuery) -> Option<Sql> {
         person_kinds,
         official_ratings,
         tags,
+        collection_id,
     } = metadata;
     let filtered = ancestor_id.is_some()
         || parent_id.is_some()
@@ -864,7 +865,8 @@ fn kept_count(query: &ItemQuery) -> Option<Sql> {
             && persons.is_empty()
             && person_kinds.is_empty()
             && official_ratings.is_empty()
-            && tags.is_empty());
+            && tags.is_empty()
+            && collection_id.is_none());
     if filtered {
         return None;
     }
