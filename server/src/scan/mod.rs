@@ -8,6 +8,12 @@
 //! [`images`] (artwork), [`ids`] (stable item ids). This module ties them together and is the
 //! only one that writes scan results.
 //!
+//! A library is walked, compared with the store, placed and written one top-level folder at a
+//! time (the loose files of a library folder's root together, last), with the files the store
+//! knows read a page at a time in the same order, so a scan holds the largest folder's files,
+//! not the library's ([`ScanReport::largest_unit`]); new or changed files flow to the probes
+//! through a short queue.
+//!
 //! A file the naming rules cannot place is reported (log, [`ScanReport::unplaced`], and the
 //! library's scan summary in the store that `/Library/ScanSummary` serves), never dropped
 //! silently. A library folder that reads as empty while its files were known is treated like

@@ -667,6 +667,97 @@ mod tests {
         );
     }
 
+    /// The parts of a library, walked one after the other, find what one whole walk finds.
+    fn walked_by_parts(root: &Path) -> (Vec<String>, usize) {
+        let units = units(root).expect("units");
+        let mut linked = HashSet::new();
+        let mut found = Vec::new();
+        let mut ignored = units.ignored.len();
+        let parts = units.folders.iter().map(Some).chain([None]);
+        for part in parts {
+            let walked = walk_unit(&units, part.map(PathBuf::as_path), &mut linked);
+            found.extend(relatives(&walked));
+            ignored += walked.ignored.len();
+        }
+        found.sort();
+        (found, ignored)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn walking_a_library_a_top_level_folder_at_a_time_finds_what_a_whole_walk_finds() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        touch(&root.join("real/Film (2000).mkv"), b"1");
+        touch(&root.join("elsewhere/Linked (2001).mkv"), b"1");
+        touch(&root.join(".store/Hidden (2002).mkv"), b"1");
+        touch(&root.join("Loose (2003).mkv"), b"1");
+        touch(&root.join("Loose (2003)-trailer.mkv"), b"1");
+        touch(&root.join("@eaDir/x.mkv"), b"1");
+        touch(&root.join("Private/.ignore"), b"");
+        touch(&root.join("Private/Secret (2004).mkv"), b"1");
+        touch(&root.join("Heat (1995)/VIDEO_TS/VTS_01_1.VOB"), b"123");
+        touch(&root.join("Downloading (2024).mkv.part"), b"1");
+        let link = |target: &Path, at: &str| {
+            std::os::unix::fs::symlink(target, root.join(at)).expect("symlink");
+        };
+        // A top-level link to a walked folder, a loop, links into a hidden folder from two
+        // parts (recorded once), a link into another part's walked folder, a loose link.
+        link(&root.join("real"), "a-alias");
+        link(root, "real/loop");
+        std::fs::create_dir_all(root.join("links")).expect("mkdir");
+        link(
+            &root.join(".store/Hidden (2002).mkv"),
+            "links/Hidden (2002).mkv",
+        );
+        link(&root.join(".store/Hidden (2002).mkv"), "zz-links");
+        link(&root.join("elsewhere/Linked (2001).mkv"), "real/Again.mkv");
+        link(&root.join("Loose (2003).mkv"), "Loose link.mkv");
+        let whole = walk(root).expect("walk");
+        let (parts, ignored) = walked_by_parts(root);
+        let mut expected = relatives(&whole);
+        expected.sort();
+        assert_eq!(parts, expected);
+        assert_eq!(ignored, whole.ignored.len());
+        assert!(
+            parts.contains(&"links/Hidden (2002).mkv".to_owned()),
+            "{parts:?}"
+        );
+        assert!(parts.contains(&"Loose (2003).mkv".to_owned()), "{parts:?}");
+    }
+
+    #[test]
+    fn stored_paths_meet_the_top_level_folders_in_byte_order() {
+        let root = Path::new("/lib");
+        let mut folders = [
+            root.join("a"),
+            root.join("a b"),
+            root.join("a-b"),
+            root.join("ab"),
+        ];
+        folders.sort_by_cached_key(|f| folder_key(f));
+        let mut stored = [
+            "/lib/a/x.mkv",
+            "/lib/a b/x.mkv",
+            "/lib/a-b/x.mkv",
+            "/lib/ab/x.mkv",
+            "/lib/a.mkv",
+        ];
+        stored.sort();
+        let keys: Vec<Vec<u8>> = stored
+            .iter()
+            .filter_map(|p| unit_key(root, Path::new(p)))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(
+            keys,
+            folders.iter().map(|f| folder_key(f)).collect::<Vec<_>>()
+        );
+        assert_eq!(unit_key(root, Path::new("/lib/a.mkv")), None);
+    }
+
     #[test]
     fn a_missing_library_folder_is_an_error_not_an_empty_library() {
         let dir = tempfile::tempdir().expect("temp dir");
