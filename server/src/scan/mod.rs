@@ -8,6 +8,12 @@
 //! [`images`] (artwork), [`ids`] (stable item ids). This module ties them together and is the
 //! only one that writes scan results.
 //!
+//! A library is walked, compared with the store, placed and written one top-level folder at a
+//! time (the loose files of a library folder's root together, last), with the files the store
+//! knows read a page at a time in the same order, so a scan holds the largest folder's files,
+//! not the library's ([`ScanReport::largest_unit`]); new or changed files flow to the probes
+//! through a short queue.
+//!
 //! A file the naming rules cannot place is reported (log, [`ScanReport::unplaced`], and the
 //! library's scan summary in the store that `/Library/ScanSummary` serves), never dropped
 //! silently. A library folder that reads as empty while its files were known is treated like
@@ -82,6 +88,31 @@ pub struct ScanReport {
     /// Files and folders skipped on purpose (NAS system folders, downloads in progress,
     /// `.ignore`d folders).
     pub ignored: usize,
+    /// The most video files the scan walked, placed and compared at once: a scan takes a
+    /// library a top-level folder at a time (the loose files in a library folder's root
+    /// together), so this is the largest such part, not the library.
+    pub largest_unit: usize,
+}
+
+impl ScanReport {
+    /// Adds what the placing side of a library's scan found to this report (the probing side
+    /// writes here directly).
+    fn absorb(&mut self, other: ScanReport) {
+        self.files += other.files;
+        self.probed += other.probed;
+        self.removed += other.removed;
+        self.errors.extend(other.errors);
+        self.frames_planned += other.frames_planned;
+        self.unreadable_folders.extend(other.unreadable_folders);
+        self.walked_folders.extend(other.walked_folders);
+        for (role, count) in other.placed {
+            *self.placed.entry(role).or_default() += count;
+        }
+        self.unplaced.extend(other.unplaced);
+        self.unplaced.sort();
+        self.ignored += other.ignored;
+        self.largest_unit = self.largest_unit.max(other.largest_unit);
+    }
 }
 
 /// Why a scan did not run or stopped.
@@ -549,6 +580,113 @@ struct Named {
     role: place::Role,
 }
 
+/// What the scan of one library gathers for its summary and the passes after the probes.
+#[derive(Debug, Default)]
+struct LibraryWalk {
+    /// The library folders walked (roots and the images found under them; no file lists).
+    walked: Vec<walk::Walked>,
+    /// Video files found.
+    files: usize,
+    /// Entries skipped on purpose.
+    ignored: usize,
+    /// Files placed, by role.
+    placed: BTreeMap<&'static str, usize>,
+}
+
+/// Where the scan of one library folder stands.
+#[derive(Debug, Default)]
+struct RootState {
+    /// Video files found under the folder so far.
+    found: usize,
+    /// Known files found gone before any video was found: removed once one is, kept when the
+    /// folder turns out empty (an unmounted share).
+    held_back: Vec<PathBuf>,
+}
+
+/// The files the store knows under one folder, read a page at a time in the byte order of
+/// their paths, and handed out a top-level folder at a time as the walk reaches it.
+struct KnownPages<'s> {
+    store: &'s Store,
+    library_id: JfId,
+    folder: PathBuf,
+    page: i64,
+    buffer: std::collections::VecDeque<(String, crate::store::items::KnownFile)>,
+    after: Option<String>,
+    done: bool,
+}
+
+impl<'s> KnownPages<'s> {
+    fn new(scan: &LibraryScan<'s>, folder: &Path) -> KnownPages<'s> {
+        KnownPages {
+            store: scan.store,
+            library_id: scan.library_id,
+            folder: folder.to_owned(),
+            page: scan.page.max(1),
+            buffer: std::collections::VecDeque::new(),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// Whether a known path is left, reading a page when the last one is used up.
+    async fn peek(&mut self) -> Result<bool, StoreError> {
+        if self.buffer.is_empty() && !self.done {
+            let page = self
+                .store
+                .known_files_page(
+                    self.library_id,
+                    &self.folder,
+                    self.after.as_deref(),
+                    self.page,
+                )
+                .await?;
+            self.done = page.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
+            self.after = page.last().map(|(path, _)| path.clone());
+            self.buffer.extend(page);
+        }
+        Ok(!self.buffer.is_empty())
+    }
+
+    /// Every known file left.
+    async fn take_all(
+        &mut self,
+    ) -> Result<Vec<(String, crate::store::items::KnownFile)>, StoreError> {
+        let mut all = Vec::new();
+        while self.peek().await? {
+            all.extend(self.buffer.drain(..));
+        }
+        Ok(all)
+    }
+
+    /// The known files of the top-level folder whose [`walk::folder_key`] is `key` (`None`:
+    /// of none, to the end). On the way, files of top-level folders before it (no longer on
+    /// disk) go to `vanished` and files directly in the root to `loose`.
+    async fn take_unit(
+        &mut self,
+        key: Option<&[u8]>,
+        vanished: &mut Vec<PathBuf>,
+        loose: &mut Vec<(String, crate::store::items::KnownFile)>,
+    ) -> Result<Vec<(String, crate::store::items::KnownFile)>, StoreError> {
+        let mut own = Vec::new();
+        while self.peek().await? {
+            let Some(next) = self.buffer.pop_front() else {
+                break;
+            };
+            let path_key = walk::unit_key(&self.folder, Path::new(&next.0));
+            match (path_key, key) {
+                (None, _) => loose.push(next),
+                (Some(at), Some(key)) if at.as_slice() == key => own.push(next),
+                (Some(at), Some(key)) if at.as_slice() > key => {
+                    self.buffer.push_front(next);
+                    break;
+                }
+                _ => vanished.push(PathBuf::from(next.0)),
+            }
+        }
+        Ok(own)
+    }
+}
+
 impl LibraryScan<'_> {
     /// The library's items (of `kinds`, or all), a page at a time in id order: the passes
     /// over every item read the library this way, so their memory does not grow with it.
@@ -630,212 +768,36 @@ impl LibraryScan<'_> {
     }
 
     async fn run(&self, report: &mut ScanReport) -> Result<(), ScanError> {
-        // 1. Walk every folder (blocking filesystem work, off the async threads), or only the
-        //    scope's folder.
-        let mut walked = Vec::new();
-        let mut all_reachable = true;
-        let scoped = match &self.scope {
-            Some(scope) => {
-                match self.walk_scope(scope, report).await {
-                    Some(w) => {
-                        report.walked_folders.push(scope.clone());
-                        walked.push(w);
-                    }
-                    // The library folder is unreadable or empty: an unmounted share keeps
-                    // every item.
-                    None => return Ok(()),
-                }
-                true
-            }
-            None => false,
-        };
-        for folder in self.library.folders.iter().filter(|_| !scoped) {
-            let folder = folder.clone();
-            let result = tokio::task::spawn_blocking(move || walk::walk(&folder)).await;
-            match result {
-                Ok(Ok(w)) => {
-                    for (path, reason) in &w.skipped {
-                        tracing::warn!(library = %self.library.name, path = %path.display(), %reason, "skipped");
-                    }
-                    report.walked_folders.push(w.root.clone());
-                    walked.push(w);
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(library = %self.library.name, error = %e, "library folder unreadable; its items are kept");
-                    report.unreadable_folders.push(e.folder.clone());
-                    all_reachable = false;
-                }
-                Err(join) => {
-                    tracing::error!(library = %self.library.name, error = %join, "folder walk failed");
-                    all_reachable = false;
-                }
-            }
-        }
-
-        // 2. Compare with what the store knows. With a folder unreadable, only files under the
-        //    readable ones may count as deleted. A folder that reads as empty while the store
-        //    knows files under it is taken for an unmounted share (an NFS mount point left
-        //    empty), not for a library whose every file was deleted: its items are kept.
-        //    A scoped scan compares only the files under its folder; its library folder was
-        //    checked for an unmounted share above, and an empty scope is files deleted.
-        let mut known = self.store.known_files(self.library_id).await?;
-        if let Some(scope) = &self.scope {
-            known.retain(|path, _| path.starts_with(scope));
-        }
-        walked.retain(|w| {
-            if scoped {
-                return true;
-            }
-            let empty = w.videos.is_empty();
-            let knows_files = known.keys().any(|p| p.starts_with(&w.root));
-            if empty && knows_files {
-                tracing::error!(library = %self.library.name, folder = %w.root.display(), "library folder is empty but its files were known; taken for an unmounted share, its items are kept");
-                report.unreadable_folders.push(w.root.clone());
-                all_reachable = false;
-                return false;
-            }
-            true
-        });
-        let considered: BTreeMap<PathBuf, walk::KnownFile> = known
-            .into_iter()
-            .filter(|(path, _)| all_reachable || walked.iter().any(|w| path.starts_with(&w.root)))
-            .map(|(path, k)| {
-                (
-                    path,
-                    walk::KnownFile {
-                        size: u64::try_from(k.size_bytes).unwrap_or(u64::MAX),
-                        mtime_ms: k.file_mtime,
-                    },
-                )
-            })
-            .collect();
-        let found = walked.iter().flat_map(|w| w.videos.iter());
-        let found_count: usize = walked.iter().map(|w| w.videos.len()).sum();
-        report.files += found_count;
-        self.metrics
-            .scan_files_total
-            .inc_by(i64::try_from(found_count).unwrap_or(i64::MAX));
-        let plan = walk::plan(found, &considered);
-        self.metrics
-            .scan_files_done
-            .inc_by(i64::try_from(plan.unchanged.len()).unwrap_or(i64::MAX));
-
         let name = self.library.name.as_str();
-        log_phase_memory(name, "walk");
-
-        // 3. Remove items of vanished files (and seasons/series left empty).
-        if !plan.removed.is_empty() {
-            report.removed += self
-                .store
-                .remove_files(self.library_id, &plan.removed)
-                .await?;
-        }
-
-        // 4. Place every file (the rules look at a folder's files together: versions, stacks,
-        //    extras), report what cannot be placed, and re-place unchanged files whose
-        //    placement changed.
-        let mut roles: HashMap<PathBuf, (PathBuf, place::Role)> = HashMap::new();
-        for w in &walked {
-            report.ignored += w.ignored.len();
-            let relative: Vec<PathBuf> = w.videos.iter().map(|f| f.relative.clone()).collect();
-            for (rel, role) in place::place(self.library.kind, &relative) {
-                roles.insert(w.root.join(&rel), (w.root.clone(), role));
-            }
-        }
-        let mut unplaced_known = Vec::new();
-        let mut placed: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for (path, (_, role)) in &roles {
-            let key = role_name(role);
-            *placed.entry(key).or_default() += 1;
-            *report.placed.entry(key).or_default() += 1;
-            if let place::Role::Unplaced(reason) = role {
-                tracing::warn!(library = %self.library.name, path = %path.display(), %reason, "file cannot be placed; not added");
-                report.unplaced.push((path.clone(), (*reason).to_owned()));
-                if considered.contains_key(path) {
-                    unplaced_known.push(path.clone());
-                }
-            }
-        }
-        report.unplaced.sort();
-        if !unplaced_known.is_empty() {
-            report.removed += self
-                .store
-                .remove_files(self.library_id, &unplaced_known)
-                .await?;
-        }
-        let placements = self.store.placements(self.library_id).await?;
-        let mut relinks = Vec::new();
-        for file in &plan.unchanged {
-            let Some((root, role)) = roles.get(&file.path) else {
-                continue;
-            };
-            if matches!(role, place::Role::Unplaced(_)) {
-                continue;
-            }
-            let named = Named {
-                file: file.clone(),
-                root: root.clone(),
-                role: role.clone(),
-            };
-            let placement = placement_key(&named.role);
-            if placements.get(&file.path) != Some(&placement) {
-                relinks.push(named);
-            }
-        }
-        for named in relinks {
-            let rows = self.items_for(&named, None);
-            let (file_rows, folder_rows): (Vec<_>, Vec<_>) = rows
-                .into_iter()
-                .partition(|(item, _, _)| item.path.as_deref() == Some(named.file.path.as_path()));
-            if !folder_rows.is_empty() {
-                self.write_rows(&named, folder_rows).await?;
-            }
-            let relink: Vec<(NewItem, ItemNaming)> = file_rows
-                .into_iter()
-                .map(|(item, _, naming)| (item, naming))
-                .collect();
-            self.store.relink_items(&relink).await?;
-        }
-
-        log_phase_memory(name, "place");
-
-        // 5. Probe new or changed files, a bounded number at once, writing them in batches as
-        //    they complete. Disc images are not probed (ffprobe cannot read them) but listed.
-        let mut to_probe = Vec::new();
-        for file in plan.to_probe {
-            let Some((root, role)) = roles.get(&file.path) else {
-                continue;
-            };
-            if matches!(role, place::Role::Unplaced(_)) {
-                self.metrics.scan_files_done.inc();
-                continue;
-            }
-            to_probe.push(Named {
-                file,
-                root: root.clone(),
-                role: role.clone(),
-            });
-        }
-        // The per-file maps of the whole library are not needed past this point: the probes
-        // and the passes after them must not hold them too.
-        drop((roles, considered, placements, plan.unchanged, plan.removed));
-        self.probe_and_write(to_probe, report).await?;
+        // 1-5. Walk, compare, place and write one top-level folder at a time, while the files
+        //      to probe flow to the probes through a short queue: what the scan holds is
+        //      bounded by the largest folder, not by the library.
+        let (to_probe, queue) = tokio::sync::mpsc::channel(WRITE_BATCH);
+        let mut placing = ScanReport::default();
+        let mut library = LibraryWalk::default();
+        let mut queue = queue;
+        let queued = futures::stream::poll_fn(move |cx| queue.poll_recv(cx));
+        let (go_on, ()) = futures::future::try_join(
+            self.place_units(to_probe, &mut placing, &mut library),
+            self.probe_and_write(queued, report),
+        )
+        .await?;
+        report.absorb(placing);
         log_phase_memory(name, "probe");
+        if !go_on {
+            return Ok(());
+        }
         self.store.remove_empty_folders(self.library_id).await?;
         self.store.sum_stacked_runtimes(self.library_id).await?;
         log_phase_memory(name, "folders");
         if self.scope.is_none() {
             // A scoped scan saw one folder: the library's summary stays the last full scan's.
             self.store
-                .set_scan_summary(self.library_id, &summary_json(report, &placed, &walked))
+                .set_scan_summary(self.library_id, &summary_json(report, &library))
                 .await?;
         }
-        // The passes below need the walked folders' roots and images, not their file lists.
-        for w in &mut walked {
-            w.videos = Vec::new();
-            w.ignored = Vec::new();
-            w.skipped = Vec::new();
-        }
+        // The passes below need the walked folders' roots and images.
+        let walked = library.walked;
 
         // 5b. External subtitles beside every video, changed or not.
         let roots: Vec<PathBuf> = match &self.scope {
@@ -857,13 +819,335 @@ impl LibraryScan<'_> {
         Ok(())
     }
 
+    /// Walks the library (or the scope's folder), compares each part with what the store
+    /// knows, removes the items of vanished files, places the files and re-places unchanged
+    /// ones whose placement changed, and queues new or changed files on `to_probe`. A library
+    /// folder is taken a top-level folder at a time ([`walk::Units`]). `false` when the scan
+    /// must stop here (a scoped scan whose library folder reads as unmounted).
+    async fn place_units(
+        &self,
+        to_probe: tokio::sync::mpsc::Sender<Named>,
+        report: &mut ScanReport,
+        library: &mut LibraryWalk,
+    ) -> Result<bool, ScanError> {
+        if let Some(scope) = &self.scope {
+            // The library folder is unreadable or empty: an unmounted share keeps every item.
+            let Some(mut w) = self.walk_scope(scope, report).await else {
+                return Ok(false);
+            };
+            report.walked_folders.push(scope.clone());
+            // A scoped scan compares only the files under its folder; its library folder was
+            // checked for an unmounted share above, and an empty scope is files deleted.
+            let own = KnownPages::new(self, scope).take_all().await?;
+            // Nothing is held back: an empty scope is files deleted.
+            let mut state = RootState {
+                found: 1,
+                ..RootState::default()
+            };
+            let videos = std::mem::take(&mut w.videos);
+            report.ignored += w.ignored.len();
+            library.ignored += w.ignored.len();
+            self.scan_unit(&w.root, videos, own, &mut state, report, library, &to_probe)
+                .await?;
+            library.walked.push(walk::Walked {
+                root: w.root,
+                images: w.images,
+                ..walk::Walked::default()
+            });
+            log_phase_memory(&self.library.name, "place");
+            return Ok(true);
+        }
+        let mut all_reachable = true;
+        for folder in &self.library.folders {
+            let folder = folder.clone();
+            let units = match tokio::task::spawn_blocking(move || walk::units(&folder)).await {
+                Ok(Ok(units)) => units,
+                Ok(Err(e)) => {
+                    tracing::error!(library = %self.library.name, error = %e, "library folder unreadable; its items are kept");
+                    report.unreadable_folders.push(e.folder.clone());
+                    all_reachable = false;
+                    continue;
+                }
+                Err(join) => {
+                    tracing::error!(library = %self.library.name, error = %join, "folder walk failed");
+                    all_reachable = false;
+                    continue;
+                }
+            };
+            report.walked_folders.push(units.root.clone());
+            if !self.scan_root(units, report, library, &to_probe).await? {
+                all_reachable = false;
+            }
+        }
+        // Files under none of the library's folders (a folder taken out of its configuration)
+        // are gone, unless a folder could not be read: they may be under it.
+        if all_reachable {
+            let folders: Vec<PathBuf> = library.walked.iter().map(|w| w.root.clone()).collect();
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .store
+                    .known_files_outside(self.library_id, &folders, after.as_deref(), self.page)
+                    .await?;
+                let last_page = page.len() < usize::try_from(self.page).unwrap_or(usize::MAX);
+                after.clone_from(&page.last().cloned());
+                let paths: Vec<PathBuf> = page.into_iter().map(PathBuf::from).collect();
+                if !paths.is_empty() {
+                    report.removed += self.store.remove_files(self.library_id, &paths).await?;
+                }
+                if last_page {
+                    break;
+                }
+            }
+        }
+        log_phase_memory(&self.library.name, "place");
+        Ok(true)
+    }
+
+    /// [`Self::place_units`] for one library folder, a top-level folder at a time (the loose
+    /// files in the root last, together). `false` when the folder reads as empty while the
+    /// store knows files under it: taken for an unmounted share (an NFS mount point left
+    /// empty), not for a library whose every file was deleted, its items are kept.
+    async fn scan_root(
+        &self,
+        units: walk::Units,
+        report: &mut ScanReport,
+        library: &mut LibraryWalk,
+        to_probe: &tokio::sync::mpsc::Sender<Named>,
+    ) -> Result<bool, ScanError> {
+        let root = units.root.clone();
+        let mut ignored = units.ignored.len();
+        // The walk runs ahead by one part, off the async threads.
+        let (parts, mut walked_parts) = tokio::sync::mpsc::channel(1);
+        let walking = tokio::task::spawn_blocking(move || {
+            let mut linked = HashSet::new();
+            for folder in &units.folders {
+                let part = walk::walk_unit(&units, Some(folder), &mut linked);
+                if parts
+                    .blocking_send((Some(walk::folder_key(folder)), part))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let loose = walk::walk_unit(&units, None, &mut linked);
+            let _ = parts.blocking_send((None, loose));
+        });
+        let mut known = KnownPages::new(self, &root);
+        let mut state = RootState::default();
+        let mut images = HashSet::new();
+        let mut loose_known = Vec::new();
+        while let Some((key, part)) = walked_parts.recv().await {
+            for (path, reason) in &part.skipped {
+                tracing::warn!(library = %self.library.name, path = %path.display(), %reason, "skipped");
+            }
+            ignored += part.ignored.len();
+            images.extend(part.images);
+            let mut vanished = Vec::new();
+            let own = match key {
+                Some(key) => {
+                    known
+                        .take_unit(Some(&key), &mut vanished, &mut loose_known)
+                        .await?
+                }
+                None => {
+                    known
+                        .take_unit(None, &mut vanished, &mut loose_known)
+                        .await?;
+                    std::mem::take(&mut loose_known)
+                }
+            };
+            // Known files of top-level folders no longer on disk.
+            self.remove_vanished(vanished, &mut state, report).await?;
+            self.scan_unit(
+                &root,
+                part.videos,
+                own,
+                &mut state,
+                report,
+                library,
+                to_probe,
+            )
+            .await?;
+        }
+        if let Err(join) = walking.await {
+            tracing::error!(library = %self.library.name, error = %join, "folder walk failed");
+        }
+        if state.found == 0 && !state.held_back.is_empty() {
+            tracing::error!(library = %self.library.name, folder = %root.display(), "library folder is empty but its files were known; taken for an unmounted share, its items are kept");
+            report.unreadable_folders.push(root);
+            return Ok(false);
+        }
+        report.ignored += ignored;
+        library.ignored += ignored;
+        library.walked.push(walk::Walked {
+            root,
+            images,
+            ..walk::Walked::default()
+        });
+        Ok(true)
+    }
+
+    /// Removes the items of known files that are gone, unless no video was found yet under
+    /// the library folder: those are held back until one is (a folder that reads as empty
+    /// is taken for an unmounted share, and nothing under it may be taken for deleted).
+    async fn remove_vanished(
+        &self,
+        mut gone: Vec<PathBuf>,
+        state: &mut RootState,
+        report: &mut ScanReport,
+    ) -> Result<(), ScanError> {
+        if state.found == 0 {
+            state.held_back.append(&mut gone);
+            return Ok(());
+        }
+        gone.append(&mut state.held_back);
+        if !gone.is_empty() {
+            report.removed += self.store.remove_files(self.library_id, &gone).await?;
+        }
+        Ok(())
+    }
+
+    /// One part of a library folder: its files on disk (`videos`) and the files the store
+    /// knows under it (`known`). Removes the items of vanished files, places every file (the
+    /// rules look at a folder's files together: versions, stacks, extras), reports what cannot
+    /// be placed, re-places unchanged files whose placement changed, and queues new or changed
+    /// files on `to_probe`.
+    #[allow(clippy::too_many_arguments)] // The parts of one scan's state, each used here.
+    async fn scan_unit(
+        &self,
+        root: &Path,
+        videos: Vec<walk::FoundFile>,
+        known: Vec<(String, crate::store::items::KnownFile)>,
+        state: &mut RootState,
+        report: &mut ScanReport,
+        library: &mut LibraryWalk,
+        to_probe: &tokio::sync::mpsc::Sender<Named>,
+    ) -> Result<(), ScanError> {
+        // 2. Compare with what the store knows.
+        let found_count = videos.len();
+        state.found += found_count;
+        report.files += found_count;
+        library.files += found_count;
+        report.largest_unit = report.largest_unit.max(found_count);
+        self.metrics
+            .scan_files_total
+            .inc_by(i64::try_from(found_count).unwrap_or(i64::MAX));
+        let mut considered = BTreeMap::new();
+        let mut placements = HashMap::new();
+        for (path, k) in known {
+            let path = PathBuf::from(path);
+            considered.insert(
+                path.clone(),
+                walk::KnownFile {
+                    size: u64::try_from(k.size_bytes).unwrap_or(u64::MAX),
+                    mtime_ms: k.file_mtime,
+                },
+            );
+            placements.insert(path, k.placement);
+        }
+        let plan = walk::plan(&videos, &considered);
+        self.metrics
+            .scan_files_done
+            .inc_by(i64::try_from(plan.unchanged.len()).unwrap_or(i64::MAX));
+
+        // 3. Remove items of vanished files (and seasons/series left empty).
+        self.remove_vanished(plan.removed, state, report).await?;
+        if videos.is_empty() {
+            return Ok(());
+        }
+
+        // 4. Place every file, report what cannot be placed, and re-place unchanged files
+        //    whose placement changed.
+        let relative: Vec<PathBuf> = videos.iter().map(|f| f.relative.clone()).collect();
+        let roles: HashMap<PathBuf, place::Role> = place::place(self.library.kind, &relative)
+            .into_iter()
+            .map(|(rel, role)| (root.join(rel), role))
+            .collect();
+        drop(relative);
+        let mut unplaced_known = Vec::new();
+        for file in &videos {
+            let Some(role) = roles.get(&file.path) else {
+                continue;
+            };
+            let key = role_name(role);
+            *library.placed.entry(key).or_default() += 1;
+            *report.placed.entry(key).or_default() += 1;
+            if let place::Role::Unplaced(reason) = role {
+                tracing::warn!(library = %self.library.name, path = %file.path.display(), %reason, "file cannot be placed; not added");
+                report
+                    .unplaced
+                    .push((file.path.clone(), (*reason).to_owned()));
+                if considered.contains_key(&file.path) {
+                    unplaced_known.push(file.path.clone());
+                }
+            }
+        }
+        if !unplaced_known.is_empty() {
+            report.removed += self
+                .store
+                .remove_files(self.library_id, &unplaced_known)
+                .await?;
+        }
+        for file in &plan.unchanged {
+            let Some(role) = roles.get(&file.path) else {
+                continue;
+            };
+            if matches!(role, place::Role::Unplaced(_)) {
+                continue;
+            }
+            if placements.get(&file.path) == Some(&placement_key(role)) {
+                continue;
+            }
+            let named = Named {
+                file: file.clone(),
+                root: root.to_owned(),
+                role: role.clone(),
+            };
+            let rows = self.items_for(&named, None);
+            let (file_rows, folder_rows): (Vec<_>, Vec<_>) = rows
+                .into_iter()
+                .partition(|(item, _, _)| item.path.as_deref() == Some(named.file.path.as_path()));
+            if !folder_rows.is_empty() {
+                self.write_rows(&named, folder_rows).await?;
+            }
+            let relink: Vec<(NewItem, ItemNaming)> = file_rows
+                .into_iter()
+                .map(|(item, _, naming)| (item, naming))
+                .collect();
+            self.store.relink_items(&relink).await?;
+        }
+
+        // 5. New or changed files go to the probes. Disc images are not probed (ffprobe
+        //    cannot read them) but listed.
+        for file in plan.to_probe {
+            let Some(role) = roles.get(&file.path) else {
+                continue;
+            };
+            if matches!(role, place::Role::Unplaced(_)) {
+                self.metrics.scan_files_done.inc();
+                continue;
+            }
+            let named = Named {
+                file,
+                root: root.to_owned(),
+                role: role.clone(),
+            };
+            if to_probe.send(named).await.is_err() {
+                // The writer stopped on an error, which the scan returns.
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Probes `files` (`scan.concurrency` ffprobe runs at once) and writes their rows. The
     /// writes run beside the probes, not between them, and take what has finished in one
     /// batch of up to [`WRITE_BATCH`] files (two transactions instead of two per file), so a
     /// slow write never leaves the cores idle and the database is not the bottleneck.
     async fn probe_and_write(
         &self,
-        files: Vec<Named>,
+        files: impl futures::Stream<Item = Named> + Unpin,
         report: &mut ScanReport,
     ) -> Result<(), ScanError> {
         let prober = prober::Prober::new(
@@ -875,7 +1159,7 @@ impl LibraryScan<'_> {
         let concurrency = usize::try_from(self.config.scan.concurrency.max(1)).unwrap_or(1);
         let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(WRITE_BATCH * 2);
         let probing = async move {
-            let mut probed = futures::stream::iter(files)
+            let mut probed = files
                 .map(|named| async move {
                     let info = if names::is_disc_image(&named.file.path) {
                         Ok(probe::MediaInfo {
@@ -1516,12 +1800,8 @@ const SUMMARY_EXAMPLES: usize = 20;
 
 /// A library's scan summary for the store: counts by role, ignored entries, unreadable
 /// folders and files, and examples of what could not be placed.
-fn summary_json(
-    report: &ScanReport,
-    placed: &BTreeMap<&'static str, usize>,
-    walked: &[walk::Walked],
-) -> serde_json::Value {
-    let under = |p: &Path| walked.iter().any(|w| p.starts_with(&w.root));
+fn summary_json(report: &ScanReport, library: &LibraryWalk) -> serde_json::Value {
+    let under = |p: &Path| library.walked.iter().any(|w| p.starts_with(&w.root));
     let unplaced: Vec<serde_json::Value> = report
         .unplaced
         .iter()
@@ -1538,9 +1818,9 @@ fn summary_json(
         .map(|(p, reason)| serde_json::json!({ "Path": p.to_string_lossy(), "Reason": reason }))
         .collect();
     serde_json::json!({
-        "Files": walked.iter().map(|w| w.videos.len()).sum::<usize>(),
-        "Placed": placed,
-        "Ignored": walked.iter().map(|w| w.ignored.len()).sum::<usize>(),
+        "Files": library.files,
+        "Placed": library.placed,
+        "Ignored": library.ignored,
         "UnplacedCount": unplaced_count,
         "Unplaced": unplaced,
         "UnreadableFiles": errors,

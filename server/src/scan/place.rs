@@ -1,7 +1,9 @@
-//! Where each video file of a library goes, judged over all the files of the library at once
-//! (as Jellyfin's `VideoListResolver` does): a film, an alternate version of a film, a further
-//! part of a stacked film, an episode, an extra of a film or series, or a file that cannot be
-//! placed (with the reason, for the scan summary). Pure: paths in, roles out; no I/O.
+//! Where each video file of a library goes, judged over the files given together (as
+//! Jellyfin's `VideoListResolver` does; the scan gives one top-level folder of a library at a
+//! time, or the loose files of its root, since no rule looks across those): a film, an
+//! alternate version of a film, a further part of a stacked film, an episode, an extra of a
+//! film or series, or a file that cannot be placed (with the reason, for the scan summary).
+//! Pure: paths in, roles out; no I/O.
 //!
 //! - **Extras** (by folder: `Trailers/`, `Extras/`, `Featurettes/`, …; by name: `-trailer`,
 //!   ` - Trailer`, `.sample`, `sample.mkv`, `-featurette`, …) belong to the film of their

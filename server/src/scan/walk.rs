@@ -92,145 +92,313 @@ fn walk_from(folder: &Path, sub: Option<&Path>) -> Result<Walked, WalkError> {
             start
         }
     };
-    let mut walked = Walked {
-        root: root.clone(),
-        ..Walked::default()
+    let mut walker = Walker::new(root, None);
+    walker.visited.insert(start.clone());
+    walker.pending.push(start);
+    Ok(walker.run())
+}
+
+/// The parts of a library folder that a scan walks, places and writes one at a time, so what
+/// it holds is bounded by the largest part rather than the library: each top-level folder (a
+/// film's, a series', any other), and the files lying directly in the root, together (the
+/// naming rules place those by each other's names: stacks, extras of a loose film).
+///
+/// Nothing a rule decides crosses a top-level folder: a film's versions, parts and extras are
+/// in its folder (extras folders under it), an episode's series is its top-level folder.
+#[derive(Debug, Default)]
+pub struct Units {
+    /// The library folder, canonicalized.
+    pub root: PathBuf,
+    /// Top-level folders (and links that may lead to one), as paths under `root`, in the
+    /// order of the stored paths under them (see [`unit_key`]).
+    pub folders: Vec<PathBuf>,
+    /// Entries directly in the root that are not folders (files, links to files).
+    pub loose: Vec<PathBuf>,
+    /// Top-level entries skipped on purpose (NAS system folders, partial downloads).
+    pub ignored: Vec<PathBuf>,
+}
+
+/// Lists the top-level entries of library folder `folder` without walking them. Fails only when
+/// the folder itself cannot be read, as [`walk`] does.
+pub fn units(folder: &Path) -> Result<Units, WalkError> {
+    let to_error = |source| WalkError {
+        folder: folder.to_owned(),
+        source,
     };
-    let mut visited = HashSet::from([root.clone(), start.clone()]);
-    let mut seen_files = HashSet::new();
-    let mut pending = vec![start];
-    let mut links = Vec::new();
+    let root = folder.canonicalize().map_err(to_error)?;
+    let entries = std::fs::read_dir(&root).map_err(to_error)?;
+    let mut units = Units {
+        root,
+        ..Units::default()
+    };
+    for entry in entries {
+        // An entry that cannot be read is met again, and reported, by the loose files' walk.
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let text = name.to_string_lossy();
+        let file_type = entry.file_type().ok();
+        let is_dir = file_type.is_some_and(|t| t.is_dir());
+        let ignored = if is_dir {
+            names::is_ignored_folder(&text)
+        } else {
+            names::is_ignored_file(&text)
+        };
+        let path = units.root.join(&name);
+        if ignored {
+            if !text.starts_with('.') || is_dir {
+                units.ignored.push(path);
+            }
+            continue;
+        }
+        let leads_to_dir = is_dir
+            || (file_type.is_some_and(|t| t.is_symlink())
+                && std::fs::metadata(&path).is_ok_and(|m| m.is_dir()));
+        if leads_to_dir {
+            units.folders.push(path);
+        } else {
+            units.loose.push(path);
+        }
+    }
+    units
+        .folders
+        .sort_by_cached_key(|folder| folder_key(folder));
+    units.loose.sort();
+    Ok(units)
+}
+
+/// The bytes every path under `folder` starts with: `<folder>/`.
+pub fn folder_key(folder: &Path) -> Vec<u8> {
+    let mut key = folder.as_os_str().as_encoded_bytes().to_vec();
+    key.push(b'/');
+    key
+}
+
+/// The bytes every stored path under the top-level folder of `path` (inside `root`) starts
+/// with: `<root>/<folder>/`. `None` for a file directly in the root. Stored paths read in
+/// byte order meet the folders in the order of these keys.
+pub fn unit_key(root: &Path, path: &Path) -> Option<Vec<u8>> {
+    let mut components = path.strip_prefix(root).ok()?.components();
+    let first = components.next()?;
+    // A file directly in the root has no folder of its own.
+    components.next()?;
+    Some(folder_key(&root.join(first)))
+}
+
+/// Walks one part of library folder `units.root`: a top-level folder of `units.folders`, or
+/// (`folder` = `None`) the loose files. Paths are as a whole [`walk`] records them, and a file
+/// reached through a link is recorded only when the walk of the library's real entries does
+/// not reach it, as in a whole walk; `linked` carries what links already led to between the
+/// parts of one library (it stays as small as the links).
+pub fn walk_unit(units: &Units, folder: Option<&Path>, linked: &mut HashSet<PathBuf>) -> Walked {
+    let mut walker = Walker::new(units.root.clone(), Some(linked));
+    let entries = match folder {
+        Some(folder) => vec![folder.to_path_buf()],
+        None => units.loose.clone(),
+    };
+    for path in entries {
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            walker.links.push(path);
+        } else {
+            walker.visit(path);
+        }
+    }
+    walker.run()
+}
+
+/// Whether a walk of the real entries of `root` (no links followed) reaches `target`, a
+/// canonical path under `root`: every folder on the way is walked (not skipped by name, not a
+/// disc folder, no `.ignore` marker) and the target's own name is not skipped.
+fn reached_without_links(root: &Path, target: &Path) -> bool {
+    let Ok(relative) = target.strip_prefix(root) else {
+        return false;
+    };
+    let count = relative.components().count();
+    let mut at = root.to_path_buf();
+    for (i, component) in relative.components().enumerate() {
+        at.push(component);
+        let name = component.as_os_str().to_string_lossy();
+        let is_dir = std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir());
+        let ignored = if is_dir {
+            names::is_ignored_folder(&name)
+        } else {
+            names::is_ignored_file(&name)
+        };
+        if ignored {
+            return false;
+        }
+        let last = i + 1 == count;
+        if !last && (names::is_disc_folder(&name) || at.join(names::IGNORE_MARKER).exists()) {
+            return false;
+        }
+    }
+    true
+}
+
+/// One walk's state: real entries first, links after (sorted), in rounds.
+struct Walker<'l> {
+    root: PathBuf,
+    walked: Walked,
+    visited: HashSet<PathBuf>,
+    seen_files: HashSet<PathBuf>,
+    pending: Vec<PathBuf>,
+    links: Vec<PathBuf>,
+    /// For a walk of one part of a library ([`walk_unit`]): what links led to in the parts
+    /// walked before. `None` for a whole walk, whose own sets know every real entry.
+    linked: Option<&'l mut HashSet<PathBuf>>,
+    /// Whether the walk follows links now (after the real entries).
+    through_links: bool,
+}
+
+impl<'l> Walker<'l> {
+    fn new(root: PathBuf, linked: Option<&'l mut HashSet<PathBuf>>) -> Walker<'l> {
+        Walker {
+            walked: Walked {
+                root: root.clone(),
+                ..Walked::default()
+            },
+            visited: HashSet::from([root.clone()]),
+            root,
+            seen_files: HashSet::new(),
+            pending: Vec::new(),
+            links: Vec::new(),
+            linked,
+            through_links: false,
+        }
+    }
+
     // Real entries first, links after (sorted): a file reachable both directly and through a
     // link inside the library is always recorded under its real path, whatever order the
     // directory listing comes in, so its item id does not change between scans.
-    loop {
-        while let Some(dir) = pending.pop() {
-            if dir != root && dir.join(names::IGNORE_MARKER).exists() {
-                walked.ignored.push(dir);
+    fn run(mut self) -> Walked {
+        loop {
+            while let Some(dir) = self.pending.pop() {
+                self.read_dir(dir);
+            }
+            if self.links.is_empty() {
+                break;
+            }
+            self.through_links = true;
+            self.links.sort();
+            for link in std::mem::take(&mut self.links) {
+                self.visit(link);
+            }
+        }
+        self.walked.videos.sort_by(|a, b| a.path.cmp(&b.path));
+        self.walked
+    }
+
+    fn read_dir(&mut self, dir: PathBuf) {
+        if dir != self.root && dir.join(names::IGNORE_MARKER).exists() {
+            self.walked.ignored.push(dir);
+            return;
+        }
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.walked.skipped.push((dir, e.to_string()));
+                return;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.walked.skipped.push((dir.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            let name = entry.file_name();
+            let text = name.to_string_lossy();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let ignored = if is_dir {
+                names::is_ignored_folder(&text)
+            } else {
+                names::is_ignored_file(&text)
+            };
+            let path = dir.join(&name);
+            if ignored {
+                // Hidden files are too common (`.DS_Store`, `.nfo` shadows) to list.
+                if !text.starts_with('.') || is_dir {
+                    self.walked.ignored.push(path);
+                }
                 continue;
             }
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) => {
-                    walked.skipped.push((dir, e.to_string()));
-                    continue;
-                }
-            };
-            for entry in entries {
-                let entry = match entry {
-                    Ok(entry) => entry,
-                    Err(e) => {
-                        walked.skipped.push((dir.clone(), e.to_string()));
-                        continue;
-                    }
-                };
-                let name = entry.file_name();
-                let text = name.to_string_lossy();
-                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-                let ignored = if is_dir {
-                    names::is_ignored_folder(&text)
-                } else {
-                    names::is_ignored_file(&text)
-                };
-                let path = dir.join(&name);
-                if ignored {
-                    // Hidden files are too common (`.DS_Store`, `.nfo` shadows) to list.
-                    if !text.starts_with('.') || is_dir {
-                        walked.ignored.push(path);
-                    }
-                    continue;
-                }
-                if entry.file_type().is_ok_and(|t| t.is_symlink()) {
-                    links.push(path);
-                    continue;
-                }
-                visit(
-                    &root,
-                    path,
-                    &mut walked,
-                    &mut visited,
-                    &mut seen_files,
-                    &mut pending,
-                );
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                self.links.push(path);
+                continue;
             }
-        }
-        if links.is_empty() {
-            break;
-        }
-        links.sort();
-        for link in std::mem::take(&mut links) {
-            visit(
-                &root,
-                link,
-                &mut walked,
-                &mut visited,
-                &mut seen_files,
-                &mut pending,
-            );
+            self.visit(path);
         }
     }
-    walked.videos.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(walked)
-}
 
-/// Records one entry: a directory to walk (once), a video or an image.
-fn visit(
-    root: &Path,
-    path: PathBuf,
-    walked: &mut Walked,
-    visited: &mut HashSet<PathBuf>,
-    seen_files: &mut HashSet<PathBuf>,
-    pending: &mut Vec<PathBuf>,
-) {
-    match classify(root, &path) {
-        Ok(Entry::Dir(canonical)) => {
-            if !visited.insert(canonical) {
-                return;
+    /// Whether an entry met through a link is new: not reached by the real entries of the
+    /// library (this part's, or another part's: `reached_without_links`), nor by a link
+    /// before.
+    fn first_through_link(&mut self, canonical: &Path) -> bool {
+        match &mut self.linked {
+            Some(linked) if self.through_links => {
+                !reached_without_links(&self.root, canonical) && linked.insert(canonical.to_owned())
             }
-            let is_disc = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(names::is_disc_folder);
-            if !is_disc {
-                pending.push(path);
-                return;
-            }
-            match disc_main_title(&path) {
-                Some((main, metadata)) => {
-                    if let Ok(relative) = main.strip_prefix(root).map(Path::to_path_buf) {
-                        walked.videos.push(FoundFile {
-                            path: main,
-                            relative,
-                            size: metadata.len(),
-                            mtime_ms: mtime_ms(&metadata),
-                        });
-                    }
+            _ => true,
+        }
+    }
+
+    /// Records one entry: a directory to walk (once), a video or an image.
+    fn visit(&mut self, path: PathBuf) {
+        let root = self.root.clone();
+        let root = root.as_path();
+        match classify(root, &path) {
+            Ok(Entry::Dir(canonical)) => {
+                if !self.first_through_link(&canonical) || !self.visited.insert(canonical) {
+                    return;
                 }
-                None => walked
-                    .skipped
-                    .push((path, "disc folder without a main title".to_owned())),
+                let is_disc = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(names::is_disc_folder);
+                if !is_disc {
+                    self.pending.push(path);
+                    return;
+                }
+                match disc_main_title(&path) {
+                    Some((main, metadata)) => {
+                        if let Ok(relative) = main.strip_prefix(root).map(Path::to_path_buf) {
+                            self.walked.videos.push(FoundFile {
+                                path: main,
+                                relative,
+                                size: metadata.len(),
+                                mtime_ms: mtime_ms(&metadata),
+                            });
+                        }
+                    }
+                    None => self
+                        .walked
+                        .skipped
+                        .push((path, "disc folder without a main title".to_owned())),
+                }
             }
+            Ok(Entry::File(canonical, metadata)) => {
+                if !self.first_through_link(&canonical) || !self.seen_files.insert(canonical) {
+                    return;
+                }
+                let Ok(relative) = path.strip_prefix(root).map(Path::to_path_buf) else {
+                    return;
+                };
+                if names::is_video(&path) {
+                    self.walked.videos.push(FoundFile {
+                        path,
+                        relative,
+                        size: metadata.len(),
+                        mtime_ms: mtime_ms(&metadata),
+                    });
+                } else if is_image(&path) {
+                    self.walked.images.insert(path);
+                }
+            }
+            Ok(Entry::Other) => {}
+            Err(reason) => self.walked.skipped.push((path, reason)),
         }
-        Ok(Entry::File(canonical, metadata)) => {
-            if !seen_files.insert(canonical) {
-                return;
-            }
-            let Ok(relative) = path.strip_prefix(root).map(Path::to_path_buf) else {
-                return;
-            };
-            if names::is_video(&path) {
-                walked.videos.push(FoundFile {
-                    path,
-                    relative,
-                    size: metadata.len(),
-                    mtime_ms: mtime_ms(&metadata),
-                });
-            } else if is_image(&path) {
-                walked.images.insert(path);
-            }
-        }
-        Ok(Entry::Other) => {}
-        Err(reason) => walked.skipped.push((path, reason)),
     }
 }
 
@@ -497,6 +665,97 @@ mod tests {
                 "real/Film (2000).mkv"
             ]
         );
+    }
+
+    /// The parts of a library, walked one after the other, find what one whole walk finds.
+    fn walked_by_parts(root: &Path) -> (Vec<String>, usize) {
+        let units = units(root).expect("units");
+        let mut linked = HashSet::new();
+        let mut found = Vec::new();
+        let mut ignored = units.ignored.len();
+        let parts = units.folders.iter().map(Some).chain([None]);
+        for part in parts {
+            let walked = walk_unit(&units, part.map(PathBuf::as_path), &mut linked);
+            found.extend(relatives(&walked));
+            ignored += walked.ignored.len();
+        }
+        found.sort();
+        (found, ignored)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn walking_a_library_a_top_level_folder_at_a_time_finds_what_a_whole_walk_finds() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        touch(&root.join("real/Film (2000).mkv"), b"1");
+        touch(&root.join("elsewhere/Linked (2001).mkv"), b"1");
+        touch(&root.join(".store/Hidden (2002).mkv"), b"1");
+        touch(&root.join("Loose (2003).mkv"), b"1");
+        touch(&root.join("Loose (2003)-trailer.mkv"), b"1");
+        touch(&root.join("@eaDir/x.mkv"), b"1");
+        touch(&root.join("Private/.ignore"), b"");
+        touch(&root.join("Private/Secret (2004).mkv"), b"1");
+        touch(&root.join("Heat (1995)/VIDEO_TS/VTS_01_1.VOB"), b"123");
+        touch(&root.join("Downloading (2024).mkv.part"), b"1");
+        let link = |target: &Path, at: &str| {
+            std::os::unix::fs::symlink(target, root.join(at)).expect("symlink");
+        };
+        // A top-level link to a walked folder, a loop, links into a hidden folder from two
+        // parts (recorded once), a link into another part's walked folder, a loose link.
+        link(&root.join("real"), "a-alias");
+        link(root, "real/loop");
+        std::fs::create_dir_all(root.join("links")).expect("mkdir");
+        link(
+            &root.join(".store/Hidden (2002).mkv"),
+            "links/Hidden (2002).mkv",
+        );
+        link(&root.join(".store/Hidden (2002).mkv"), "zz-links");
+        link(&root.join("elsewhere/Linked (2001).mkv"), "real/Again.mkv");
+        link(&root.join("Loose (2003).mkv"), "Loose link.mkv");
+        let whole = walk(root).expect("walk");
+        let (parts, ignored) = walked_by_parts(root);
+        let mut expected = relatives(&whole);
+        expected.sort();
+        assert_eq!(parts, expected);
+        assert_eq!(ignored, whole.ignored.len());
+        assert!(
+            parts.contains(&"links/Hidden (2002).mkv".to_owned()),
+            "{parts:?}"
+        );
+        assert!(parts.contains(&"Loose (2003).mkv".to_owned()), "{parts:?}");
+    }
+
+    #[test]
+    fn stored_paths_meet_the_top_level_folders_in_byte_order() {
+        let root = Path::new("/lib");
+        let mut folders = [
+            root.join("a"),
+            root.join("a b"),
+            root.join("a-b"),
+            root.join("ab"),
+        ];
+        folders.sort_by_cached_key(|f| folder_key(f));
+        let mut stored = [
+            "/lib/a/x.mkv",
+            "/lib/a b/x.mkv",
+            "/lib/a-b/x.mkv",
+            "/lib/ab/x.mkv",
+            "/lib/a.mkv",
+        ];
+        stored.sort();
+        let keys: Vec<Vec<u8>> = stored
+            .iter()
+            .filter_map(|p| unit_key(root, Path::new(p)))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(
+            keys,
+            folders.iter().map(|f| folder_key(f)).collect::<Vec<_>>()
+        );
+        assert_eq!(unit_key(root, Path::new("/lib/a.mkv")), None);
     }
 
     #[test]

@@ -839,6 +839,70 @@ async fn the_api_serves_the_placed_library_as_jellyfin_clients_read_it() -> Resu
     Ok(())
 }
 
+/// The top-level part of a library folder a relative path lies in: its first folder, or
+/// `None` for a file directly in the root (the loose files are one part).
+fn top_level_part(relative: &Path) -> Option<std::ffi::OsString> {
+    let mut components = relative.components();
+    let first = components.next()?;
+    components.next()?;
+    Some(first.as_os_str().to_owned())
+}
+
+/// A scan takes a library one top-level folder at a time (the loose files in the root
+/// together), which gives what placing the whole library at once gives, and holds at most the
+/// largest such part's files, not the library's.
+#[tokio::test]
+async fn a_scan_places_one_top_level_folder_at_a_time() -> Result<()> {
+    for (kind, table) in [
+        (LibraryKind::Movies, FILM_FILES),
+        (LibraryKind::Tvshows, SHOW_FILES),
+    ] {
+        let files: Vec<PathBuf> = table.iter().map(|(r, _)| PathBuf::from(r)).collect();
+        let whole: BTreeMap<PathBuf, scan::place::Role> =
+            scan::place::place(kind, &files).into_iter().collect();
+        let mut parts: BTreeMap<Option<std::ffi::OsString>, Vec<PathBuf>> = BTreeMap::new();
+        for file in &files {
+            parts
+                .entry(top_level_part(file))
+                .or_default()
+                .push(file.clone());
+        }
+        assert!(parts.len() > 10, "{kind:?}: {} parts", parts.len());
+        let by_part: BTreeMap<PathBuf, scan::place::Role> = parts
+            .values()
+            .flat_map(|part| scan::place::place(kind, part))
+            .collect();
+        assert_eq!(whole, by_part, "{kind:?}");
+    }
+
+    let lib = NamingLibrary::new(Provider::Sqlite).await?;
+    // Every video walked is stored or reported unplaced: count them by part.
+    let placed = lib.placements().await?;
+    let walked: Vec<&PathBuf> = placed
+        .keys()
+        .chain(lib.report.unplaced.iter().map(|(p, _)| p))
+        .collect();
+    assert_eq!(walked.len(), lib.report.files);
+    let mut sizes: BTreeMap<(PathBuf, Option<std::ffi::OsString>), usize> = BTreeMap::new();
+    for folder in ["films", "shows"] {
+        let root = canonical(&lib.media.path().join(folder));
+        for path in walked.iter().filter(|p| p.starts_with(&root)) {
+            let relative = path.strip_prefix(&root)?;
+            *sizes
+                .entry((root.clone(), top_level_part(relative)))
+                .or_default() += 1;
+        }
+    }
+    let largest = sizes.values().copied().max().unwrap_or(0);
+    assert_eq!(lib.report.largest_unit, largest, "{sizes:#?}");
+    assert!(
+        largest * 5 < lib.report.files,
+        "the largest part ({largest} files) is a small share of the {} files",
+        lib.report.files
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_version_added_later_joins_its_film_on_the_next_scan() -> Result<()> {
     let lib = NamingLibrary::new(Provider::Sqlite).await?;

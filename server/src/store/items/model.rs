@@ -240,7 +240,7 @@ pub struct NewItem {
 }
 
 /// What the store remembers of a scanned file, to tell whether it changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownFile {
     /// The file's item.
     pub id: JfId,
@@ -248,6 +248,9 @@ pub struct KnownFile {
     pub size_bytes: i64,
     /// Modification time at the last probe (unix ms).
     pub file_mtime: i64,
+    /// What the naming rules made of it at the last scan (a fingerprint; see
+    /// `scan::placement_key`).
+    pub placement: String,
 }
 
 /// What a listing's first step knows of an item: enough to choose it (see

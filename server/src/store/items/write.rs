@@ -2,7 +2,7 @@
 //! scan summaries) and the little it reads back to compare with the disk (known files,
 //! placements, a library's images). No API reads here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sqlx::Row;
@@ -111,28 +111,101 @@ impl Store {
         Ok(())
     }
 
-    /// The files of a library the store knows (films and episodes, readable or not), by path.
-    pub async fn known_files(&self, library_id: JfId) -> StoreResult<BTreeMap<PathBuf, KnownFile>> {
-        let rows = sqlx::query(
-            "SELECT id, path, size_bytes, file_mtime FROM items \
-             WHERE library_id = $1 AND kind NOT IN ('Series', 'Season') AND path IS NOT NULL",
-        )
-        .bind(library_id.to_n())
-        .fetch_all(self.pool())
-        .await?;
-        let mut known = BTreeMap::new();
-        for row in &rows {
-            let path: String = row.try_get("path")?;
-            known.insert(
-                PathBuf::from(path),
-                KnownFile {
-                    id: get_id(row, "id")?,
-                    size_bytes: row.try_get::<Option<i64>, _>("size_bytes")?.unwrap_or(-1),
-                    file_mtime: row.try_get::<Option<i64>, _>("file_mtime")?.unwrap_or(-1),
-                },
-            );
+    /// A page of the files under library folder `folder` that the store knows (films and
+    /// episodes, readable or not, with their placement), in the byte order of their paths,
+    /// after `after`: a scan reads them beside its walk of the folder, one top-level folder at
+    /// a time, instead of the library's at once.
+    pub async fn known_files_page(
+        &self,
+        library_id: JfId,
+        folder: &Path,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, KnownFile)>> {
+        let collate = self.byte_order();
+        let folder = path_text(folder);
+        let mut sql = Sql::new(
+            "SELECT id, path, size_bytes, file_mtime, placement FROM items WHERE library_id = ",
+        );
+        sql.text(library_id.to_n())
+            .push(" AND kind NOT IN ('Series', 'Season') AND path IS NOT NULL AND path")
+            .push(collate)
+            .push(" >= ")
+            .text(format!("{folder}/"))
+            // '0' follows '/': every path under the folder is below `<folder>0`.
+            .push(" AND path")
+            .push(collate)
+            .push(" < ")
+            .text(format!("{folder}0"));
+        if let Some(after) = after {
+            sql.push(" AND path").push(collate).push(" > ").text(after);
         }
-        Ok(known)
+        sql.push(" ORDER BY path")
+            .push(collate)
+            .push(" LIMIT ")
+            .int(limit.max(1));
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("path")?,
+                    KnownFile {
+                        id: get_id(row, "id")?,
+                        size_bytes: row.try_get::<Option<i64>, _>("size_bytes")?.unwrap_or(-1),
+                        file_mtime: row.try_get::<Option<i64>, _>("file_mtime")?.unwrap_or(-1),
+                        placement: row
+                            .try_get::<Option<String>, _>("placement")?
+                            .unwrap_or_default(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` paths of files of a library the store knows that lie under none of
+    /// `folders` (a folder since taken out of the library's configuration), in byte order
+    /// after `after`.
+    pub async fn known_files_outside(
+        &self,
+        library_id: JfId,
+        folders: &[PathBuf],
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        let collate = self.byte_order();
+        let mut sql = Sql::new("SELECT path FROM items WHERE library_id = ");
+        sql.text(library_id.to_n())
+            .push(" AND kind NOT IN ('Series', 'Season') AND path IS NOT NULL");
+        for folder in folders {
+            let folder = path_text(folder);
+            sql.push(" AND NOT (path")
+                .push(collate)
+                .push(" >= ")
+                .text(format!("{folder}/"))
+                .push(" AND path")
+                .push(collate)
+                .push(" < ")
+                .text(format!("{folder}0"))
+                .push(")");
+        }
+        if let Some(after) = after {
+            sql.push(" AND path").push(collate).push(" > ").text(after);
+        }
+        sql.push(" ORDER BY path")
+            .push(collate)
+            .push(" LIMIT ")
+            .int(limit.max(1));
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter().map(|row| Ok(row.try_get("path")?)).collect()
+    }
+
+    /// The collation that compares text byte by byte (as the scan compares paths): SQLite's
+    /// default; PostgreSQL's is the database's locale unless told.
+    fn byte_order(&self) -> &'static str {
+        match self.dialect() {
+            crate::store::Dialect::Postgres => " COLLATE \"C\"",
+            crate::store::Dialect::Sqlite => "",
+        }
     }
 
     /// Writes items in one transaction (a series, its season and an episode go in together),
@@ -547,24 +620,6 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// The placement fingerprints of a library's files, by path.
-    pub async fn placements(&self, library_id: JfId) -> StoreResult<HashMap<PathBuf, String>> {
-        let rows = sqlx::query(
-            "SELECT path, placement FROM items WHERE library_id = $1 AND path IS NOT NULL \
-             AND kind NOT IN ('Series', 'Season')",
-        )
-        .bind(library_id.to_n())
-        .fetch_all(self.pool())
-        .await?;
-        let mut out = HashMap::new();
-        for row in &rows {
-            let path: String = row.try_get("path")?;
-            let placement: Option<String> = row.try_get("placement")?;
-            out.insert(PathBuf::from(path), placement.unwrap_or_default());
-        }
-        Ok(out)
     }
 
     /// Makes a stacked film's duration the sum of its parts' (each file's own duration).
