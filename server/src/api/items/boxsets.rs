@@ -136,22 +136,7 @@ pub(super) async fn list(
 ) -> Result<Json<QueryResult<BaseItemDto>>, ApiError> {
     let page: Page = params.page();
     let mut sets = state.store.boxsets(Some(user), library, None).await?;
-    let term = params
-        .search_term
-        .as_deref()
-        .map(|t| crate::store::items::keys::fold(t.trim()))
-        .filter(|t| !t.is_empty());
-    let prefix = params
-        .name_starts_with
-        .as_deref()
-        .or(params.name_starts_with_or_greater.as_deref())
-        .map(str::to_lowercase)
-        .filter(|p| !p.is_empty());
-    let below = params
-        .name_less_than
-        .as_deref()
-        .map(str::to_lowercase)
-        .filter(|b| !b.is_empty());
+    let matching = super::names::NameMatch::from_params(params);
     let filters = params.filters.as_slice();
     let played = if filters.contains(&super::ItemFilter::IsPlayed) {
         Some(true)
@@ -170,12 +155,8 @@ pub(super) async fn list(
         return Ok(page.empty());
     }
     sets.retain(|s| {
-        let sort = crate::scan::names::sort_name(&s.name).to_lowercase();
         let is_played = s.children > 0 && s.played_children >= s.children;
-        term.as_ref()
-            .is_none_or(|t| crate::store::items::keys::fold(&s.name).contains(t.as_str()))
-            && prefix.as_ref().is_none_or(|p| sort.starts_with(p.as_str()))
-            && below.as_ref().is_none_or(|b| sort.as_str() < b.as_str())
+        matching.matches(&s.name)
             && played.is_none_or(|p| p == is_played)
             && (params.ids.is_empty() || params.ids.as_slice().contains(&s.id))
             && !params.exclude_item_ids.as_slice().contains(&s.id)

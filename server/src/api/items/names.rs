@@ -61,6 +61,52 @@ fn name_dto(
     }
 }
 
+/// The name-side parameters of a list of named things (the search box, the A–Z picker), read
+/// once: genres, studios, people and collections filter by them alike.
+pub(super) struct NameMatch {
+    /// Search text, folded as item search folds it (case and accents ignored).
+    term: Option<String>,
+    /// `NameStartsWith` (or `NameStartsWithOrGreater`), on the sort name.
+    prefix: Option<String>,
+    /// `NameLessThan`, on the sort name.
+    below: Option<String>,
+}
+
+impl NameMatch {
+    pub(super) fn from_params(params: &ListParams) -> NameMatch {
+        let lower = |text: Option<&str>| text.map(str::to_lowercase).filter(|t| !t.is_empty());
+        NameMatch {
+            term: params
+                .search_term
+                .as_deref()
+                .map(|t| crate::store::items::keys::fold(t.trim()))
+                .filter(|t| !t.is_empty()),
+            prefix: lower(
+                params
+                    .name_starts_with
+                    .as_deref()
+                    .or(params.name_starts_with_or_greater.as_deref()),
+            ),
+            below: lower(params.name_less_than.as_deref()),
+        }
+    }
+
+    pub(super) fn matches(&self, name: &str) -> bool {
+        let sort = crate::scan::names::sort_name(name).to_lowercase();
+        self.term
+            .as_ref()
+            .is_none_or(|t| crate::store::items::keys::fold(name).contains(t.as_str()))
+            && self
+                .prefix
+                .as_ref()
+                .is_none_or(|p| sort.starts_with(p.as_str()))
+            && self
+                .below
+                .as_ref()
+                .is_none_or(|b| sort.as_str() < b.as_str())
+    }
+}
+
 /// Applies the name-side parameters (search, A–Z picker) and the page.
 fn page_of_names(
     state: &AppState,
@@ -68,31 +114,10 @@ fn page_of_names(
     params: &ListParams,
     names: Vec<NameCount>,
 ) -> Json<QueryResult<BaseItemDto>> {
-    let term = params
-        .search_term
-        .as_deref()
-        .map(|t| t.trim().to_lowercase())
-        .filter(|t| !t.is_empty());
-    let prefix = params
-        .name_starts_with
-        .as_deref()
-        .or(params.name_starts_with_or_greater.as_deref())
-        .map(str::to_lowercase)
-        .filter(|p| !p.is_empty());
-    let below = params
-        .name_less_than
-        .as_deref()
-        .map(str::to_lowercase)
-        .filter(|b| !b.is_empty());
+    let matching = NameMatch::from_params(params);
     let chosen: Vec<BaseItemDto> = names
         .into_iter()
-        .filter(|n| {
-            let lower = n.name.to_lowercase();
-            let sort = crate::scan::names::sort_name(&n.name).to_lowercase();
-            term.as_ref().is_none_or(|t| lower.contains(t.as_str()))
-                && prefix.as_ref().is_none_or(|p| sort.starts_with(p.as_str()))
-                && below.as_ref().is_none_or(|b| sort.as_str() < b.as_str())
-        })
+        .filter(|n| matching.matches(&n.name))
         .map(|n| name_dto(state, kind, n.id, &n.name, Some(n.items)))
         .collect();
     let page = params.page();

@@ -128,15 +128,8 @@ impl Store {
             "SELECT id, path, size_bytes, file_mtime, placement FROM items WHERE library_id = ",
         );
         sql.text(library_id.to_n())
-            .push(" AND kind NOT IN ('Series', 'Season') AND path IS NOT NULL AND path")
-            .push(collate)
-            .push(" >= ")
-            .text(format!("{folder}/"))
-            // '0' follows '/': every path under the folder is below `<folder>0`.
-            .push(" AND path")
-            .push(collate)
-            .push(" < ")
-            .text(format!("{folder}0"));
+            .push(" AND kind NOT IN ('Series', 'Season') AND path IS NOT NULL AND ");
+        push_path_under(&mut sql, collate, &folder);
         if let Some(after) = after {
             sql.push(" AND path").push(collate).push(" > ").text(after);
         }
@@ -178,15 +171,9 @@ impl Store {
             .push(" AND kind NOT IN ('Series', 'Season') AND path IS NOT NULL");
         for folder in folders {
             let folder = path_text(folder);
-            sql.push(" AND NOT (path")
-                .push(collate)
-                .push(" >= ")
-                .text(format!("{folder}/"))
-                .push(" AND path")
-                .push(collate)
-                .push(" < ")
-                .text(format!("{folder}0"))
-                .push(")");
+            sql.push(" AND NOT (");
+            push_path_under(&mut sql, collate, &folder);
+            sql.push(")");
         }
         if let Some(after) = after {
             sql.push(" AND path").push(collate).push(" > ").text(after);
@@ -655,4 +642,18 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// `path` lies under `folder` (a path text without its trailing `/`), compared in byte order:
+/// every path under the folder is at least `<folder>/` and, since '0' follows '/', below
+/// `<folder>0`.
+fn push_path_under(sql: &mut Sql, collate: &'static str, folder: &str) {
+    sql.push("path")
+        .push(collate)
+        .push(" >= ")
+        .text(format!("{folder}/"))
+        .push(" AND path")
+        .push(collate)
+        .push(" < ")
+        .text(format!("{folder}0"));
 }
