@@ -138,14 +138,9 @@ pub fn units(folder: &Path) -> Result<Units, WalkError> {
         let text = name.to_string_lossy();
         let file_type = entry.file_type().ok();
         let is_dir = file_type.is_some_and(|t| t.is_dir());
-        let ignored = if is_dir {
-            names::is_ignored_folder(&text)
-        } else {
-            names::is_ignored_file(&text)
-        };
         let path = units.root.join(&name);
-        if ignored {
-            if !text.starts_with('.') || is_dir {
+        if is_skipped(&text, is_dir) {
+            if is_listed_when_skipped(&text, is_dir) {
                 units.ignored.push(path);
             }
             continue;
@@ -219,12 +214,7 @@ fn reached_without_links(root: &Path, target: &Path) -> bool {
         at.push(component);
         let name = component.as_os_str().to_string_lossy();
         let is_dir = std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir());
-        let ignored = if is_dir {
-            names::is_ignored_folder(&name)
-        } else {
-            names::is_ignored_file(&name)
-        };
-        if ignored {
+        if is_skipped(&name, is_dir) {
             return false;
         }
         let last = i + 1 == count;
@@ -233,6 +223,22 @@ fn reached_without_links(root: &Path, target: &Path) -> bool {
         }
     }
     true
+}
+
+/// Whether a walk skips the entry `name` (NAS system folders, partial downloads, hidden
+/// files), as a folder or as a file.
+fn is_skipped(name: &str, is_dir: bool) -> bool {
+    if is_dir {
+        names::is_ignored_folder(name)
+    } else {
+        names::is_ignored_file(name)
+    }
+}
+
+/// Whether a skipped entry is counted among the ignored: hidden files are too common
+/// (`.DS_Store`, `.nfo` shadows) to list.
+fn is_listed_when_skipped(name: &str, is_dir: bool) -> bool {
+    is_dir || !name.starts_with('.')
 }
 
 /// One walk's state: real entries first, links after (sorted), in rounds.
@@ -311,15 +317,9 @@ impl<'l> Walker<'l> {
             let name = entry.file_name();
             let text = name.to_string_lossy();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            let ignored = if is_dir {
-                names::is_ignored_folder(&text)
-            } else {
-                names::is_ignored_file(&text)
-            };
             let path = dir.join(&name);
-            if ignored {
-                // Hidden files are too common (`.DS_Store`, `.nfo` shadows) to list.
-                if !text.starts_with('.') || is_dir {
+            if is_skipped(&text, is_dir) {
+                if is_listed_when_skipped(&text, is_dir) {
                     self.walked.ignored.push(path);
                 }
                 continue;

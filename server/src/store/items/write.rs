@@ -130,13 +130,7 @@ impl Store {
         sql.text(library_id.to_n())
             .push(" AND kind NOT IN ('Series', 'Season') AND path IS NOT NULL AND ");
         push_path_under(&mut sql, collate, &folder);
-        if let Some(after) = after {
-            sql.push(" AND path").push(collate).push(" > ").text(after);
-        }
-        sql.push(" ORDER BY path")
-            .push(collate)
-            .push(" LIMIT ")
-            .int(limit.max(1));
+        push_path_page(&mut sql, collate, after, limit);
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
@@ -175,13 +169,7 @@ impl Store {
             push_path_under(&mut sql, collate, &folder);
             sql.push(")");
         }
-        if let Some(after) = after {
-            sql.push(" AND path").push(collate).push(" > ").text(after);
-        }
-        sql.push(" ORDER BY path")
-            .push(collate)
-            .push(" LIMIT ")
-            .int(limit.max(1));
+        push_path_page(&mut sql, collate, after, limit);
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter().map(|row| Ok(row.try_get("path")?)).collect()
     }
@@ -656,4 +644,15 @@ fn push_path_under(sql: &mut Sql, collate: &'static str, folder: &str) {
         .push(collate)
         .push(" < ")
         .text(format!("{folder}0"));
+}
+
+/// A page of rows in the byte order of their paths: those after `after`, at most `limit`.
+fn push_path_page(sql: &mut Sql, collate: &'static str, after: Option<&str>, limit: i64) {
+    if let Some(after) = after {
+        sql.push(" AND path").push(collate).push(" > ").text(after);
+    }
+    sql.push(" ORDER BY path")
+        .push(collate)
+        .push(" LIMIT ")
+        .int(limit.max(1));
 }
